@@ -1,0 +1,85 @@
+"""The typed data model shared by the gate and recognizer plugins.
+
+A recognizer does the two things only a model can do -- find faces (``detect``) and turn
+a face into a template vector (``embed``) -- plus, optionally, ``analyze`` for the
+attributes it declares.  Everything built from those (1:1 verify, 1:N identify, enroll)
+is composed by the gate, so a plugin cannot widen what a decision approved.
+
+Images are ``numpy.ndarray`` of dtype ``uint8``, shape ``(H, W, 3)`` in **RGB** order
+(or ``(H, W)`` grayscale, which the gate converts to RGB before a recognizer sees it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Mapping, Protocol, runtime_checkable
+
+import numpy as np
+
+#: Operations a request may ask for and a recognizer may declare.
+OPERATIONS = ("detect", "verify", "identify", "enroll", "analyze")
+#: Attributes an ``analyze`` request may name (request contract v1).
+ATTRIBUTES = (
+    "age",
+    "gender",
+    "emotion",
+    "race",
+    "ethnicity",
+    "religion",
+    "health",
+    "social_class",
+    "sexual_orientation",
+    "political_opinion",
+)
+
+Metric = Literal["cosine", "euclidean"]
+
+
+@dataclass(frozen=True, slots=True)
+class Face:
+    """One detected face, in pixel coordinates of the image it was found in."""
+
+    box: tuple[float, float, float, float]  # x, y, width, height
+    score: float  # detector confidence in [0, 1]
+    landmarks: tuple[tuple[float, float], ...] = ()  # 5 points: r-eye, l-eye, nose, r-mouth, l-mouth
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a recognizer can do; the gate never asks for anything outside this."""
+
+    operations: frozenset[str]
+    attributes: frozenset[str] = frozenset()
+
+
+@runtime_checkable
+class Recognizer(Protocol):
+    """The instance a plugin's factory returns.
+
+    ``embed`` must return a 1-D float32 vector; for ``metric == "cosine"`` the gate
+    L2-normalises it.  ``threshold`` is the model's published same-person threshold
+    (cosine similarity above it, or euclidean distance below it).
+    """
+
+    def detect(self, image: np.ndarray) -> list[Face]: ...
+
+    def embed(self, image: np.ndarray, face: Face) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class RecognizerInfo:
+    """What a plugin registers through ``register_recognizers(register)``.
+
+    ``factory(config)`` builds a :class:`Recognizer` from an operator configuration
+    that has already been validated against ``config_schema``.
+    """
+
+    id: str
+    version: str
+    capabilities: Capabilities
+    factory: Callable[[Mapping[str, Any]], Recognizer]
+    config_schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
+    metric: Metric = "cosine"
+    threshold: float = 0.5
+    embedding_size: int | None = None
+    description: str = ""
