@@ -1,0 +1,40 @@
+"""facegate: regulation-as-code for face recognition.
+
+Load a policy pack, decide requests against it, and (through the gate) let only approved
+operations reach a recognizer.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    AuditWriteError,
+    ConfigError,
+    FacegateError,
+    PluginError,
+    PolicyError,
+    Problem,
+    RecognizerError,
+    RequestError,
+    StoreError,
+)
+from .hookspecs import hookimpl
+from .policy import Decision, Policy, load_policy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuditWriteError",
+    "ConfigError",
+    "Decision",
+    "FacegateError",
+    "PluginError",
+    "Policy",
+    "PolicyError",
+    "Problem",
+    "RecognizerError",
+    "RequestError",
+    "StoreError",
+    "__version__",
+    "hookimpl",
+    "load_policy",
+]

@@ -1,0 +1,206 @@
+"""The ``facegate`` command line.  Exit 0 for any decision, 1 for failed tests, 2 for usage or load errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence, TextIO
+
+from .errors import FacegateError, PolicyError
+from .policy import Decision, load_policy
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Style:
+    def __init__(self, stream: TextIO) -> None:
+        self.on = stream.isatty() and os.environ.get("NO_COLOR") is None
+
+    def __call__(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.on else text
+
+    def good(self, t: str) -> str:
+        return self(t, "32;1")
+
+    def bad(self, t: str) -> str:
+        return self(t, "31;1")
+
+    def dim(self, t: str) -> str:
+        return self(t, "2")
+
+    def bold(self, t: str) -> str:
+        return self(t, "1")
+
+
+def _err(message: str) -> None:
+    print(f"facegate: error: {message}", file=sys.stderr)
+
+
+def _policy_problems(exc: PolicyError) -> int:
+    for problem in exc.problems:
+        print(str(problem), file=sys.stderr)
+    n = len(exc.problems)
+    print(f"facegate: {n} problem{'s' if n != 1 else ''} found", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    status = EXIT_OK
+    style = _Style(sys.stdout)
+    for pack in args.packs:
+        try:
+            policy = load_policy(pack)
+        except PolicyError as exc:
+            status = _policy_problems(exc)
+            continue
+        enforce = sum(1 for p in policy.pack.provisions if p.enforceable)
+        print(f"{style.good('ok')} {pack}: {policy.id} {policy.version}, {len(policy.rules)} rules, "
+              f"{enforce}/{len(policy.pack.provisions)} provisions enforceable, revision {policy.revision[:19]}")
+    return status
+
+
+def _read_request(source: str) -> Any:
+    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def render_decision(d: Decision, style: _Style, *, explain: bool = False) -> str:
+    lines = []
+    head = style.good("PERMIT") if d.permitted else style.bad("DENY")
+    lines.append(f"{head}  ({d.reason})  {style.dim('decision ' + d.decision_id)}")
+    for v in d.violations:
+        lines.append(f"  invalid request at `{v['pointer'] or '/'}`: {v['message']}")
+    for det in d.determining:
+        art = f"Art. {det['article']}" + ("" if det["article_verified"] else " (numbering unverified)")
+        msg = det["message"]
+        lines.append(f"  {det['provision']} [{art}] {det['rule']}: {msg['en']} / {msg['zh']}")
+        if "detail" in msg:
+            lines.append(f"      {msg['detail']}")
+    for e in d.errors:
+        lines.append(f"  {style.bad('error')} in {e['rule']} ({e['provision']}): {e['error']}")
+    for w in d.warnings:
+        lines.append(f"  warning {w['provision']} {w['rule']}: {w['message']['en']}")
+    for o in d.obligations:
+        extra = f" ({o['days']} days)" if "days" in o else ""
+        srcs = ", ".join(s["provision"] for s in o["sources"])
+        lines.append(f"  obligation {o['type']}{extra}  [{srcs}]")
+    if explain and d.explanation:
+        for rid, info in d.explanation["rules"].items():
+            lines.append(f"  {style.dim(rid)} {info['effect']}/{info['mode']}: {info['outcome']}")
+            for w in info["when"]:
+                lines.append(f"      when   {w['value']!s:<5} {w['condition']}")
+            for u in info["unless"]:
+                lines.append(f"      unless {u['value']!s:<5} {u['condition']}")
+        for b in d.explanation.get("blocked_permits", []):
+            lines.append(f"  permit {b['rule']} did not apply: unmet {b['unmet']}" + (f", excepted by {b['excepted_by']}" if b["excepted_by"] else ""))
+    lines.append(style.dim(f"  policy {d.policy['id']} {d.policy['version']} {d.policy['revision'][:19]}"))
+    return "\n".join(lines)
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    try:
+        policy = load_policy(args.policy)
+    except PolicyError as exc:
+        return _policy_problems(exc)
+    try:
+        request = _read_request(args.request)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        _err(f"cannot read request `{args.request}`: {exc}")
+        return EXIT_USAGE
+    decision = policy.decide(request, explain=args.explain)
+    if args.json:
+        print(json.dumps(decision.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(render_decision(decision, _Style(sys.stdout), explain=args.explain))
+    return EXIT_OK
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from ._cases import coverage_gap, run_pack_tests
+
+    style = _Style(sys.stdout)
+    status = EXIT_OK
+    reports = []
+    for pack in args.packs:
+        try:
+            policy = load_policy(pack)
+            report = run_pack_tests(policy)
+        except PolicyError as exc:
+            status = _policy_problems(exc)
+            continue
+        reports.append(report)
+        if not report.passed:
+            status = max(status, EXIT_FAILED)
+        if args.junit:
+            name = args.junit if len(args.packs) == 1 else f"{args.junit}.{policy.id}.xml"
+            Path(name).write_text(report.junit_xml(), encoding="utf-8")
+        if args.json:
+            continue
+        print(style.bold(f"{policy.id} {policy.version}"))
+        for r in report.results:
+            mark = style.good("pass") if r.passed else style.bad("FAIL")
+            print(f"  {mark} {r.id}" + ("" if r.passed else f"  ({r.file}:{r.line})"))
+            for f in r.failures:
+                print(f"       {f}")
+        print(style.bold("  provision coverage"))
+        for c in report.coverage:
+            if not c.enforceable:
+                print(f"    {c.provision:<10} not enforceable")
+                continue
+            mark = style.good("covered") if c.covered else style.bad("MISSING")
+            print(f"    {c.provision:<10} {mark}  decisive: {len(c.decisive_cases)}  boundary/exception: {len(c.boundary_cases)}")
+            if not c.covered:
+                print(f"               {coverage_gap(c)}")
+        passed = sum(r.passed for r in report.results)
+        print(f"  {passed} passed, {len(report.results) - passed} failed; provision coverage {report.coverage_percent:.0f} %")
+    if args.json:
+        print(json.dumps([r.to_dict() for r in reports], ensure_ascii=False, indent=2))
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facegate", description="regulation-as-code for face recognition")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("check", help="validate and compile policy packs; print every problem")
+    p.add_argument("packs", nargs="+")
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser("decide", help="decide one request against a pack")
+    p.add_argument("--policy", required=True)
+    p.add_argument("--request", required=True, help="a JSON file, or - for standard input")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--explain", action="store_true")
+    p.set_defaults(func=cmd_decide)
+    p = sub.add_parser("test", help="run a pack's cases and report provision coverage")
+    p.add_argument("packs", nargs="+")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--junit", metavar="FILE", help="write JUnit XML for CI")
+    p.set_defaults(func=cmd_test)
+    for register in _EXTENSIONS:
+        register(sub)
+    return parser
+
+
+_EXTENSIONS: list[Callable[[Any], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) if exc.code in (0, None) else EXIT_USAGE
+    try:
+        result: int = args.func(args)
+        return result
+    except FacegateError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

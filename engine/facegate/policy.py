@@ -1,0 +1,245 @@
+"""The compiled :class:`Policy` and the :class:`Decision` it returns."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import jsonschema_rs
+
+from . import _compile, _decide, _schema
+from ._compile import EvalError
+from ._pack import Pack, Rule, load_pack
+
+_REQUEST_VALIDATOR = jsonschema_rs.validator_for(_schema.load_schema("request.v1.json"))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer for one request.  ``effect`` is ``"permit"`` or ``"deny"``."""
+
+    effect: str
+    reason: str
+    determining: tuple[dict[str, Any], ...]
+    errors: tuple[dict[str, Any], ...]
+    warnings: tuple[dict[str, Any], ...]
+    obligations: tuple[dict[str, Any], ...]
+    violations: tuple[dict[str, str], ...]
+    policy: dict[str, str]
+    decision_id: str
+    evaluated_at: str
+    duration_us: float
+    rules: dict[str, str] = field(repr=False)
+    explanation: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def permitted(self) -> bool:
+        return self.effect == "permit"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "decision": self.effect,
+            "reason": self.reason,
+            "determining": [dict(d) for d in self.determining],
+            "errors": [dict(e) for e in self.errors],
+            "warnings": [dict(w) for w in self.warnings],
+            "obligations": [dict(o) for o in self.obligations],
+            "violations": [dict(v) for v in self.violations],
+            "policy": dict(self.policy),
+            "decision_id": self.decision_id,
+            "evaluated_at": self.evaluated_at,
+            "rules": dict(self.rules),
+        }
+        if self.explanation is not None:
+            out["explanation"] = self.explanation
+        return out
+
+
+def _ref(rule: Rule, message: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "rule": rule.id,
+        "provision": rule.provision,
+        "article": rule.article,
+        "article_verified": rule.article_verified,
+        "message": message or {"en": rule.message_en, "zh": rule.message_zh},
+    }
+
+
+class Policy:
+    """A loaded, validated and compiled policy pack.  Immutable and safe to share across threads."""
+
+    def __init__(self, pack: Pack) -> None:
+        self.pack = pack
+        self.id: str = pack.meta["id"]
+        self.version: str = pack.meta["version"]
+        self.revision: str = pack.revision
+        self._ident = {"id": self.id, "version": self.version, "revision": self.revision}
+        self._activation = _compile.activation_factory({"params": pack.parameters}, pack.backend)
+        self._rules = pack.rules
+
+    def __repr__(self) -> str:
+        return f"<Policy {self.id} {self.version} {len(self._rules)} rules>"
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self._rules
+
+    def in_force(self, day: str) -> bool:
+        start = self.pack.meta.get("valid_from")
+        end = self.pack.meta.get("valid_until")
+        return (start is None or day >= start) and (end is None or day <= end)
+
+    def decide(self, request: Mapping[str, Any], *, explain: bool = False, at: _dt.datetime | None = None) -> Decision:
+        """Decide one request.  Never raises for a bad request: it is denied with the reasons."""
+        started = time.perf_counter()
+        now = at or _dt.datetime.now(_dt.timezone.utc)
+        day = now.date().isoformat()
+        violations = _violations(request)
+        if violations:
+            return self._finish("deny", "invalid_request", started, now, violations=violations)
+        if not self.in_force(day):
+            return self._finish("deny", "policy_not_in_force", started, now)
+        activation = self._activation(request)
+        outcomes: dict[str, str] = {}
+        determining_deny: list[dict[str, Any]] = []
+        permits: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        warnings: list[dict[str, Any]] = []
+        obligations: list[dict[str, Any]] = []
+        explanation: dict[str, Any] | None = {} if explain else None
+        for rule in self._rules:
+            if (rule.valid_from and day < rule.valid_from) or (rule.valid_until and day > rule.valid_until):
+                outcomes[rule.id] = _decide.SKIPPED
+                continue
+            when_vals = _lazy_values(rule.when, activation, explanation is not None)
+            unless_vals = [c.program.run(activation) for c in rule.unless] if rule.unless else []
+            outcome, err = _decide.condition_outcome(when_vals, unless_vals)
+            outcomes[rule.id] = outcome
+            if explanation is not None:
+                explanation[rule.id] = _explain_rule(rule, when_vals, unless_vals, outcome)
+            if outcome == _decide.NOT_APPLICABLE:
+                continue
+            if outcome == _decide.ERROR:
+                errors.append({"rule": rule.id, "provision": rule.provision, "mode": rule.mode, "error": err})
+            if rule.mode == "audit":
+                continue
+            counts = _decide.TABLE[(rule.effect, outcome)]
+            if rule.mode == "warn" and counts in ("deny", "attach", "permit", "none"):
+                if counts != "none":
+                    warnings.append(_ref(rule, self._message(rule, activation)))
+                continue
+            if counts == "deny":
+                determining_deny.append(_ref(rule, self._message(rule, activation)))
+            elif counts == "permit":
+                permits.append(_ref(rule, self._message(rule, activation)))
+                obligations.extend(_sourced(rule))
+            elif counts == "attach":
+                obligations.extend(_sourced(rule))
+            elif counts == "warn":
+                warnings.append(_ref(rule, self._message(rule, activation)))
+        if explanation is not None:
+            explanation = {"rules": explanation}
+        if determining_deny:
+            return self._finish("deny", "forbidden", started, now, determining=determining_deny, errors=errors, warnings=warnings, rules=outcomes, explanation=_blocked(explanation, self._rules, outcomes))
+        if not permits:
+            return self._finish("deny", "no_permit", started, now, errors=errors, warnings=warnings, rules=outcomes, explanation=_blocked(explanation, self._rules, outcomes))
+        return self._finish(
+            "permit", "permitted", started, now, determining=permits, errors=errors, warnings=warnings,
+            obligations=_decide.merge_obligations(obligations), rules=outcomes, explanation=explanation,
+        )
+
+    def _message(self, rule: Rule, activation: Any) -> dict[str, str]:
+        msg = {"en": rule.message_en, "zh": rule.message_zh}
+        if rule.message_expr is not None:
+            value = rule.message_expr.program.run(activation)
+            if isinstance(value, str):
+                msg["detail"] = value
+        return msg
+
+    def _finish(self, effect: str, reason: str, started: float, now: _dt.datetime, *, determining: list[dict[str, Any]] | None = None,
+                errors: list[dict[str, Any]] | None = None, warnings: list[dict[str, Any]] | None = None,
+                obligations: list[dict[str, Any]] | None = None, violations: list[dict[str, str]] | None = None,
+                rules: dict[str, str] | None = None, explanation: dict[str, Any] | None = None) -> Decision:
+        return Decision(
+            effect=effect,
+            reason=reason,
+            determining=tuple(determining or ()),
+            errors=tuple(errors or ()),
+            warnings=tuple(warnings or ()),
+            obligations=tuple(obligations or ()),
+            violations=tuple(violations or ()),
+            policy=self._ident,
+            decision_id=str(uuid.uuid4()),
+            evaluated_at=now.isoformat(),
+            duration_us=(time.perf_counter() - started) * 1e6,
+            rules=rules or {},
+            explanation=explanation,
+        )
+
+
+def _lazy_values(conditions: tuple[Any, ...], activation: Any, all_values: bool) -> list[Any]:
+    """Evaluate ``when`` items in order, stopping at the first ``false`` unless explaining."""
+    values = []
+    for cond in conditions:
+        v = cond.program.run(activation)
+        values.append(v)
+        if v is False and not all_values:
+            break
+    return values
+
+
+def _sourced(rule: Rule) -> list[dict[str, Any]]:
+    return [{**ob, "sources": [{"rule": rule.id, "provision": rule.provision}]} for ob in rule.obligations]
+
+
+def _show(value: Any) -> Any:
+    return {"error": value.message} if isinstance(value, EvalError) else value
+
+
+def _explain_rule(rule: Rule, when_vals: list[Any], unless_vals: list[Any], outcome: str) -> dict[str, Any]:
+    return {
+        "effect": rule.effect,
+        "mode": rule.mode,
+        "outcome": outcome,
+        "when": [{"condition": c.text, "value": _show(v)} for c, v in zip(rule.when, when_vals)],
+        "unless": [{"condition": c.text, "value": _show(v)} for c, v in zip(rule.unless, unless_vals)],
+    }
+
+
+def _blocked(explanation: dict[str, Any] | None, rules: tuple[Rule, ...], outcomes: dict[str, str]) -> dict[str, Any] | None:
+    """For a deny: which unmet conditions kept each permit rule from applying."""
+    if explanation is None:
+        return None
+    blocked = []
+    for rule in rules:
+        if rule.effect != "permit" or outcomes.get(rule.id) == _decide.APPLIED:
+            continue
+        entry = explanation["rules"][rule.id]
+        unmet = [w["condition"] for w in entry["when"] if w["value"] is not True]
+        lifted = [u["condition"] for u in entry["unless"] if u["value"] is True]
+        blocked.append({"rule": rule.id, "provision": rule.provision, "outcome": outcomes.get(rule.id), "unmet": unmet, "excepted_by": lifted})
+    return {**explanation, "blocked_permits": blocked}
+
+
+def _violations(request: Any) -> list[dict[str, str]]:
+    if not isinstance(request, Mapping):
+        return [{"pointer": "", "message": f"request must be a json object, not `{type(request).__name__}`"}]
+    try:
+        if _REQUEST_VALIDATOR.is_valid(request):
+            return []
+    except Exception as exc:  # values json cannot represent (datetime, numpy scalars, huge ints)
+        return [{"pointer": "", "message": f"request is not plain json data: {exc}"}]
+    try:
+        found = [{"pointer": p, "message": m} for p, m in _schema.violations("request.v1.json", request)]
+    except Exception as exc:
+        found = [{"pointer": "", "message": f"request is not plain json data: {exc}"}]
+    return found or [{"pointer": "", "message": "request does not match request.v1.json"}]
+
+
+def load_policy(path: str | Path, *, backend: str = _compile.DEFAULT_BACKEND) -> Policy:
+    """Load, validate and compile a policy pack folder (or a single pack file)."""
+    return Policy(load_pack(path, backend=backend))
