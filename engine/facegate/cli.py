@@ -161,6 +161,20 @@ def cmd_test(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    from ._review import write_review
+
+    for pack in args.packs:
+        try:
+            policy = load_policy(pack)
+        except PolicyError as exc:
+            return _policy_problems(exc)
+        written = write_review(policy, Path(args.out) if args.out else None)
+        for path in written:
+            print(f"wrote {path}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facegate", description="regulation-as-code for face recognition")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -178,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML for CI")
     p.set_defaults(func=cmd_test)
+    p = sub.add_parser("docs", help="generate the review document (Markdown and HTML) for legal sign-off")
+    p.add_argument("packs", nargs="+")
+    p.add_argument("--out", help="output folder (default: the pack's own folder)")
+    p.set_defaults(func=cmd_docs)
     for register in _EXTENSIONS:
         register(sub)
     return parser
