@@ -17,6 +17,9 @@ import yaml
 from .errors import Problem
 
 _SCALAR = yaml.constructor.SafeConstructor()
+_PLAIN_TAGS = frozenset(
+    "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,9 @@ class _Build:
 
     def node(self, node: yaml.Node, pointer: str) -> Any:
         self.positions[pointer] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if node.tag not in _PLAIN_TAGS:
+            self._problem(node, pointer, f"yaml tag `{node.tag}` is not allowed (plain data only)")
+            return None
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
@@ -70,16 +76,9 @@ class _Build:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.node(item, f"{pointer}/{i}") for i, item in enumerate(node.value)]
-        assert isinstance(node, yaml.ScalarNode)
-        if node.tag.startswith("!"):
-            self._problem(node, pointer, f"yaml tag `{node.tag}` is not allowed")
-            return None
         value = _SCALAR.construct_object(node, deep=True)
         if isinstance(value, (_dt.date, _dt.datetime)):
             return value.isoformat()
-        if isinstance(value, bytes):
-            self._problem(node, pointer, "binary yaml values are not allowed")
-            return None
         return value
 
     def _problem(self, node: yaml.Node, pointer: str, message: str) -> None:

@@ -1,0 +1,176 @@
+"""Decide phase: the combining table, fail-closed errors, modes, validity, explanations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+
+import pytest
+
+import facegate
+from facegate import _decide
+from facegate._compile import EvalError
+
+BASE = {
+    "operation": "verify",
+    "purpose": "payment",
+    "subject": {"age": 30},
+    "consent": {"type": "separate", "given_by": "subject", "purposes": ["payment"]},
+}
+
+
+def _req(**over):
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in BASE.items()}
+    out.update(over)
+    return out
+
+
+def test_permit_with_consent_and_obligations(example_policy):
+    d = example_policy.decide(_req())
+    assert d.effect == "permit" and d.reason == "permitted"
+    assert [x["rule"] for x in d.determining] == ["ex1-verify-with-consent"]
+    assert {o["type"]: o for o in d.obligations}["retention_max_days"]["days"] == 30
+    assert d.policy == {"id": "example-consent", "version": "1.0.0", "revision": example_policy.revision}
+
+
+def test_default_deny_without_permit(example_policy):
+    d = example_policy.decide(_req(consent={"type": "bundled", "purposes": ["payment"]}))
+    assert d.effect == "deny" and d.reason == "no_permit" and d.determining == ()
+
+
+def test_forbid_overrides_permit(example_policy):
+    d = example_policy.decide(_req(place={"type": "private_space", "private_kind": "toilet"}))
+    assert d.effect == "deny" and d.reason == "forbidden"
+    assert [x["rule"] for x in d.determining] == ["ex2-no-private-spaces"]
+    assert d.determining[0]["message"]["zh"] == "私密场所不得使用人脸识别"
+
+
+def test_forbid_that_errors_applies_fail_closed(example_policy):
+    req = _req()
+    del req["subject"]
+    d = example_policy.decide(req)
+    assert d.effect == "deny"
+    assert [e["rule"] for e in d.errors] == ["ex3-minor-needs-guardian"]
+    assert "subject" in d.errors[0]["error"]
+
+
+def test_unless_lifts_forbid(example_policy):
+    d = example_policy.decide(_req(subject={"age": 13}, consent={"type": "written", "given_by": "guardian", "purposes": ["payment"]}))
+    assert d.effect == "permit"
+    d = example_policy.decide(_req(subject={"age": 13}))
+    assert d.effect == "deny" and d.determining[0]["message"]["detail"] == "subject is 13"
+
+
+def test_boundary_age_14_is_not_a_minor(example_policy):
+    assert example_policy.decide(_req(subject={"age": 14})).effect == "permit"
+    assert example_policy.decide(_req(subject={"age": 13})).effect == "deny"
+
+
+def test_warn_mode_never_blocks_but_warns(example_policy):
+    d = example_policy.decide(_req(consent={"type": "bundled", "purposes": ["payment"]}))
+    assert [w["rule"] for w in d.warnings] == ["ex5-bundled-consent-warning"]
+    assert all(x["rule"] != "ex5-bundled-consent-warning" for x in d.determining)
+
+
+def test_invalid_request_is_denied_with_every_violation(example_policy):
+    d = example_policy.decide({"operation": "verfy", "purpose": "payment", "consnet": {}})
+    assert d.effect == "deny" and d.reason == "invalid_request"
+    pointers = {v["pointer"] for v in d.violations}
+    assert pointers == {"/operation", "/consnet"}
+    assert any("did you mean `consent`" in v["message"] for v in d.violations)
+
+
+@pytest.mark.parametrize("bad", [None, [], "verify", 3, {"operation": "verify"}, {"operation": "verify", "purpose": "payment", "subject": {"age": True}},
+                                 {"operation": "verify", "purpose": "payment", "subject": {"age": dt.date(2020, 1, 1)}},
+                                 {"operation": "verify", "purpose": "payment", "subject": {"age": 2**80}}])
+def test_malformed_requests_never_raise_and_deny(example_policy, bad):
+    d = example_policy.decide(bad)
+    assert d.effect == "deny" and d.reason == "invalid_request" and d.violations
+
+
+def test_explain_lists_condition_values_and_blocked_permits(example_policy):
+    d = example_policy.decide(_req(consent={"type": "bundled", "purposes": ["payment"]}), explain=True)
+    rules = d.explanation["rules"]
+    assert rules["ex1-verify-with-consent"]["when"] == [
+        {"condition": 'request.operation in ["detect", "verify"]', "value": True},
+        {"condition": "variables.has_consent", "value": False},
+    ]
+    blocked = d.explanation["blocked_permits"]
+    assert blocked == [{"rule": "ex1-verify-with-consent", "provision": "EX-1", "outcome": "not_applicable", "unmet": ["variables.has_consent"], "excepted_by": []}]
+    assert example_policy.decide(_req()).explanation is None
+
+
+def test_rule_outcomes_are_recorded(example_policy):
+    d = example_policy.decide(_req())
+    assert d.rules["ex1-verify-with-consent"] == "applied"
+    assert d.rules["ex2-no-private-spaces"] == "not_applicable"
+
+
+def test_policy_not_in_force_denies(example_policy):
+    d = example_policy.decide(_req(), at=dt.datetime(2023, 6, 1, tzinfo=dt.timezone.utc))
+    assert d.effect == "deny" and d.reason == "policy_not_in_force"
+
+
+def test_rule_validity_window_skips(pack_copy):
+    rules = pack_copy / "rules" / "rules.yaml"
+    rules.write_text(rules.read_text().replace("    effect: forbid\n    when: has(request.place.type)", "    effect: forbid\n    valid_from: 2030-01-01\n    when: has(request.place.type)", 1))
+    policy = facegate.load_policy(pack_copy)
+    d = policy.decide(_req(place={"type": "private_space"}))
+    assert d.rules["ex2-no-private-spaces"] == "skipped" and d.effect == "permit"
+
+
+def test_audit_mode_is_recorded_only(pack_copy):
+    rules = pack_copy / "rules" / "rules.yaml"
+    rules.write_text(rules.read_text().replace("mode: warn", "mode: audit"))
+    policy = facegate.load_policy(pack_copy)
+    d = policy.decide(_req(consent={"type": "bundled", "purposes": ["payment"]}))
+    assert d.rules["ex5-bundled-consent-warning"] == "applied" and d.warnings == ()
+
+
+def test_condition_outcome_table():
+    err = EvalError("boom")
+    assert _decide.condition_outcome([True], []) == (_decide.APPLIED, None)
+    assert _decide.condition_outcome([err, False], []) == (_decide.NOT_APPLICABLE, None)
+    assert _decide.condition_outcome([True, err], [])[0] == _decide.ERROR
+    assert _decide.condition_outcome([True], [True]) == (_decide.NOT_APPLICABLE, None)
+    assert _decide.condition_outcome([True], [err])[0] == _decide.ERROR
+    assert _decide.condition_outcome([True], [False, err]) == (_decide.APPLIED, None)
+    assert _decide.condition_outcome(["yes"], [])[0] == _decide.ERROR
+    assert _decide.TABLE[("forbid", _decide.ERROR)] == "deny"
+    assert _decide.TABLE[("permit", _decide.ERROR)] == "none"
+
+
+def test_merge_obligations_keeps_strictest_retention():
+    merged = _decide.merge_obligations([
+        {"type": "retention_max_days", "days": 30, "sources": [{"rule": "a", "provision": "P1"}]},
+        {"type": "retention_max_days", "days": 7, "sources": [{"rule": "b", "provision": "P2"}]},
+        {"type": "display_signage", "sources": [{"rule": "c", "provision": "P3"}]},
+    ])
+    assert merged[1] == {"type": "retention_max_days", "days": 7, "sources": [{"rule": "a", "provision": "P1"}, {"rule": "b", "provision": "P2"}]}
+    assert [m["type"] for m in merged] == ["display_signage", "retention_max_days"]
+
+
+def test_eval_error_has_no_truth_value():
+    with pytest.raises(TypeError):
+        bool(EvalError("x"))
+
+
+def test_one_policy_many_threads(example_policy):
+    ages = list(range(0, 40))
+    results: dict[int, str] = {}
+    def work(age: int) -> None:
+        for _ in range(5):
+            results[age] = example_policy.decide(_req(subject={"age": age})).effect
+    threads = [threading.Thread(target=work, args=(a,)) for a in ages]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {a: ("deny" if a < 14 else "permit") for a in ages}
+
+
+def test_decision_to_dict_shape(example_policy):
+    out = example_policy.decide(_req()).to_dict()
+    assert {"decision", "determining", "errors", "warnings", "obligations", "policy", "decision_id"} <= set(out)
+    assert set(out["determining"][0]) >= {"rule", "provision", "article", "message"}

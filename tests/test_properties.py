@@ -1,0 +1,40 @@
+"""Property tests: whatever the request, a consent-gated pack never permits without consent."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+
+from strategies import requests
+
+
+def _has_valid_consent(req) -> bool:
+    c = req.get("consent", {})
+    return (
+        c.get("type") in ("separate", "written")
+        and c.get("withdrawn") is not True
+        and req["purpose"] in c.get("purposes", [])
+    )
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests(malformed=True))
+def test_no_permit_without_consent_even_for_malformed_requests(example_policy, req):
+    d = example_policy.decide(req)
+    assert d.effect in ("permit", "deny")
+    if d.effect == "permit":
+        assert isinstance(req, dict) and not d.violations
+        assert _has_valid_consent(req)
+        assert req["operation"] in ("detect", "verify")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests())
+def test_private_spaces_and_unguarded_children_are_always_denied(example_policy, req):
+    d = example_policy.decide(req)
+    if req.get("place", {}).get("type") == "private_space":
+        assert d.effect == "deny"
+    age = req.get("subject", {}).get("age")
+    if age is not None and age < 14 and req.get("consent", {}).get("given_by") != "guardian":
+        assert d.effect == "deny"
+    if "subject" not in req or "age" not in req.get("subject", {}):
+        assert d.effect == "deny"  # the example pack's minor rule fails closed when age is unknown
