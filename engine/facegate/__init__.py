@@ -17,6 +17,7 @@ from .errors import (
     RequestError,
     StoreError,
 )
+from .gate import Gate, Outcome
 from .hookspecs import hookimpl
 from .policy import Decision, Policy, load_policy
 
@@ -27,6 +28,8 @@ __all__ = [
     "ConfigError",
     "Decision",
     "FacegateError",
+    "Gate",
+    "Outcome",
     "PluginError",
     "Policy",
     "PolicyError",

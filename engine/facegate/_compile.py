@@ -79,13 +79,27 @@ class Compiled:
         return _to_python(result)
 
 
+def _wrap(impl: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any) -> Any:
+        try:
+            return celpy.json_to_cel(impl(*(_to_python(a) for a in args)))
+        except Exception as exc:
+            return celpy.evaluation.CELEvalError(f"function failed: {type(exc).__name__}: {exc}")
+
+    return call
+
+
 def compile_expression(
     text: str,
     *,
     schema: Mapping[str, Any] | None = None,
     backend: str = DEFAULT_BACKEND,
+    functions: Mapping[str, Any] | None = None,
 ) -> Compiled:
-    """Parse (and, where the backend can, check against ``schema``) one CEL expression."""
+    """Parse (and, where the backend can, check against ``schema``) one CEL expression.
+
+    ``functions`` maps names to registered :class:`facegate._plugins.CelFunction` objects.
+    """
     if backend not in BACKENDS:
         raise CompileError(f"unknown cel backend `{backend}`")
     try:
@@ -94,7 +108,8 @@ def compile_expression(
         line, col = getattr(exc, "line", None), getattr(exc, "column", None)
         first = str(exc.args[0]).splitlines()[0] if exc.args else "syntax error"
         return _raise_syntax(first, line, col)
-    program = _ENV.program(ast)
+    bound = {name: _wrap(fn.impl) for name, fn in (functions or {}).items()}
+    program = _ENV.program(ast, functions=bound or None)
     return Compiled(text, backend, program)
 
 

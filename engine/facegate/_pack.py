@@ -124,9 +124,10 @@ def _revision(docs: list[YamlDocument]) -> str:
 
 
 class _Loader:
-    def __init__(self, root: Path, backend: str) -> None:
+    def __init__(self, root: Path, backend: str, functions: Mapping[str, Any]) -> None:
         self.root = root
         self.backend = backend
+        self.functions = functions
         self.problems: list[Problem] = []
         self.request_schema = _schema.load_schema("request.v1.json")
 
@@ -233,7 +234,7 @@ class _Loader:
         if not ok:
             return None
         try:
-            program = _compile.compile_expression(expanded, schema=self._activation_schema(parameters), backend=self.backend)
+            program = _compile.compile_expression(expanded, schema=self._activation_schema(parameters), backend=self.backend, functions=self.functions)
         except _compile.CompileError as exc:
             # columns refer to the condition's own text when it has no variables inlined
             where = f" (expression line {exc.line}, column {exc.column})" if exc.line is not None else ""
@@ -355,5 +356,9 @@ def _json_type(value: Any) -> dict[str, Any]:
     return {"type": "array"}
 
 
-def load_pack(path: str | Path, *, backend: str = _compile.DEFAULT_BACKEND) -> Pack:
-    return _Loader(Path(path), backend).load()
+def load_pack(path: str | Path, *, backend: str = _compile.DEFAULT_BACKEND, functions: Mapping[str, Any] | None = None) -> Pack:
+    if functions is None:
+        from ._plugins import builtin_functions
+
+        functions = builtin_functions()
+    return _Loader(Path(path), backend, functions).load()

@@ -240,6 +240,10 @@ def _violations(request: Any) -> list[dict[str, str]]:
     return found or [{"pointer": "", "message": "request does not match request.v1.json"}]
 
 
-def load_policy(path: str | Path, *, backend: str = _compile.DEFAULT_BACKEND) -> Policy:
-    """Load, validate and compile a policy pack folder (or a single pack file)."""
-    return Policy(load_pack(path, backend=backend))
+def load_policy(path: str | Path, *, backend: str = _compile.DEFAULT_BACKEND, functions: Mapping[str, Any] | None = None) -> Policy:
+    """Load, validate and compile a policy pack folder (or a single pack file).
+
+    ``functions``: the CEL functions conditions may call (default: the built-in plugin's);
+    a :class:`facegate.Gate` passes those of its allowed plugins.
+    """
+    return Policy(load_pack(path, backend=backend, functions=functions))

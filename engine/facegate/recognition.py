@@ -83,3 +83,59 @@ class RecognizerInfo:
     threshold: float = 0.5
     embedding_size: int | None = None
     description: str = ""
+
+
+# -- typed results the gate returns (nothing else leaves the gate) ----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DetectResult:
+    faces: tuple[Face, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    same_person: bool
+    score: float | None  # cosine similarity or euclidean distance; None when no face was found
+    threshold: float
+    metric: Metric
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    subject_id: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifyResult:
+    matches: tuple[Match, ...]
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollResult:
+    template_id: str
+    subject_id: str
+    retention_days: int | None
+    location: str
+
+
+@dataclass(frozen=True, slots=True)
+class FaceAttributes:
+    face: Face
+    attributes: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzeResult:
+    faces: tuple[FaceAttributes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EraseResult:
+    erased: int
+
+
+Result = DetectResult | VerifyResult | IdentifyResult | EnrollResult | AnalyzeResult | EraseResult

@@ -1,0 +1,435 @@
+"""The gate: validate -> decide -> audit (write-ahead) -> execute only what was approved -> filter.
+
+``Gate.process(request, image)`` is the only path from an image to a recognizer.  A denied
+request never reaches one; a permitted one reaches it only for the approved operation and
+attributes, through :mod:`facegate._sandbox`, and only typed, filtered results come back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import math
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from . import _sandbox
+from ._plugins import Registry, load_registry
+from .errors import ConfigError, RecognizerError
+from .policy import Decision, Policy
+from .recognition import (
+    AnalyzeResult,
+    DetectResult,
+    EnrollResult,
+    EraseResult,
+    Face,
+    FaceAttributes,
+    IdentifyResult,
+    Match,
+    Recognizer,
+    RecognizerInfo,
+    Result,
+    VerifyResult,
+)
+
+#: Obligations the gate itself carries out; every other obligation is returned to the integrator.
+ENGINE_ENFORCED = frozenset({"discard_raw_image", "store_on_device_only", "retention_max_days", "record_processing"})
+CONSENT_MODES = ("request-only", "registry-only", "registry-overrides")
+NEEDS_RECOGNIZER = frozenset({"detect", "verify", "identify", "enroll", "analyze"})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What ``Gate.process`` returns: the decision, and a result only if it was permitted and ran."""
+
+    decision: Decision
+    status: str  # "executed" | "denied" | "error"
+    result: Result | None
+    error: str | None
+    obligations: tuple[dict[str, Any], ...]  # left for the integrator (signage, alternative, human review...)
+    enforced: tuple[dict[str, Any], ...]  # carried out by the gate
+    notes: tuple[str, ...] = ()
+
+    @property
+    def permitted(self) -> bool:
+        return self.decision.permitted
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision.to_dict(),
+            "status": self.status,
+            "result": _jsonable(self.result),
+            "error": self.error,
+            "obligations": [dict(o) for o in self.obligations],
+            "enforced": [dict(o) for o in self.enforced],
+            "notes": list(self.notes),
+        }
+
+
+class _Refused(Exception):
+    """Execution stopped: the message goes into an error outcome."""
+
+
+class Gate:
+    """Decide every request against ``policy``; run only approved operations on ``recognizer``.
+
+    ``audit`` (or ``store.audit``) must offer ``append(record)`` that returns only after a durable
+    write and raises on failure.  ``store`` may also provide ``consent`` and ``gallery``.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        recognizer: str,
+        *,
+        registry: Registry | None = None,
+        recognizer_config: Mapping[str, Any] | None = None,
+        store: Any = None,
+        audit: Any = None,
+        consent_mode: str = "request-only",
+        timeout: float = 30.0,
+    ) -> None:
+        self.policy = policy
+        self.registry = registry if registry is not None else load_registry(())
+        if recognizer not in self.registry.recognizers:
+            known = ", ".join(sorted(self.registry.recognizers)) or "none"
+            raise ConfigError(f"recognizer `{recognizer}` is not registered by any allowed plugin (registered: {known})")
+        self.info: RecognizerInfo = self.registry.recognizers[recognizer]
+        config = dict(recognizer_config or {})
+        _validate_config(self.info, config)
+        try:
+            built = self.info.factory(config)
+        except Exception as exc:
+            raise ConfigError(f"recognizer `{recognizer}` failed to start: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(built, Recognizer):
+            raise ConfigError(f"recognizer `{recognizer}`'s factory returned `{type(built).__name__}`, which lacks detect/embed")
+        self._recognizer = built
+        self.audit = audit if audit is not None else getattr(store, "audit", None)
+        if self.audit is None or not callable(getattr(self.audit, "append", None)):
+            raise ConfigError("the gate needs an audit log (`store=` or `audit=` with a durable `append`)")
+        self.consent = getattr(store, "consent", None)
+        self.gallery = getattr(store, "gallery", None)
+        if consent_mode not in CONSENT_MODES:
+            raise ConfigError(f"consent mode `{consent_mode}` is not one of {', '.join(CONSENT_MODES)}")
+        if consent_mode != "request-only" and self.consent is None:
+            raise ConfigError(f"consent mode `{consent_mode}` needs a store with a consent registry")
+        if not (isinstance(timeout, (int, float)) and 0 < timeout < math.inf):
+            raise ConfigError(f"timeout `{timeout}` must be a positive number of seconds")
+        self.consent_mode = consent_mode
+        self.timeout = float(timeout)
+
+    # -- the one path --------------------------------------------------------------------
+    def process(self, request: Mapping[str, Any], image: np.ndarray | None = None, *, reference: np.ndarray | None = None, top_k: int = 5) -> Outcome:
+        """Decide ``request``; if permitted, run exactly its operation on ``image`` and return the filtered result."""
+        facts = self._facts(request)
+        decision = self.policy.decide(facts)
+        try:
+            self.audit.append(_decision_record(decision, facts))
+        except Exception as exc:
+            decision = dataclasses.replace(
+                decision, effect="deny", reason="audit_unavailable",
+                errors=decision.errors + ({"rule": "facegate.audit", "provision": "", "mode": "enforce", "error": f"decision record not written: {exc}"},),
+            )
+            return Outcome(decision, "denied", None, f"audit log unavailable: {exc}", (), ())
+        self.registry.notify(_decision_record(decision, facts))
+        if not decision.permitted:
+            return self._finish(decision, "denied", None, None, (), (), operation=_op(facts))
+        enforced = tuple(o for o in decision.obligations if o["type"] in ENGINE_ENFORCED)
+        left = tuple(o for o in decision.obligations if o["type"] not in ENGINE_ENFORCED)
+        notes: list[str] = []
+        try:
+            result = self._execute(facts, decision, image, reference, top_k, notes)
+        except _Refused as exc:
+            return self._finish(decision, "error", None, str(exc), left, enforced, notes, operation=_op(facts))
+        return self._finish(decision, "executed", result, None, left, enforced, notes, operation=_op(facts))
+
+    def _finish(self, decision: Decision, status: str, result: Result | None, error: str | None,
+                left: tuple[dict[str, Any], ...], enforced: tuple[dict[str, Any], ...], notes: list[str] | tuple[str, ...] = (),
+                operation: Any = None) -> Outcome:
+        decision_operation = operation if isinstance(operation, str) else None
+        record = {
+            "kind": "outcome",
+            "decision_id": decision.decision_id,
+            "time": _now(),
+            "recognizer": {"id": self.info.id, "version": self.info.version},
+            "operation": decision_operation,
+            "outcome": "executed" if status == "executed" else ("not_executed" if status == "denied" else "error"),
+            "error": error,
+            "notes": list(notes),
+            "enforced": [o["type"] for o in enforced],
+        }
+        try:
+            self.audit.append(record)
+        except Exception as exc:
+            if status == "executed":
+                return Outcome(decision, "error", None, f"outcome record not written, result withheld: {exc}", left, enforced, tuple(notes))
+        return Outcome(decision, status, result, error, left, enforced, tuple(notes))
+
+    # -- facts from evidence ----------------------------------------------------------------
+    def _facts(self, request: Mapping[str, Any]) -> Any:
+        if not isinstance(request, Mapping):
+            return request
+        facts = dict(request)
+        subject = facts.get("subject")
+        subject_id = subject.get("id") if isinstance(subject, Mapping) else None
+        if self.consent_mode != "request-only":
+            recorded = self.consent.lookup(subject_id, facts.get("purpose")) if isinstance(subject_id, str) else None
+            if recorded is not None:
+                facts["consent"] = {k: recorded[k] for k in ("type", "given_by", "purposes", "withdrawn") if k in recorded}
+            elif self.consent_mode == "registry-only":
+                facts.pop("consent", None)
+        if self.gallery is not None and isinstance(facts.get("actor", {}), Mapping):
+            facts["actor"] = {**facts.get("actor", {}), "stored_persons": int(self.gallery.count_subjects())}
+        return facts
+
+    # -- execution ---------------------------------------------------------------------------
+    def _execute(self, facts: Mapping[str, Any], decision: Decision, image: np.ndarray | None,
+                 reference: np.ndarray | None, top_k: int, notes: list[str]) -> Result:
+        op = facts["operation"]
+        caps = self.info.capabilities
+        if op in NEEDS_RECOGNIZER and op not in caps.operations:
+            raise _Refused(f"recognizer `{self.info.id}` does not declare `{op}`")
+        subject_id = facts.get("subject", {}).get("id")
+        if op == "erase":
+            if self.gallery is None or not subject_id:
+                raise _Refused("erase needs a gallery and `subject.id`")
+            return EraseResult(int(self.gallery.erase_subject(subject_id)))
+        types = {o["type"]: o for o in decision.obligations}
+        discard = "discard_raw_image" in types or facts.get("storage", {}).get("raw_image", "discard") != "retain"
+        if op == "analyze":
+            wanted = frozenset(facts.get("attributes", ()))
+            if not wanted:
+                raise _Refused("analyze needs `attributes`")
+            if not wanted <= caps.attributes:
+                raise _Refused(f"recognizer `{self.info.id}` cannot analyze {sorted(wanted - caps.attributes)}")
+        def on_image(img: np.ndarray) -> Result | np.ndarray:
+            faces = self._detect(img)
+            if op == "detect":
+                return DetectResult(tuple(faces))
+            if op == "analyze":
+                out = []
+                for face in faces:
+                    attrs = self._call("analyze", img, face, wanted)
+                    if not isinstance(attrs, Mapping):
+                        raise _Refused(f"recognizer `{self.info.id}` returned malformed analyze output `{type(attrs).__name__}`")
+                    extra = sorted(set(attrs) - wanted)
+                    if extra:
+                        notes.append(f"dropped attributes the decision did not approve: {extra}")
+                    out.append(FaceAttributes(face, {k: _plain(attrs[k]) for k in sorted(wanted) if k in attrs}))
+                return AnalyzeResult(tuple(out))
+            if not faces:
+                return self._no_face(op)
+            if op == "enroll" and len(faces) != 1:
+                raise _Refused(f"enroll needs exactly one face in the image, found {len(faces)}")
+            return self._embed(img, max(faces, key=lambda f: f.box[2] * f.box[3]))
+
+        first = _on_private(image, discard, notes, on_image)
+        if not isinstance(first, np.ndarray):
+            return first
+        vector = first
+        if op == "verify":
+            if reference is not None:
+                def on_reference(ref: np.ndarray) -> np.ndarray | None:
+                    ref_faces = self._detect(ref)
+                    if not ref_faces:
+                        return None
+                    return self._embed(ref, max(ref_faces, key=lambda f: f.box[2] * f.box[3]))
+
+                ref_vec = _on_private(reference, discard, notes, on_reference)
+                if ref_vec is None:
+                    return VerifyResult(False, None, self.info.threshold, self.info.metric, "no face in the reference image")
+                score = _score(vector, ref_vec, self.info.metric)
+                return VerifyResult(_same(score, self.info), score, self.info.threshold, self.info.metric)
+            if self.gallery is None or not subject_id:
+                raise _Refused("verify needs a `reference` image, or a gallery and `subject.id`")
+            same, score = self.gallery.verify(subject_id, vector, threshold=self.info.threshold, metric=self.info.metric)
+            return VerifyResult(bool(same), None if score is None else float(score), self.info.threshold, self.info.metric)
+        if self.gallery is None:
+            raise _Refused(f"`{op}` needs a template gallery")
+        if op == "identify":
+            matches = self.gallery.identify(vector, k=top_k, threshold=self.info.threshold, metric=self.info.metric, model_id=self.info.id)
+            return IdentifyResult(tuple(Match(str(m.subject_id), float(m.score)) for m in matches))
+        assert op == "enroll"
+        if not subject_id:
+            raise _Refused("enroll needs `subject.id`")
+        location = facts.get("storage", {}).get("location", "server")
+        if "store_on_device_only" in types and location != "on_device":
+            raise _Refused(f"obligation store_on_device_only: template may not go to `{location}` storage")
+        days = types.get("retention_max_days", {}).get("days")
+        asked = facts.get("storage", {}).get("retention_days")
+        if asked is not None:
+            days = asked if days is None else min(days, asked)
+        consent_id = (facts.get("consent") or {}).get("record_id")
+        tid = self.gallery.enroll(subject_id, vector, purpose=facts["purpose"], consent_id=consent_id,
+                                  retention_days=days, location=location, model_id=self.info.id)
+        return EnrollResult(str(tid), subject_id, days, location)
+
+    def _no_face(self, op: str) -> Result:
+        if op == "verify":
+            return VerifyResult(False, None, self.info.threshold, self.info.metric, "no face found")
+        if op == "identify":
+            return IdentifyResult((), "no face found")
+        raise _Refused("no face found in the image")
+
+    def _call(self, method: str, *args: Any) -> Any:
+        fn = getattr(self._recognizer, method, None)
+        if not callable(fn):
+            raise _Refused(f"recognizer `{self.info.id}` declares it but has no `{method}`")
+        call = _sandbox.guarded_call(fn, args, self.timeout)
+        if call.timed_out:
+            raise _Refused(f"recognizer `{self.info.id}` exceeded its {self.timeout:g} s timeout in `{method}`")
+        if call.violations:
+            raise _Refused(f"recognizer `{self.info.id}` broke the sandbox in `{method}`: {'; '.join(call.violations)}")
+        if call.error is not None:
+            err = RecognizerError(f"recognizer `{self.info.id}` failed in `{method}`: {type(call.error).__name__}: {call.error}")
+            raise _Refused(str(err)) from call.error
+        return call.value
+
+    def _detect(self, img: np.ndarray) -> list[Face]:
+        faces = self._call("detect", img)
+        if not isinstance(faces, (list, tuple)):
+            raise _Refused(f"recognizer `{self.info.id}` returned malformed detect output `{type(faces).__name__}`")
+        h, w = img.shape[:2]
+        for f in faces:
+            problem = _face_problem(f, w, h)
+            if problem:
+                raise _Refused(f"recognizer `{self.info.id}` returned a malformed face: {problem}")
+        return list(faces)
+
+    def _embed(self, img: np.ndarray, face: Face) -> np.ndarray:
+        vec = self._call("embed", img, face)
+        if not isinstance(vec, np.ndarray) or vec.ndim != 1 or vec.size == 0 or not np.issubdtype(vec.dtype, np.floating):
+            raise _Refused(f"recognizer `{self.info.id}` returned a malformed embedding")
+        if self.info.embedding_size is not None and vec.size != self.info.embedding_size:
+            raise _Refused(f"recognizer `{self.info.id}` returned {vec.size} values, declared {self.info.embedding_size}")
+        out = np.array(vec, dtype=np.float32, copy=True)
+        if not np.all(np.isfinite(out)):
+            raise _Refused(f"recognizer `{self.info.id}` returned a non-finite embedding")
+        if self.info.metric == "cosine":
+            norm = float(np.linalg.norm(out))
+            if norm == 0.0:
+                raise _Refused(f"recognizer `{self.info.id}` returned a zero embedding")
+            out /= norm
+        return out
+
+
+def _on_private(image: Any, wipe: bool, notes: list[str], work: Callable[[np.ndarray], Any]) -> Any:
+    """Run ``work`` on a private read-only RGB copy of ``image``; then wipe it and check for leaks.
+
+    The caller's array is never handed to a recognizer and never modified.  After ``work`` returns,
+    the copy must have no holder other than this frame -- a recognizer that kept it (or a view of
+    it) is caught by its reference count, and its result is withheld.
+    """
+    if not isinstance(image, np.ndarray):
+        raise _Refused(f"an image (numpy array) is required, not `{type(image).__name__}`")
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)) or min(image.shape[:2]) < 8:
+        raise _Refused(f"image must be uint8 (H, W), (H, W, 3) or (H, W, 4) and at least 8×8, got {image.dtype} {image.shape}")
+    buffer = np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else np.array(image[:, :, :3], copy=True, order="C")
+    buffer.flags.writeable = False
+    failed = True
+    try:
+        value = work(buffer)
+        failed = False
+    finally:
+        kept = sys.getrefcount(buffer) > 2  # this frame + getrefcount's own argument
+        if wipe or kept:
+            buffer.flags.writeable = True
+            buffer.fill(0)
+        del buffer
+    if kept:
+        notes.append("recognizer kept a reference to the image; the buffer was wiped")
+        if not failed:
+            raise _Refused("recognizer kept a reference to the image after the call; result withheld")
+    return value
+
+
+def _face_problem(f: Any, w: int, h: int) -> str:
+    if not isinstance(f, Face):
+        return f"`{type(f).__name__}` is not a Face"
+    try:
+        x, y, bw, bh = (float(v) for v in f.box)
+        score = float(f.score)
+        pts = [(float(a), float(b)) for a, b in f.landmarks]
+    except (TypeError, ValueError):
+        return "non-numeric box, score or landmarks"
+    if not all(math.isfinite(v) for v in (x, y, bw, bh, score)) or bw <= 0 or bh <= 0:
+        return f"box {f.box} is not a finite positive rectangle"
+    if x + bw < 0 or y + bh < 0 or x > w or y > h:
+        return f"box {f.box} lies outside the {w}×{h} image"
+    if not 0.0 <= score <= 1.0:
+        return f"score {score} is outside [0, 1]"
+    if len(pts) not in (0, 5) or not all(math.isfinite(a) and math.isfinite(b) for a, b in pts):
+        return "landmarks must be 0 or 5 finite points"
+    return ""
+
+
+def _score(a: np.ndarray, b: np.ndarray, metric: str) -> float:
+    if metric == "cosine":
+        return float(np.dot(a, b))
+    return float(np.linalg.norm(a - b))
+
+
+def _same(score: float, info: RecognizerInfo) -> bool:
+    return score > info.threshold if info.metric == "cosine" else score < info.threshold
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (str, bool, int, float)) or value is None:
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def _validate_config(info: RecognizerInfo, config: Mapping[str, Any]) -> None:
+    import jsonschema
+
+    errors = sorted(jsonschema.validators.validator_for(info.config_schema)(info.config_schema).iter_errors(config), key=str)
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.absolute_path)
+        raise ConfigError(f"recognizer `{info.id}` config{' at /' + where if where else ''}: {first.message}")
+
+
+def _op(facts: Any) -> Any:
+    return facts.get("operation") if isinstance(facts, Mapping) else None
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat()
+
+
+def _decision_record(decision: Decision, facts: Any) -> dict[str, Any]:
+    return {
+        "kind": "decision",
+        "decision_id": decision.decision_id,
+        "time": decision.evaluated_at,
+        "policy": dict(decision.policy),
+        "request": facts if isinstance(facts, Mapping) else {"invalid": type(facts).__name__},
+        "effect": decision.effect,
+        "reason": decision.reason,
+        "determining": [{"rule": d["rule"], "provision": d["provision"], "article": d["article"]} for d in decision.determining],
+        "obligations": [{k: v for k, v in o.items() if k != "sources"} for o in decision.obligations],
+        "errors": [dict(e) for e in decision.errors],
+        "violations": [dict(v) for v in decision.violations],
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+Factory = Callable[[Mapping[str, Any]], Recognizer]

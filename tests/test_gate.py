@@ -1,0 +1,199 @@
+"""The gate: only approved operations execute, and hostile recognizers are contained."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import facegate
+from facegate import ConfigError, Gate
+from facegate._plugins import load_registry
+from facegate.testing import HOSTILE, MemoryAudit, fake_info, fake_plugin, hostile_plugin, run_hostile_suite, synthetic_face_image
+from facegate.testing._conformance import conformance_policy
+
+
+class CountingRecognizer:
+    calls: list[str] = []
+
+    def __init__(self, config):
+        from facegate.testing import FakeRecognizer
+
+        self.inner = FakeRecognizer(config)
+
+    def detect(self, image):
+        CountingRecognizer.calls.append("detect")
+        return self.inner.detect(image)
+
+    def embed(self, image, face):
+        CountingRecognizer.calls.append("embed")
+        return self.inner.embed(image, face)
+
+    def analyze(self, image, face, attributes):
+        CountingRecognizer.calls.append("analyze")
+        return self.inner.analyze(image, face, attributes)
+
+
+@pytest.fixture
+def registry():
+    return load_registry((), extra=[("fakes", fake_plugin(fake_info(), fake_info("counting", factory=CountingRecognizer))), ("hostile", hostile_plugin())])
+
+
+@pytest.fixture
+def audit():
+    return MemoryAudit()
+
+
+PERMIT = {"operation": "detect", "purpose": "payment", "subject": {"age": 30}, "consent": {"type": "separate", "purposes": ["payment"]}}
+
+
+def test_denied_request_never_reaches_the_recognizer(example_policy, registry, audit):
+    CountingRecognizer.calls.clear()
+    gate = Gate(example_policy, "counting", registry=registry, audit=audit)
+    out = gate.process({**PERMIT, "place": {"type": "private_space"}}, synthetic_face_image())
+    assert out.status == "denied" and out.result is None and not out.permitted
+    assert CountingRecognizer.calls == []
+    assert [r["kind"] for r in audit.records] == ["decision", "outcome"]
+    assert audit.records[1]["outcome"] == "not_executed"
+
+
+def test_permitted_detect_runs_exactly_detect_and_audits_first(example_policy, registry, audit):
+    CountingRecognizer.calls.clear()
+    gate = Gate(example_policy, "counting", registry=registry, audit=audit)
+    out = gate.process(PERMIT, synthetic_face_image(faces=2))
+    assert out.status == "executed" and len(out.result.faces) == 2
+    assert CountingRecognizer.calls == ["detect"]
+    assert audit.records[0]["kind"] == "decision" and audit.records[0]["effect"] == "permit"
+    assert audit.records[1]["outcome"] == "executed"
+    assert {o["type"] for o in out.enforced} == {"discard_raw_image", "retention_max_days"}
+
+
+def test_audit_failure_denies_and_executes_nothing(example_policy, registry, audit):
+    CountingRecognizer.calls.clear()
+    audit.fail = OSError("disk full")
+    out = Gate(example_policy, "counting", registry=registry, audit=audit).process(PERMIT, synthetic_face_image())
+    assert out.status == "denied" and out.decision.effect == "deny" and out.decision.reason == "audit_unavailable"
+    assert "disk full" in out.error and CountingRecognizer.calls == []
+
+
+def test_verify_with_reference_same_and_different(registry, audit):
+    gate = Gate(conformance_policy(), "fake", registry=registry, audit=audit)
+    same = gate.process({"operation": "verify", "purpose": "other"}, synthetic_face_image(3), reference=synthetic_face_image(3))
+    other = gate.process({"operation": "verify", "purpose": "other"}, synthetic_face_image(3), reference=synthetic_face_image(4))
+    assert same.result.same_person and same.result.score == pytest.approx(1.0, abs=1e-5)
+    assert not other.result.same_person
+
+
+def test_analyze_only_returns_approved_attributes(registry, audit):
+    gate = Gate(conformance_policy(), "hostile-extra-attributes", registry=registry, audit=audit)
+    out = gate.process({"operation": "analyze", "attributes": ["age"], "purpose": "other"}, synthetic_face_image())
+    assert out.status == "executed"
+    assert [set(f.attributes) for f in out.result.faces] == [{"age"}]
+    assert any("ethnicity" in n for n in out.notes)
+    assert "inferred" not in str(audit.records)  # the dropped values are recorded nowhere
+
+
+def test_analyze_beyond_capabilities_is_refused(registry, audit):
+    gate = Gate(conformance_policy(), "fake", registry=registry, audit=audit)
+    out = gate.process({"operation": "analyze", "attributes": ["ethnicity"], "purpose": "other"}, synthetic_face_image())
+    assert out.status == "error" and "cannot analyze ['ethnicity']" in out.error and out.result is None
+
+
+@pytest.mark.parametrize("rid", sorted(set(HOSTILE) - {"hostile-hangs", "hostile-extra-attributes"}))
+def test_each_hostile_recognizer_gives_an_error_outcome(registry, audit, rid):
+    gate = Gate(conformance_policy(), rid, registry=registry, audit=audit)
+    req = {"operation": "analyze", "attributes": ["age"], "purpose": "other"} if rid == "hostile-lies" else {"operation": "detect", "purpose": "other"}
+    out = gate.process(req, synthetic_face_image())
+    assert out.status == "error" and out.result is None, out
+    assert audit.records[-1]["outcome"] == "error"
+
+
+def test_writes_are_blocked_even_when_the_refusal_is_swallowed(registry, audit, tmp_path):
+    import tempfile
+
+    leak = Path(tempfile.gettempdir()) / "facegate-hostile-leak.npy"
+    leak.unlink(missing_ok=True)
+    out = Gate(conformance_policy(), "hostile-writes-image", registry=registry, audit=audit).process({"operation": "detect", "purpose": "other"}, synthetic_face_image())
+    assert out.status == "error" and "for writing" in out.error
+    assert not leak.exists()
+
+
+def test_hostile_suite_passes(registry):
+    report = run_hostile_suite(lambda rid: Gate(conformance_policy(), rid, registry=registry, audit=MemoryAudit(), timeout=0.5))
+    report.assert_ok()
+    assert len(report.checks) == 8
+
+
+def test_gate_keeps_no_reference_to_the_image(registry, audit):
+    gate = Gate(conformance_policy(), "fake", registry=registry, audit=audit)
+    image = synthetic_face_image()
+    ref = weakref.ref(image)
+    out = gate.process({"operation": "detect", "purpose": "other"}, image)
+    assert out.status == "executed"
+    del image
+    gc.collect()
+    assert ref() is None
+
+
+def test_callers_image_is_never_modified(registry, audit):
+    gate = Gate(conformance_policy(), "fake", registry=registry, audit=audit)
+    image = synthetic_face_image()
+    before = image.copy()
+    gate.process({"operation": "detect", "purpose": "other"}, image)
+    assert np.array_equal(image, before) and image.flags.writeable
+
+
+@pytest.mark.parametrize("bad", [None, np.zeros((4, 4, 3), np.uint8), np.zeros((20, 20, 3), np.float32), "image.jpg"])
+def test_bad_images_give_error_outcomes(registry, audit, bad):
+    out = Gate(conformance_policy(), "fake", registry=registry, audit=audit).process({"operation": "detect", "purpose": "other"}, bad)
+    assert out.status == "error" and out.result is None
+
+
+def test_grayscale_is_accepted(registry, audit):
+    img = synthetic_face_image()[:, :, 0]
+    out = Gate(conformance_policy(), "fake", registry=registry, audit=audit).process({"operation": "detect", "purpose": "other"}, img)
+    assert out.status == "executed" and len(out.result.faces) == 1
+
+
+def test_invalid_request_is_denied_and_audited(registry, audit):
+    out = Gate(conformance_policy(), "fake", registry=registry, audit=audit).process({"operation": "detect", "purpose": "other", "consnet": 1}, synthetic_face_image())
+    assert out.status == "denied" and out.decision.reason == "invalid_request"
+    assert audit.records[0]["violations"][0]["pointer"] == "/consnet"
+
+
+def test_failing_observer_changes_nothing(registry, audit):
+    import types
+
+    from facegate import hookimpl
+
+    @hookimpl
+    def record_decision(record):
+        raise RuntimeError("observer down")
+
+    observer = types.ModuleType("observer")
+    observer.record_decision = record_decision
+    registry.add(observer, "observer")
+    out = Gate(conformance_policy(), "fake", registry=registry, audit=audit).process({"operation": "detect", "purpose": "other"}, synthetic_face_image())
+    assert out.status == "executed"
+
+
+def test_config_errors(example_policy, registry, audit):
+    with pytest.raises(ConfigError, match="not registered"):
+        Gate(example_policy, "nope", registry=registry, audit=audit)
+    with pytest.raises(ConfigError, match="needs an audit log"):
+        Gate(example_policy, "fake", registry=registry)
+    with pytest.raises(ConfigError, match="config at /embedding_size"):
+        Gate(example_policy, "fake", registry=registry, audit=audit, recognizer_config={"embedding_size": "big"})
+    with pytest.raises(ConfigError, match="consent mode"):
+        Gate(example_policy, "fake", registry=registry, audit=audit, consent_mode="registry-only")
+
+
+def test_outcome_to_dict_is_json(registry, audit):
+    import json
+
+    out = Gate(conformance_policy(), "fake", registry=registry, audit=audit).process({"operation": "detect", "purpose": "other"}, synthetic_face_image())
+    assert json.loads(json.dumps(out.to_dict()))["result"]["faces"][0]["score"] == pytest.approx(0.99)
