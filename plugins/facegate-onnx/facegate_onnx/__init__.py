@@ -26,6 +26,7 @@ class OnnxRunner:
     """One ONNX Runtime session on the CPU, wrapped as a :class:`facegate_zoo_models.Runner`."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
+        self.path = path
         import onnxruntime
 
         options = onnxruntime.SessionOptions()

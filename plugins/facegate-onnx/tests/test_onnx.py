@@ -157,3 +157,11 @@ def test_a_detector_of_another_format_is_refused_at_build(cache_dir: str) -> Non
 def test_embed_refuses_a_face_without_landmarks(recognizer: Any, photo: Photo) -> None:
     with pytest.raises(ValueError, match="5 landmarks"):
         recognizer.embed(photo("astronaut.png"), Face((170.0, 60.0, 100.0, 120.0), 0.95))
+
+
+def test_a_model_onnx_runtime_loads_but_cannot_run_is_refused_at_build(cache_dir: str) -> None:
+    raw = zoo.default_path(zoo.YUNET)  # as shipped, before the rewrite: it fails on inference
+    settings = zoo.Settings.from_config({"cache_dir": cache_dir})
+    with pytest.raises(zoo.ModelFileError, match="does not run: .*block_size must be 0") as caught:
+        zoo.ZooRecognizer(settings, facegate_onnx.OnnxRunner(raw), facegate_onnx.OnnxRunner(settings.recognizer_path))
+    assert str(caught.value).startswith(f"model file `{raw}`: ") and "\n" not in str(caught.value)

@@ -11,7 +11,7 @@ import numpy as np
 from facegate.recognition import Capabilities, Face, Recognizer, RecognizerInfo
 
 from ._files import SFACE, YUNET, ModelFile, ModelFileError, default_path, prepare
-from ._vision import align, as_rgb, decode_scrfd, decode_yunet, letterbox, nms, to_blob
+from ._vision import ARCFACE_SIZE, align, as_rgb, decode_scrfd, decode_yunet, letterbox, nms, to_blob
 
 #: SFace's published same-person threshold on cosine similarity (OpenCV Zoo).
 SFACE_COSINE_THRESHOLD = 0.363
@@ -62,6 +62,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
 class Runner(Protocol):
     """One compiled network, as a runtime plugin wraps it."""
 
+    path: Path  # the file it was loaded from, named in errors
     input_shape: tuple[int | None, ...]  # NCHW; None where the dimension is dynamic
     output_names: tuple[str, ...]
 
@@ -124,10 +125,14 @@ class ZooRecognizer:
         expected = (9, 15) if settings.detector_format == "scrfd" else (12,)
         if len(detector.output_names) not in expected:
             raise ModelFileError(
-                settings.detector_path,
+                detector.path,
                 f"has {len(detector.output_names)} outputs; a `{settings.detector_format}` "
                 f"detector has {' or '.join(map(str, expected))}",
             )
+        # One run each on a black input: a model that loads but cannot run (ONNX Runtime accepts
+        # the unrewritten YuNet and fails only on inference) is refused now, not mid-request.
+        _smoke(detector, (1, 3, self._height, self._width))
+        _smoke(recognizer, (1, 3, ARCFACE_SIZE, ARCFACE_SIZE))
 
     def detect(self, image: np.ndarray) -> list[Face]:
         rgb = as_rgb(image)
@@ -160,6 +165,17 @@ class ZooRecognizer:
         s = self.settings
         blob = to_blob(crop, bgr=s.recognizer_bgr, mean=s.recognizer_mean, std=s.recognizer_std)
         return np.ascontiguousarray(self._recognizer(blob)[0].reshape(-1), dtype=np.float32)
+
+
+def _smoke(runner: Runner, shape: tuple[int, ...]) -> None:
+    try:
+        outputs = runner(np.zeros(shape, np.float32))
+    except Exception as exc:  # runtimes raise their own exception types
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        problem = f"does not run: {lines[0] if lines else type(exc).__name__}"
+        raise ModelFileError(runner.path, problem) from exc
+    if not outputs or not all(np.size(o) for o in outputs):
+        raise ModelFileError(runner.path, "does not run: it returned no output")
 
 
 def recognizer_info(

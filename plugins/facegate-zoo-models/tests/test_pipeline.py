@@ -17,6 +17,7 @@ class Scripted:
     """A runner that returns fixed outputs and remembers what it was given."""
 
     def __init__(self, shape: tuple[int | None, ...], names: list[str], outputs: list[np.ndarray]) -> None:
+        self.path = Path(f"/models/{names[0]}.onnx")
         self.input_shape = shape
         self.output_names = tuple(names)
         self.outputs = outputs
@@ -40,6 +41,10 @@ def yunet_outputs(size: int, hits: dict[int, tuple[int, list[float]]]) -> tuple[
             names.append(f"{kind}_{stride}")
             outputs.append(head)
     return names, outputs
+
+
+def EMBEDDER() -> Scripted:
+    return Scripted((1, 3, 112, 112), ["fc1"], [np.ones((1, 128), np.float32)])
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +78,14 @@ def test_a_detector_whose_outputs_do_not_fit_the_format_is_refused_at_build(sett
     names, outputs = yunet_outputs(640, {})
     scrfd = dataclasses.replace(settings, detector_format="scrfd")
     with pytest.raises(zoo.ModelFileError, match="has 12 outputs; a `scrfd` detector has 9 or 15"):
-        zoo.ZooRecognizer(scrfd, Scripted((1, 3, 640, 640), names, outputs), Scripted((1, 3, 112, 112), ["e"], []))
+        zoo.ZooRecognizer(scrfd, Scripted((1, 3, 640, 640), names, outputs), EMBEDDER())
 
 
 def test_detect_maps_boxes_back_to_the_image_and_clips_them(settings: zoo.Settings) -> None:
     # 64x64 canvas; stride 32 cell (1, 1) -> centre (48, 48), size 64x64 -> spills past the canvas
     names, outputs = yunet_outputs(64, {32: (3, [0.5, 0.5, np.log(2.0), np.log(2.0)])})
     detector = Scripted((1, 3, 64, 64), names, outputs)
-    recognizer = zoo.ZooRecognizer(settings, detector, Scripted((1, 3, 112, 112), ["e"], []))
+    recognizer = zoo.ZooRecognizer(settings, detector, EMBEDDER())
     faces = recognizer.detect(np.zeros((100, 50, 3), np.uint8))  # scale 0.64
     assert detector.blobs[0].shape == (1, 3, 64, 64)
     assert len(faces) == 1
@@ -97,7 +102,22 @@ def test_embed_feeds_the_aligned_crop_and_returns_a_flat_float32_vector(settings
     face = Face((50, 50, 100, 100), 0.99, tuple(map(tuple, zoo.ARCFACE_TEMPLATE + 44)))
     vector = recognizer.embed(image, face)
     assert vector.dtype == np.float32 and vector.shape == (128,)
-    blob = embedder.blobs[0]
+    blob = embedder.blobs[-1]  # blobs[0] is the build-time smoke run
     assert blob.shape == (1, 3, 112, 112) and blob[0, :, 40:70, 40:70].min() == pytest.approx(90)
     with pytest.raises(ValueError, match="5 landmarks"):
         recognizer.embed(image, Face((50, 50, 100, 100), 0.99))
+
+
+def test_a_model_that_loads_but_cannot_run_is_refused_at_build(settings: zoo.Settings) -> None:
+    names, outputs = yunet_outputs(640, {})
+
+    class Failing(Scripted):
+        def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
+            raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : block_size must be 0\nmore detail")
+
+    with pytest.raises(zoo.ModelFileError, match=r"does not run: \[ONNXRuntimeError\] : 1 : FAIL : block_size must be 0$"):
+        zoo.ZooRecognizer(settings, Failing((1, 3, 640, 640), names, outputs), EMBEDDER())
+    silent = Scripted((1, 3, 112, 112), ["fc1"], [])
+    with pytest.raises(zoo.ModelFileError, match="does not run: it returned no output") as caught:
+        zoo.ZooRecognizer(settings, Scripted((1, 3, 640, 640), names, outputs), silent)
+    assert str(caught.value) == "model file `/models/fc1.onnx`: does not run: it returned no output"
