@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+ROOT = Path(__file__).resolve().parents[3]
+#: Real photographs (see their README); read in place, never copied into the repository.
+FACES = Path(os.environ.get("FACEGATE_FACES", ROOT.parent / "shared" / "data" / "faces"))
+
+
+@functools.cache
+def _read(name: str) -> np.ndarray:
+    with Image.open(FACES / name) as image:
+        array = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    array.flags.writeable = False
+    return array
+
+
+@pytest.fixture(scope="session")
+def photo() -> Callable[[str], np.ndarray]:
+    """``photo(name)``: an RGB uint8 array, as the gate hands images to a recognizer."""
+    return _read
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A fresh model cache, so the tests also exercise the one-time rewrite."""
+    return str(tmp_path_factory.mktemp("models"))
