@@ -175,6 +175,46 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from ._config import read_config
+    from ._plugins import load_registry
+
+    allow: list[str] = list(args.allow or [])
+    if args.config:
+        config, _ = read_config(args.config)
+        allow += config.get("plugins", {}).get("allow", [])
+    registry = load_registry(allow)
+    rows = []
+    for p in registry.plugins:
+        recognizers = []
+        for rid in p.recognizers:
+            info = registry.recognizers[rid]
+            caps = sorted(info.capabilities.operations)
+            if info.capabilities.attributes:
+                caps.append("attributes=" + ",".join(sorted(info.capabilities.attributes)))
+            recognizers.append({"id": rid, "version": info.version, "capabilities": caps, "metric": info.metric, "threshold": info.threshold})
+        rows.append({"name": p.name, "distribution": p.distribution, "version": p.version, "allowed": p.allowed,
+                     "loaded": p.loaded, "recognizers": recognizers, "cel_functions": p.functions, "error": p.error})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    style = _Style(sys.stdout)
+    for r in rows:
+        state = style.good("loaded") if r["loaded"] else ("allowed" if r["allowed"] else style.dim("installed, not allowed"))
+        print(f"{r['name']:<20} {r['distribution']} {r['version']}  {state}")
+        for rec in r["recognizers"]:
+            print(f"    recognizer {rec['id']} {rec['version']}: {' '.join(rec['capabilities'])} ({rec['metric']} threshold {rec['threshold']})")
+        if r["cel_functions"]:
+            print(f"    cel functions: {', '.join(r['cel_functions'])}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    return run_demo(args.policy, recognizer=args.recognizer, db=args.db, images=args.image)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facegate", description="regulation-as-code for face recognition")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -192,6 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML for CI")
     p.set_defaults(func=cmd_test)
+    p = sub.add_parser("plugins", help="list installed, allowed and loaded plugins with versions and capabilities")
+    p.add_argument("--config", help="operator configuration whose allow-list to apply")
+    p.add_argument("--allow", action="append", metavar="NAME", help="allow a plugin by entry-point name (repeatable)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plugins)
+    p = sub.add_parser("demo", help="the main job: gate realistic requests on real photos through a pack")
+    p.add_argument("--policy", default="policies/cn-cac-2023-draft")
+    p.add_argument("--recognizer", default="onnx", help="entry-point name of the recognizer plugin (default: onnx)")
+    p.add_argument("--db", help="keep the audit log, consent registry and gallery in this SQLite file")
+    p.add_argument("--image", action="append", help="also run detection on this photo (repeatable)")
+    p.set_defaults(func=cmd_demo)
     p = sub.add_parser("docs", help="generate the review document (Markdown and HTML) for legal sign-off")
     p.add_argument("packs", nargs="+")
     p.add_argument("--out", help="output folder (default: the pack's own folder)")

@@ -120,6 +120,45 @@ class Gate:
             raise ConfigError(f"timeout `{timeout}` must be a positive number of seconds")
         self.consent_mode = consent_mode
         self.timeout = float(timeout)
+        self._owned_store: Any = None
+
+    @classmethod
+    def from_config(cls, source: Any) -> "Gate":
+        """Build a gate from an operator configuration (a dict, or a YAML/JSON file; config.v1.json)."""
+        from ._config import read_config, resolve
+        from .policy import load_policy
+
+        config, base = read_config(source)
+        registry = load_registry(config.get("plugins", {}).get("allow", ()))
+        policy = load_policy(resolve(base, config["policy"]), functions=registry.functions)
+        store = None
+        if "store" in config:
+            from .store import Masking, SQLiteStore
+
+            masking = Masking(pointers=config["store"]["mask"]) if config["store"].get("mask") else None
+            store = SQLiteStore(resolve(base, config["store"]["path"]), masking=masking) if masking else SQLiteStore(resolve(base, config["store"]["path"]))
+        rec = config["recognizer"]
+        try:
+            gate = cls(policy, rec["id"], registry=registry, recognizer_config=rec.get("config", {}), store=store,
+                       consent_mode=config.get("consent", {}).get("mode", "request-only"), timeout=rec.get("timeout_seconds", 30.0))
+        except Exception:
+            if store is not None:
+                store.close()
+            raise
+        gate._owned_store = store
+        return gate
+
+    def close(self) -> None:
+        """Close the store this gate opened from its configuration (if any)."""
+        if self._owned_store is not None:
+            self._owned_store.close()
+            self._owned_store = None
+
+    def __enter__(self) -> "Gate":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     # -- the one path --------------------------------------------------------------------
     def process(self, request: Mapping[str, Any], image: np.ndarray | None = None, *, reference: np.ndarray | None = None, top_k: int = 5) -> Outcome:
