@@ -174,3 +174,15 @@ def test_decision_to_dict_shape(example_policy):
     out = example_policy.decide(_req()).to_dict()
     assert {"decision", "determining", "errors", "warnings", "obligations", "policy", "decision_id"} <= set(out)
     assert set(out["determining"][0]) >= {"rule", "provision", "article", "message"}
+
+
+def test_rules_are_indexed_by_operation_without_changing_decisions(example_policy):
+    from facegate.policy import _operations_of
+
+    by_id = {r.id: r for r in example_policy.rules}
+    assert _operations_of(by_id["ex1-verify-with-consent"]) == frozenset({"detect", "verify"})
+    assert _operations_of(by_id["ex2-no-private-spaces"]) is None
+    req = _req(operation="enroll")
+    fast, full = example_policy.decide(req), example_policy.decide(req, explain=True)
+    assert fast.rules == full.rules and fast.effect == full.effect == "deny"
+    assert fast.rules["ex1-verify-with-consent"] == "not_applicable"

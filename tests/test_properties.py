@@ -38,3 +38,11 @@ def test_private_spaces_and_unguarded_children_are_always_denied(example_policy,
         assert d.effect == "deny"
     if "subject" not in req or "age" not in req.get("subject", {}):
         assert d.effect == "deny"  # the example pack's minor rule fails closed when age is unknown
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests())
+def test_operation_index_never_changes_a_decision(example_policy, req):
+    fast, full = example_policy.decide(req), example_policy.decide(req, explain=True)
+    assert (fast.effect, fast.reason, fast.rules) == (full.effect, full.reason, full.rules)
+    assert [d["rule"] for d in fast.determining] == [d["rule"] for d in full.determining]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -80,6 +81,7 @@ class Policy:
         self._ident = {"id": self.id, "version": self.version, "revision": self.revision}
         self._activation = _compile.activation_factory({"params": pack.parameters}, pack.backend)
         self._rules = pack.rules
+        self._by_operation = _index_by_operation(pack.rules)
 
     def __repr__(self) -> str:
         return f"<Policy {self.id} {self.version} {len(self._rules)} rules>"
@@ -111,7 +113,13 @@ class Policy:
         warnings: list[dict[str, Any]] = []
         obligations: list[dict[str, Any]] = []
         explanation: dict[str, Any] | None = {} if explain else None
-        for rule in self._rules:
+        if explain:
+            candidates = self._rules
+        else:
+            candidates = self._by_operation.get(request["operation"], self._rules)
+            if len(candidates) != len(self._rules):
+                outcomes = dict.fromkeys((r.id for r in self._rules), _decide.NOT_APPLICABLE)
+        for rule in candidates:
             if (rule.valid_from and day < rule.valid_from) or (rule.valid_until and day > rule.valid_until):
                 outcomes[rule.id] = _decide.SKIPPED
                 continue
@@ -179,6 +187,36 @@ class Policy:
             rules=rules or {},
             explanation=explanation,
         )
+
+
+_OP_EQ = re.compile(r'^\s*request\.operation\s*==\s*"([a-z_]+)"\s*$')
+_OP_IN = re.compile(r'^\s*request\.operation\s+in\s+\[\s*((?:"[a-z_]+"\s*,\s*)*"[a-z_]+")\s*,?\s*\]\s*$')
+
+
+def _operations_of(rule: Rule) -> frozenset[str] | None:
+    """The operations a rule can apply to, when one of its ``when`` items says so plainly.
+
+    Only whole ``when`` items of the form ``request.operation == "x"`` or
+    ``request.operation in ["x", "y"]`` count: such an item is ``false`` for any other (valid)
+    operation, and ``false`` decides a conjunction even when another item errors.
+    """
+    allowed: frozenset[str] | None = None
+    for cond in rule.when:
+        m = _OP_EQ.match(cond.expanded)
+        ops = frozenset({m.group(1)}) if m else None
+        if ops is None:
+            m = _OP_IN.match(cond.expanded)
+            ops = frozenset(re.findall(r'"([a-z_]+)"', m.group(1))) if m else None
+        if ops is not None:
+            allowed = ops if allowed is None else allowed & ops
+    return allowed
+
+
+def _index_by_operation(rules: tuple[Rule, ...]) -> dict[str, tuple[Rule, ...]]:
+    """Rules per request operation, so a decision evaluates only those that can apply."""
+    operations = _schema.load_schema("request.v1.json")["properties"]["operation"]["enum"]
+    limits = [(rule, _operations_of(rule)) for rule in rules]
+    return {op: tuple(rule for rule, ops in limits if ops is None or op in ops) for op in operations}
 
 
 def _lazy_values(conditions: tuple[Any, ...], activation: Any, all_values: bool) -> list[Any]:
