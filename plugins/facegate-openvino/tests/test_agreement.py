@@ -3,25 +3,40 @@ must agree: boxes and landmarks within 2 px, embeddings at cosine > 0.999."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
 import facegate_openvino
 
-facegate_onnx = pytest.importorskip("facegate_onnx", reason="the comparison needs facegate-onnx installed too")
+facegate_onnx = pytest.importorskip(
+    "facegate_onnx", reason="the comparison needs facegate-onnx installed too"
+)
 
-PHOTOS = ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "astronaut.png", "obama_small.jpg", "coffee.png"]
+PHOTOS = [
+    "obama.jpg",
+    "obama2.jpg",
+    "obama3.jpg",
+    "biden.jpg",
+    "astronaut.png",
+    "obama_small.jpg",
+    "coffee.png",
+]
 
 
 @pytest.fixture(scope="module")
 def pair(cache_dir: str) -> tuple[Any, Any]:
-    return facegate_onnx.make({"cache_dir": cache_dir}), facegate_openvino.make({"cache_dir": cache_dir})
+    return facegate_onnx.make({"cache_dir": cache_dir}), facegate_openvino.make(
+        {"cache_dir": cache_dir}
+    )
 
 
 @pytest.mark.parametrize("name", PHOTOS)
-def test_onnx_runtime_and_openvino_agree(pair: tuple[Any, Any], photo: Callable[[str], np.ndarray], name: str) -> None:
+def test_onnx_runtime_and_openvino_agree(
+    pair: tuple[Any, Any], photo: Callable[[str], np.ndarray], name: str
+) -> None:
     onnx_runtime, openvino = pair
     image = photo(name)
     faces_a, faces_b = onnx_runtime.detect(image), openvino.detect(image)

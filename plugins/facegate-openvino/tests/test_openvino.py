@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+import facegate_zoo_models as zoo
 import jsonschema
 import numpy as np
 import pluggy
 import pytest
-
-import facegate_openvino
-import facegate_zoo_models as zoo
 from facegate import hookspecs
 from facegate.recognition import RecognizerInfo
+
+import facegate_openvino
 
 PORTRAITS = ["obama.jpg", "obama2.jpg", "biden.jpg", "astronaut.png"]
 NO_FACE = ["coffee.png", "chelsea.png"]
@@ -50,7 +51,12 @@ def embedding(recognizer: Any, photo: Photo, name: str) -> np.ndarray:
 def test_registers_through_the_entry_point_with_only_what_it_does() -> None:
     (info,) = registered()
     assert info is facegate_openvino.INFO
-    assert (info.id, info.metric, info.threshold, info.embedding_size) == ("openvino", "cosine", 0.363, 128)
+    assert (info.id, info.metric, info.threshold, info.embedding_size) == (
+        "openvino",
+        "cosine",
+        0.363,
+        128,
+    )
     assert info.capabilities.operations == {"detect", "verify", "identify", "enroll"}
     assert info.capabilities.attributes == frozenset()
     jsonschema.validators.validator_for(info.config_schema).check_schema(info.config_schema)
@@ -80,7 +86,9 @@ def test_no_face_on_a_photo_without_people(recognizer: Any, photo: Photo, name: 
     assert recognizer.detect(photo(name)) == []
 
 
-@pytest.mark.parametrize(("other", "same"), [("obama2.jpg", True), ("obama3.jpg", True), ("biden.jpg", False)])
+@pytest.mark.parametrize(
+    ("other", "same"), [("obama2.jpg", True), ("obama3.jpg", True), ("biden.jpg", False)]
+)
 def test_same_and_different_person_at_the_published_threshold(
     recognizer: Any, photo: Photo, other: str, same: bool
 ) -> None:

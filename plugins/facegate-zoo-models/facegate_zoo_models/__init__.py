@@ -10,7 +10,17 @@ This is a library, not a plugin: it registers nothing.  Importing it loads no ru
 not ``onnx`` (only :func:`prepare` does, when a rewrite is needed).
 """
 
-from ._files import SFACE, YUNET, ModelFile, ModelFileError, cache_root, default_path, prepare, rewrite, sha256_of
+from ._files import (
+    SFACE,
+    YUNET,
+    ModelFile,
+    ModelFileError,
+    cache_root,
+    default_path,
+    prepare,
+    rewrite,
+    sha256_of,
+)
 from ._pipeline import (
     CONFIG_SCHEMA,
     OPERATIONS,

@@ -149,7 +149,9 @@ def write_atomically(final: Path, data: bytes) -> None:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-        raise ModelFileError(final, f"cannot write the rewritten model: {exc.strerror or exc}") from exc
+        raise ModelFileError(
+            final, f"cannot write the rewritten model: {exc.strerror or exc}"
+        ) from exc
 
 
 def _load(path: Path) -> onnx.ModelProto:
@@ -229,4 +231,5 @@ def _dequantize(
         return p.reshape(shape)
 
     centred = x.astype(np.float32) - spread(zero).astype(np.float32)
-    return (centred * spread(scale)).astype(scale.dtype)
+    result: np.ndarray = (centred * spread(scale)).astype(scale.dtype)
+    return result

@@ -3,15 +3,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from facegate.recognition import Capabilities, Face, Recognizer, RecognizerInfo
 
 from ._files import SFACE, YUNET, ModelFile, ModelFileError, default_path, prepare
-from ._vision import ARCFACE_SIZE, align, as_rgb, decode_scrfd, decode_yunet, letterbox, nms, to_blob
+from ._vision import (
+    ARCFACE_SIZE,
+    align,
+    as_rgb,
+    decode_scrfd,
+    decode_yunet,
+    letterbox,
+    nms,
+    to_blob,
+)
 
 #: SFace's published same-person threshold on cosine similarity (OpenCV Zoo).
 SFACE_COSINE_THRESHOLD = 0.363
@@ -27,7 +37,10 @@ CONFIG_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "properties": {
         "detector_path": {**_PATH, "description": "ONNX face detector; default: YuNet 2023mar"},
-        "detector_sha256": {**_SHA256, "description": "refuse the detector unless it has this sha256"},
+        "detector_sha256": {
+            **_SHA256,
+            "description": "refuse the detector unless it has this sha256",
+        },
         "detector_format": {
             "enum": ["yunet", "scrfd"],
             "default": "yunet",
@@ -48,13 +61,36 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "description": "minimum detector score; default 0.9 for YuNet, 0.5 for SCRFD",
         },
         "nms_threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.3},
-        "recognizer_path": {**_PATH, "description": "ONNX ArcFace-style recognizer (112x112 aligned crop); default: SFace"},
-        "recognizer_sha256": {**_SHA256, "description": "refuse the recognizer unless it has this sha256"},
-        "recognizer_mean": {"type": "number", "default": 0, "description": "subtracted from 0-255 pixels (ArcFace: 127.5)"},
-        "recognizer_std": {"type": "number", "exclusiveMinimum": 0, "default": 1, "description": "divides pixels after the mean (ArcFace: 127.5)"},
+        "recognizer_path": {
+            **_PATH,
+            "description": "ONNX ArcFace-style recognizer (112x112 aligned crop); default: SFace",
+        },
+        "recognizer_sha256": {
+            **_SHA256,
+            "description": "refuse the recognizer unless it has this sha256",
+        },
+        "recognizer_mean": {
+            "type": "number",
+            "default": 0,
+            "description": "subtracted from 0-255 pixels (ArcFace: 127.5)",
+        },
+        "recognizer_std": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 1,
+            "description": "divides pixels after the mean (ArcFace: 127.5)",
+        },
         "recognizer_channels": {"enum": ["rgb", "bgr"], "default": "rgb"},
-        "threads": {"type": "integer", "minimum": 1, "maximum": 256, "description": "intra-op threads; default: the runtime's"},
-        "cache_dir": {**_PATH, "description": "where rewritten models are cached; default $XDG_CACHE_HOME/facegate/models"},
+        "threads": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 256,
+            "description": "intra-op threads; default: the runtime's",
+        },
+        "cache_dir": {
+            **_PATH,
+            "description": "where rewritten models are cached; default $XDG_CACHE_HOME/facegate/models",
+        },
     },
 }
 
@@ -119,7 +155,9 @@ class ZooRecognizer:
         self.settings = settings
         self._detector = detector
         self._recognizer = recognizer
-        height, width = detector.input_shape[2:4] if len(detector.input_shape) == 4 else (None, None)
+        height, width = (
+            detector.input_shape[2:4] if len(detector.input_shape) == 4 else (None, None)
+        )
         self._width = width or settings.detector_input_size
         self._height = height or settings.detector_input_size
         expected = (9, 15) if settings.detector_format == "scrfd" else (12,)
@@ -140,7 +178,9 @@ class ZooRecognizer:
         s = self.settings
         if s.detector_format == "scrfd":
             outputs = self._detector(to_blob(canvas, bgr=False, mean=127.5, std=128.0))
-            boxes, scores, points = decode_scrfd(outputs, self._width, self._height, s.score_threshold)
+            boxes, scores, points = decode_scrfd(
+                outputs, self._width, self._height, s.score_threshold
+            )
         else:
             outputs = self._detector(to_blob(canvas, bgr=True))
             boxes, scores, points = decode_yunet(
@@ -186,7 +226,10 @@ def recognizer_info(
     extra_properties: Mapping[str, Any] | None = None,
 ) -> RecognizerInfo:
     """The registration shared by the runtimes: SFace's metric, threshold and size by default."""
-    schema = {**CONFIG_SCHEMA, "properties": {**CONFIG_SCHEMA["properties"], **(extra_properties or {})}}
+    schema = {
+        **CONFIG_SCHEMA,
+        "properties": {**CONFIG_SCHEMA["properties"], **(extra_properties or {})},
+    }
     return RecognizerInfo(
         id=id,
         version=version,

@@ -7,7 +7,7 @@ subject*, i.e. image-left eye first -- the order of YuNet, SCRFD and the ArcFace
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -26,7 +26,9 @@ ARCFACE_TEMPLATE = np.array(
 ARCFACE_SIZE = 112
 STRIDES = (8, 16, 32)
 
-Detections = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes (n,4) x1y1x2y2, scores (n,), kps (n,5,2)
+Detections = tuple[
+    np.ndarray, np.ndarray, np.ndarray
+]  # boxes (n,4) x1y1x2y2, scores (n,), kps (n,5,2)
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
@@ -120,7 +122,8 @@ def decode_scrfd(
         dist = outputs[level + levels].reshape(-1, 4) * stride
         kps = outputs[level + 2 * levels].reshape(-1, 5, 2) * stride
         cols, rows = width // stride, height // stride
-        grid = np.stack(np.mgrid[:rows, :cols][::-1], axis=-1).reshape(-1, 2) * stride
+        ys, xs = np.mgrid[:rows, :cols]
+        grid = np.stack([xs, ys], axis=-1).reshape(-1, 2) * stride
         centres = np.repeat(grid, anchors, axis=0).astype(np.float32)
         index = np.flatnonzero(score >= score_threshold)
         c = centres[index]
@@ -130,7 +133,9 @@ def decode_scrfd(
     return _join(boxes, scores, points)
 
 
-def _join(boxes: list[np.ndarray], scores: list[np.ndarray], points: list[np.ndarray]) -> Detections:
+def _join(
+    boxes: list[np.ndarray], scores: list[np.ndarray], points: list[np.ndarray]
+) -> Detections:
     return (
         np.concatenate(boxes).astype(np.float64).reshape(-1, 4),
         np.concatenate(scores).astype(np.float64).reshape(-1),

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import onnx
 import pytest
+from facegate.errors import PluginError
 
 import facegate_zoo_models as zoo
-from facegate.errors import PluginError
 
 
 def one_line_naming(exc: BaseException, path: Path | str) -> bool:
@@ -20,7 +20,9 @@ def one_line_naming(exc: BaseException, path: Path | str) -> bool:
 
 
 @pytest.mark.parametrize("model", [zoo.YUNET, zoo.SFACE], ids=["yunet", "sface"])
-def test_default_models_come_from_the_wheel_with_their_pinned_checksum(model: zoo.ModelFile) -> None:
+def test_default_models_come_from_the_wheel_with_their_pinned_checksum(
+    model: zoo.ModelFile,
+) -> None:
     path = zoo.default_path(model)
     assert path.name == model.filename and path.is_file()
     assert zoo.sha256_of(path) == model.sha256
@@ -58,7 +60,9 @@ def test_rewrite_drops_stale_graph_inputs() -> None:
 def test_prepare_caches_by_source_checksum_and_reuses_the_file(tmp_path: Path) -> None:
     source = zoo.default_path(zoo.YUNET)
     first = zoo.prepare(source, zoo.YUNET.sha256, tmp_path)
-    assert first.parent == tmp_path and first.name.startswith(f"{source.stem}-{zoo.YUNET.sha256[:16]}-r")
+    assert first.parent == tmp_path and first.name.startswith(
+        f"{source.stem}-{zoo.YUNET.sha256[:16]}-r"
+    )
     stamp = first.stat().st_mtime_ns
     assert zoo.prepare(source, zoo.YUNET.sha256, tmp_path) == first
     assert first.stat().st_mtime_ns == stamp
@@ -97,7 +101,9 @@ def test_missing_file_fails_closed_naming_the_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "content", [b"", b"\xff" * 64, b"not a model at all", b"\x08\x07"], ids=["empty", "bytes", "text", "no-graph"]
+    "content",
+    [b"", b"\xff" * 64, b"not a model at all", b"\x08\x07"],
+    ids=["empty", "bytes", "text", "no-graph"],
 )
 def test_unreadable_onnx_fails_closed(tmp_path: Path, content: bytes) -> None:
     bad = tmp_path / "bad.onnx"

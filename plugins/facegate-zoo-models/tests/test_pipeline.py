@@ -8,15 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from facegate.recognition import Face
 
 import facegate_zoo_models as zoo
-from facegate.recognition import Face
 
 
 class Scripted:
     """A runner that returns fixed outputs and remembers what it was given."""
 
-    def __init__(self, shape: tuple[int | None, ...], names: list[str], outputs: list[np.ndarray]) -> None:
+    def __init__(
+        self, shape: tuple[int | None, ...], names: list[str], outputs: list[np.ndarray]
+    ) -> None:
         self.path = Path(f"/models/{names[0]}.onnx")
         self.input_shape = shape
         self.output_names = tuple(names)
@@ -28,7 +30,9 @@ class Scripted:
         return self.outputs
 
 
-def yunet_outputs(size: int, hits: dict[int, tuple[int, list[float]]]) -> tuple[list[str], list[np.ndarray]]:
+def yunet_outputs(
+    size: int, hits: dict[int, tuple[int, list[float]]]
+) -> tuple[list[str], list[np.ndarray]]:
     """Zero heads except, per stride, one cell with score 1 and the given box prediction."""
     names, outputs = [], []
     for kind, width in (("cls", 1), ("obj", 1), ("bbox", 4), ("kps", 10)):
@@ -55,8 +59,16 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> zoo.Settings:
 def test_defaults_are_the_verified_yunet_sface_pair(settings: zoo.Settings) -> None:
     assert settings.detector_path.name.startswith("face_detection_yunet_2023mar_int8bq-")
     assert settings.recognizer_path.name.startswith("face_recognition_sface_2021dec_int8bq-")
-    assert (settings.detector_format, settings.score_threshold, settings.nms_threshold) == ("yunet", 0.9, 0.3)
-    assert (settings.recognizer_mean, settings.recognizer_std, settings.recognizer_bgr) == (0.0, 1.0, False)
+    assert (settings.detector_format, settings.score_threshold, settings.nms_threshold) == (
+        "yunet",
+        0.9,
+        0.3,
+    )
+    assert (settings.recognizer_mean, settings.recognizer_std, settings.recognizer_bgr) == (
+        0.0,
+        1.0,
+        False,
+    )
 
 
 def test_explicit_paths_are_checked_against_the_given_checksum(tmp_path: Path) -> None:
@@ -68,13 +80,25 @@ def test_explicit_paths_are_checked_against_the_given_checksum(tmp_path: Path) -
 
 
 def test_scrfd_defaults_and_arcface_normalisation(tmp_path: Path) -> None:
-    config = {"detector_format": "scrfd", "recognizer_mean": 127.5, "recognizer_std": 127.5,
-              "recognizer_channels": "bgr", "cache_dir": str(tmp_path)}
+    config = {
+        "detector_format": "scrfd",
+        "recognizer_mean": 127.5,
+        "recognizer_std": 127.5,
+        "recognizer_channels": "bgr",
+        "cache_dir": str(tmp_path),
+    }
     s = zoo.Settings.from_config(config)
-    assert (s.score_threshold, s.recognizer_mean, s.recognizer_std, s.recognizer_bgr) == (0.5, 127.5, 127.5, True)
+    assert (s.score_threshold, s.recognizer_mean, s.recognizer_std, s.recognizer_bgr) == (
+        0.5,
+        127.5,
+        127.5,
+        True,
+    )
 
 
-def test_a_detector_whose_outputs_do_not_fit_the_format_is_refused_at_build(settings: zoo.Settings) -> None:
+def test_a_detector_whose_outputs_do_not_fit_the_format_is_refused_at_build(
+    settings: zoo.Settings,
+) -> None:
     names, outputs = yunet_outputs(640, {})
     scrfd = dataclasses.replace(settings, detector_format="scrfd")
     with pytest.raises(zoo.ModelFileError, match="has 12 outputs; a `scrfd` detector has 9 or 15"):
@@ -90,13 +114,19 @@ def test_detect_maps_boxes_back_to_the_image_and_clips_them(settings: zoo.Settin
     assert detector.blobs[0].shape == (1, 3, 64, 64)
     assert len(faces) == 1
     x, y, w, h = faces[0].box
-    assert (x, y) == pytest.approx((16 / 0.64, 16 / 0.64)) and (x + w, y + h) == pytest.approx((50, 100))
+    assert (x, y) == pytest.approx((16 / 0.64, 16 / 0.64)) and (x + w, y + h) == pytest.approx(
+        (50, 100)
+    )
     assert faces[0].score == pytest.approx(1.0) and len(faces[0].landmarks) == 5
 
 
-def test_embed_feeds_the_aligned_crop_and_returns_a_flat_float32_vector(settings: zoo.Settings) -> None:
+def test_embed_feeds_the_aligned_crop_and_returns_a_flat_float32_vector(
+    settings: zoo.Settings,
+) -> None:
     names, outputs = yunet_outputs(640, {})
-    embedder = Scripted((1, 3, 112, 112), ["fc1"], [np.arange(128, dtype=np.float64).reshape(1, 128)])
+    embedder = Scripted(
+        (1, 3, 112, 112), ["fc1"], [np.arange(128, dtype=np.float64).reshape(1, 128)]
+    )
     recognizer = zoo.ZooRecognizer(settings, Scripted((1, 3, 640, 640), names, outputs), embedder)
     image = np.full((200, 200, 3), 90, np.uint8)
     face = Face((50, 50, 100, 100), 0.99, tuple(map(tuple, zoo.ARCFACE_TEMPLATE + 44)))
@@ -115,7 +145,10 @@ def test_a_model_that_loads_but_cannot_run_is_refused_at_build(settings: zoo.Set
         def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
             raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : block_size must be 0\nmore detail")
 
-    with pytest.raises(zoo.ModelFileError, match=r"does not run: \[ONNXRuntimeError\] : 1 : FAIL : block_size must be 0$"):
+    with pytest.raises(
+        zoo.ModelFileError,
+        match=r"does not run: \[ONNXRuntimeError\] : 1 : FAIL : block_size must be 0$",
+    ):
         zoo.ZooRecognizer(settings, Failing((1, 3, 640, 640), names, outputs), EMBEDDER())
     silent = Scripted((1, 3, 112, 112), ["fc1"], [])
     with pytest.raises(zoo.ModelFileError, match="does not run: it returned no output") as caught:

@@ -56,7 +56,9 @@ def test_align_matches_opencv_align_crop(tmp_path: Path) -> None:
     image = RNG.integers(0, 256, size=(300, 240, 3), dtype=np.uint8)
     truth = similarity(2.1, 8.0, 60.0, 40.0)
     landmarks = apply(truth, zoo.ARCFACE_TEMPLATE)
-    face_row = np.concatenate([[60, 40, 120, 150], landmarks.reshape(-1), [0.99]]).astype(np.float32)
+    face_row = np.concatenate([[60, 40, 120, 150], landmarks.reshape(-1), [0.99]]).astype(
+        np.float32
+    )
     recognizer = cv2.FaceRecognizerSF.create(
         str(zoo.prepare(zoo.default_path(zoo.SFACE), None, tmp_path)), ""
     )
@@ -116,7 +118,9 @@ def test_decode_yunet_places_box_and_landmarks_from_the_anchor_cell() -> None:
     assert points[0, 0].tolist() == pytest.approx([(2 + 0.0) * 16, (1 + 0.1) * 16])
     assert points[0, 4].tolist() == pytest.approx([(2 + 0.8) * 16, (1 + 0.9) * 16])
     positional = decode_yunet(outputs, [f"x{i}" for i in range(12)], size, size, 0.5)
-    assert np.array_equal(positional[0], boxes), "unnamed outputs are taken in cls/obj/bbox/kps order"
+    assert np.array_equal(positional[0], boxes), (
+        "unnamed outputs are taken in cls/obj/bbox/kps order"
+    )
 
 
 def test_decode_scrfd_uses_two_anchors_per_cell_and_distance_boxes() -> None:
