@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image
 
 #: Where ArcFace-family recognizers (SFace among them) expect the 5 landmarks in a 112x112 crop.
 ARCFACE_TEMPLATE = np.array(
@@ -49,7 +48,10 @@ def letterbox(image: np.ndarray, width: int, height: int) -> tuple[np.ndarray, f
     scale = min(width / w, height / h)
     new_w, new_h = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
     if (new_w, new_h) != (w, h):
-        image = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BILINEAR))
+        from PIL import Image  # imported on first use: importing the plugin stays light
+
+        resized = Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BILINEAR)
+        image = np.asarray(resized)
     canvas = np.zeros((height, width, 3), dtype=np.uint8)
     canvas[:new_h, :new_w] = image
     return canvas, scale

