@@ -1,0 +1,417 @@
+"""The template gallery: enrol, 1:N identify, 1:1 verify, erase, purge.
+
+Templates are stored as little-endian float32 blobs, each stamped with subject, model,
+purpose, consent record, storage location, enrolment time, retention deadline and the id of
+the decision that permitted it.  A template stops matching the instant its retention deadline
+passes or its consent is withdrawn or expires, even before it is purged.
+
+Identify keeps, per model, an in-memory matrix of the gallery (rows L2-normalised for cosine,
+squared norms for euclidean), invalidated through a generation counter that every gallery or
+consent change bumps in the same transaction -- so a change made by another process is seen
+too.  A query is one matrix-vector product and an ``argpartition``.
+
+Erasure deletes the rows with ``secure_delete=ON`` (SQLite zeroes the freed bytes), then
+checkpoints and truncates the WAL (``SQLiteStore.scrub``): the template's bytes are in neither
+file afterwards.  Memory of the process (the dropped cache) is released, not zeroed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._canonical import iso, to_utc, utc_now
+from ._consent import _COLUMNS as _CONSENT_COLUMNS
+from ._consent import _record as _consent_record
+from ._consent import in_force
+from ._errors import StoreError
+from ._interface import PURPOSES, Match, Metric, Timestamp
+
+if TYPE_CHECKING:
+    from ._sqlite import SQLiteStore
+
+_FOREVER = "9999-12-31T23:59:59.999999"
+# A template is usable until the earliest of its retention deadline and its consent's end.
+_VALID_UNTIL = (
+    "substr(min(t.expires_at, coalesce(c.withdrawn_at, :forever), coalesce(c.expires_at, :forever)), 1, 26)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Matrix:
+    """One model's templates, as loaded at one gallery generation."""
+
+    ids: list[str]
+    subjects: list[str]
+    raw: np.ndarray  # (n, d) float32, as enrolled
+    unit: np.ndarray  # (n, d) float32, rows L2-normalised
+    sqnorm: np.ndarray  # (n,) float32, squared norms of ``raw``
+    valid_until: np.ndarray  # (n,) int64 microseconds since the epoch
+    first_invalid: int  # min(valid_until)
+
+
+def _micros(value: str) -> int:
+    return int(np.datetime64(value[:26], "us").astype(np.int64))
+
+
+def _as_vector(vector: Any, what: str) -> np.ndarray:
+    try:
+        array = np.asarray(vector, dtype="<f4")
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{what} is not a numeric vector: {exc}") from exc
+    if array.ndim != 1 or array.size == 0:
+        raise StoreError(f"{what} must be a non-empty 1-D vector, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise StoreError(f"{what} has NaN or infinite values")
+    if not float(np.dot(array, array)) > 0.0:
+        raise StoreError(f"{what} is the zero vector")
+    return array
+
+
+class PurgeSchedule:
+    """A daemon thread that calls ``purge_expired()`` now and then every ``every`` seconds."""
+
+    def __init__(self, gallery: SQLiteGallery, every: float) -> None:
+        if every <= 0:
+            raise StoreError("purge interval must be positive")
+        self.every = every
+        self.purged = 0
+        self.last_error: StoreError | None = None
+        self._gallery = gallery
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="facegate-gallery-purge", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.purged += self._gallery.purge_expired()
+                self.last_error = None
+            except StoreError as exc:  # a closed or failing store: keep the error, keep trying
+                self.last_error = exc
+            if self._stop.wait(self.every):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+
+class SQLiteGallery:
+    """``Gallery`` over the store's file.  Use ``SQLiteStore.gallery``."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        self._cache_lock = threading.Lock()
+        self._generation = -1
+        self._models: tuple[str, ...] | None = None
+        self._matrices: dict[str, _Matrix] = {}
+        self._subjects: int | None = None
+        self._schedules: list[PurgeSchedule] = []
+
+    # -- enrolment -----------------------------------------------------------------------------
+    def enroll(
+        self,
+        subject_id: str,
+        vector: Any,
+        *,
+        purpose: str,
+        consent_id: str | None,
+        retention_days: int,
+        location: str,
+        model_id: str,
+        decision_id: str | None = None,
+    ) -> str:
+        """Store a template; return its id (``tpl-<hex>``).
+
+        Refused (``StoreError``) when: the location is not allowed by the store; the purpose is
+        not a contract purpose; ``consent_id`` is given but is not an in-force consent of this
+        subject covering this purpose (pass ``None`` explicitly for a decision resting on a
+        legal basis other than consent); the retention is not a positive number of days; or the
+        vector does not have the dimension of the model's other templates.
+        """
+        if not isinstance(subject_id, str) or not subject_id:
+            raise StoreError("enrol needs a non-empty `subject_id`")
+        if not isinstance(model_id, str) or not model_id:
+            raise StoreError("enrol needs a non-empty `model_id`")
+        if location not in self._store.storage_locations:
+            allowed = ", ".join(sorted(self._store.storage_locations))
+            raise StoreError(f"template location `{location}` is not allowed by this store (allowed: {allowed})")
+        if purpose not in PURPOSES:
+            raise StoreError(f"purpose `{purpose}` is not a request-contract purpose")
+        if isinstance(retention_days, bool) or not isinstance(retention_days, int) or retention_days < 1:
+            raise StoreError(f"retention_days `{retention_days}` is not a positive whole number of days")
+        array = _as_vector(vector, "template")
+        now = utc_now()
+        enrolled_at, expires_at = iso(now), iso(now + timedelta(days=retention_days))
+        template_id = "tpl-" + uuid.uuid4().hex
+        with self._store.transaction() as conn:
+            if consent_id is not None:
+                row = conn.execute(f"SELECT {_CONSENT_COLUMNS} FROM consent WHERE id = ?", (consent_id,)).fetchone()
+                consent = None if row is None else _consent_record(row)
+                if (
+                    consent is None
+                    or consent["subject_id"] != subject_id
+                    or purpose not in consent["purposes"]
+                    or not in_force(consent, enrolled_at)
+                ):
+                    raise StoreError(f"consent `{consent_id}` is not in force for this subject and purpose `{purpose}`")
+            known = conn.execute("SELECT dim FROM template WHERE model_id = ? LIMIT 1", (model_id,)).fetchone()
+            if known is not None and int(known[0]) != array.size:
+                raise StoreError(f"model `{model_id}` templates have {known[0]} dimensions, got {array.size}")
+            conn.execute(
+                "INSERT INTO template (id, subject_id, model_id, dim, vector, purpose, consent_id, location, "
+                "enrolled_at, expires_at, decision_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (template_id, subject_id, model_id, array.size, array.tobytes(), purpose, consent_id,
+                 location, enrolled_at, expires_at, decision_id),
+            )
+            self._store.bump_gallery_generation(conn)
+        self._evidence([{
+            "kind": "enrollment", "template_id": template_id,
+            "subject_pseudonym": self._store.audit.pseudonym(subject_id), "purpose": purpose,
+            "consent_id": consent_id, "model_id": model_id, "location": location,
+            "expires_at": expires_at, "decision_id": decision_id,
+        }])
+        return template_id
+
+    # -- matching ------------------------------------------------------------------------------
+    def _generation_now(self) -> int:
+        with self._store.reading() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'gallery_generation'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _matrix(self, model_id: str | None) -> tuple[str, _Matrix] | None:
+        generation = self._generation_now()
+        with self._cache_lock:
+            if generation != self._generation:
+                self._generation, self._models, self._matrices, self._subjects = generation, None, {}, None
+            if model_id is None:
+                if self._models is None:
+                    with self._store.reading() as conn:
+                        self._models = tuple(r[0] for r in conn.execute("SELECT DISTINCT model_id FROM template"))
+                if not self._models:
+                    return None
+                if len(self._models) > 1:
+                    raise StoreError(f"the gallery holds templates of {len(self._models)} models; pass `model_id`")
+                model_id = self._models[0]
+            matrix = self._matrices.get(model_id)
+            if matrix is None:
+                matrix = self._load(model_id)
+                if matrix is None:
+                    return None
+                self._matrices[model_id] = matrix
+            return model_id, matrix
+
+    def _load(self, model_id: str) -> _Matrix | None:
+        conn = self._store.connect()  # its own snapshot; the store lock stays free meanwhile
+        try:
+            conn.execute("BEGIN")
+            rows = conn.execute(
+                f"SELECT t.id, t.subject_id, t.dim, t.vector, {_VALID_UNTIL} FROM template t "
+                "LEFT JOIN consent c ON c.id = t.consent_id WHERE t.model_id = :model",
+                {"model": model_id, "forever": _FOREVER},
+            ).fetchall()
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read gallery `{self._store.path}`: {exc}") from exc
+        finally:
+            conn.close()
+        if not rows:
+            return None
+        dim = int(rows[0][2])
+        raw = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(len(rows), dim).astype(np.float32)
+        norms = np.linalg.norm(raw, axis=1)
+        valid_until = np.array([r[4] for r in rows], dtype="datetime64[us]").astype(np.int64)
+        return _Matrix(
+            ids=[r[0] for r in rows],
+            subjects=[r[1] for r in rows],
+            raw=raw,
+            unit=np.ascontiguousarray(raw / norms[:, None], dtype=np.float32),
+            sqnorm=(norms * norms).astype(np.float32),
+            valid_until=valid_until,
+            first_invalid=int(valid_until.min()),
+        )
+
+    def identify(
+        self,
+        vector: Any,
+        *,
+        k: int = 5,
+        threshold: float,
+        metric: Metric = "cosine",
+        model_id: str | None = None,
+    ) -> list[Match]:
+        """1:N search: up to ``k`` matches past ``threshold``, best first.
+
+        ``cosine``: score is the cosine similarity, kept if ``>= threshold``; ``euclidean``:
+        score is the distance, kept if ``<= threshold``.  Templates past retention or whose
+        consent has ended are never returned.  ``model_id`` may be omitted while the gallery
+        holds a single model.
+        """
+        if metric not in ("cosine", "euclidean"):
+            raise StoreError(f"metric `{metric}` is not `cosine` or `euclidean`")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise StoreError(f"k `{k}` is not a positive integer")
+        query = _as_vector(vector, "probe")
+        found = self._matrix(model_id)
+        if found is None:
+            return []
+        model, m = found
+        if query.size != m.raw.shape[1]:
+            raise StoreError(f"probe has {query.size} dimensions, model `{model}` templates have {m.raw.shape[1]}")
+        cosine = metric == "cosine"
+        if cosine:
+            scores = m.unit @ (query / np.float32(np.linalg.norm(query)))
+        else:
+            squared = m.sqnorm - 2.0 * (m.raw @ query) + np.float32(query @ query)
+            scores = np.sqrt(np.maximum(squared, 0.0, out=squared), out=squared)
+        now = _micros(iso(utc_now()))
+        if now >= m.first_invalid:
+            scores[m.valid_until <= now] = -np.inf if cosine else np.inf
+        n = scores.shape[0]
+        top = min(k, n)
+        if cosine:
+            idx = np.argpartition(scores, n - top)[n - top:] if top < n else np.arange(n)
+            idx = idx[np.argsort(-scores[idx], kind="stable")]
+            keep = idx[scores[idx] >= threshold]
+        else:
+            idx = np.argpartition(scores, top - 1)[:top] if top < n else np.arange(n)
+            idx = idx[np.argsort(scores[idx], kind="stable")]
+            keep = idx[scores[idx] <= threshold]
+        return [Match(m.subjects[i], m.ids[i], float(scores[i])) for i in keep.tolist()]
+
+    def verify(
+        self,
+        subject_id: str,
+        vector: Any,
+        *,
+        threshold: float,
+        metric: Metric = "cosine",
+        model_id: str | None = None,
+    ) -> tuple[bool, float | None]:
+        """1:1: the best score against the subject's usable templates and whether it passes.
+
+        Returns ``(False, None)`` when the subject has no usable template.
+        """
+        if metric not in ("cosine", "euclidean"):
+            raise StoreError(f"metric `{metric}` is not `cosine` or `euclidean`")
+        query = _as_vector(vector, "probe")
+        now = iso(utc_now())
+        sql = (f"SELECT t.model_id, t.dim, t.vector, {_VALID_UNTIL} FROM template t "
+               "LEFT JOIN consent c ON c.id = t.consent_id WHERE t.subject_id = :subject")
+        params: dict[str, Any] = {"subject": subject_id, "forever": _FOREVER}
+        if model_id is not None:
+            sql += " AND t.model_id = :model"
+            params["model"] = model_id
+        with self._store.reading() as conn:
+            rows = [r for r in conn.execute(sql, params).fetchall() if r[3] > now[:26]]
+        if not rows:
+            return False, None
+        if len({r[0] for r in rows}) > 1:
+            raise StoreError("the subject's templates come from several models; pass `model_id`")
+        if int(rows[0][1]) != query.size:
+            raise StoreError(f"probe has {query.size} dimensions, the subject's templates have {rows[0][1]}")
+        templates = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)
+        if metric == "cosine":
+            unit = templates / np.linalg.norm(templates, axis=1)[:, None]
+            best = float(np.max(unit @ (query / np.linalg.norm(query))))
+            return best >= threshold, best
+        best = float(np.min(np.linalg.norm(templates - query, axis=1)))
+        return best <= threshold, best
+
+    def count_subjects(self) -> int:
+        """Distinct subjects with at least one template in the file (what ``stored_persons`` counts).
+
+        The gate asks on every request, so the count is cached per gallery generation.
+        """
+        generation = self._generation_now()
+        with self._cache_lock:
+            if generation != self._generation:
+                self._generation, self._models, self._matrices, self._subjects = generation, None, {}, None
+            if self._subjects is not None:
+                return self._subjects
+        with self._store.reading() as conn:
+            count = int(conn.execute("SELECT COUNT(DISTINCT subject_id) FROM template").fetchone()[0])
+        with self._cache_lock:
+            if generation == self._generation:
+                self._subjects = count
+        return count
+
+    def count_templates(self) -> int:
+        with self._store.reading() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM template").fetchone()[0])
+
+    def get(self, template_id: str) -> dict[str, Any] | None:
+        """A template's stamps (not its vector), or ``None``."""
+        with self._store.reading() as conn:
+            row = conn.execute(
+                "SELECT id, subject_id, model_id, dim, purpose, consent_id, location, enrolled_at, expires_at, "
+                "decision_id FROM template WHERE id = ?", (template_id,)).fetchone()
+        if row is None:
+            return None
+        keys = ("template_id", "subject_id", "model_id", "dim", "purpose", "consent_id", "location",
+                "enrolled_at", "expires_at", "decision_id")
+        return dict(zip(keys, row))
+
+    # -- erasure -------------------------------------------------------------------------------
+    def erase_subject(self, subject_id: str) -> int:
+        """Erase every template of a subject; return how many."""
+        return self._erase("subject_id = ?", (subject_id,), "subject")
+
+    def erase_by_consent(self, consent_id: str) -> int:
+        """Erase every template enrolled under a consent record; return how many."""
+        return self._erase("consent_id = ?", (consent_id,), "consent")
+
+    def purge_expired(self, now: Timestamp | None = None) -> int:
+        """Erase templates past their retention deadline or whose consent is withdrawn or expired."""
+        try:
+            when = iso(utc_now() if now is None else to_utc(now))
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"bad `now`: {exc}") from exc
+        return self._erase(
+            "expires_at <= ? OR consent_id IN (SELECT id FROM consent WHERE withdrawn_at <= ? OR expires_at <= ?)",
+            (when, when, when), "retention")
+
+    def _erase(self, where: str, params: tuple[Any, ...], reason: str) -> int:
+        with self._store.transaction() as conn:
+            rows = conn.execute(f"SELECT id, subject_id, consent_id FROM template WHERE {where}", params).fetchall()
+            if rows:
+                conn.execute(f"DELETE FROM template WHERE {where}", params)
+                self._store.bump_gallery_generation(conn)
+        if rows or self._store._scrub_pending:
+            self._store.scrub()
+        if rows:
+            with self._cache_lock:
+                self._generation, self._models, self._matrices, self._subjects = -1, None, {}, None
+            by_subject: dict[str, list[str]] = {}
+            for template_id, subject, _ in rows:
+                by_subject.setdefault(subject, []).append(template_id)
+            self._evidence([
+                {"kind": "erasure", "reason": reason, "subject_pseudonym": self._store.audit.pseudonym(subject),
+                 "template_ids": ids, "count": len(ids)}
+                for subject, ids in sorted(by_subject.items())
+            ])
+        return len(rows)
+
+    def schedule_purge(self, every: float) -> PurgeSchedule:
+        """Run ``purge_expired`` now and every ``every`` seconds in a daemon thread until ``stop()``
+        (or the store closes)."""
+        schedule = PurgeSchedule(self, every)
+        self._schedules.append(schedule)
+        return schedule
+
+    def stop_schedules(self) -> None:
+        for schedule in self._schedules:
+            schedule.stop()
+        self._schedules.clear()
+
+    def _evidence(self, records: list[dict[str, Any]]) -> None:
+        if self._store.log_store_events:
+            self._store.audit.append_many(records)

@@ -1,0 +1,325 @@
+"""``SQLiteStore``: the embedded default store, one SQLite file in WAL mode.
+
+Every connection runs with ``synchronous=FULL`` (each commit fsyncs the WAL before it returns),
+``secure_delete=ON`` (deleted rows are overwritten with zeros) and a busy timeout.  Three kinds
+of connection share the file:
+
+* the audit writer's own connection, used only by its thread (see ``_audit``);
+* one "main" connection for the consent registry and the gallery, behind a re-entrant lock;
+* a short-lived connection per audit query or verification, so a long export blocks nobody.
+
+``scrub()`` checkpoints the WAL and truncates it to zero bytes; every erasure calls it, so an
+erased template is in neither the database file nor the ``-wal`` file.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Self
+
+from ._audit import SQLiteAuditLog
+from ._canonical import iso, utc_now
+from ._consent import SQLiteConsentRegistry
+from ._errors import StoreError
+from ._gallery import SQLiteGallery
+from ._interface import LOCATIONS, Timestamp
+from ._masking import Masker, Masking
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq INTEGER PRIMARY KEY,
+    prev TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    time TEXT NOT NULL,
+    kind TEXT,
+    effect TEXT,
+    decision_id TEXT,
+    provisions TEXT,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_log_time ON audit_log (time);
+CREATE INDEX IF NOT EXISTS audit_log_decision ON audit_log (decision_id);
+CREATE TABLE IF NOT EXISTS audit_provision (
+    provision TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (provision, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS audit_provision_seq ON audit_provision (seq);
+CREATE TRIGGER IF NOT EXISTS audit_log_provisions AFTER INSERT ON audit_log WHEN NEW.provisions IS NOT NULL
+BEGIN INSERT INTO audit_provision (provision, seq) SELECT value, NEW.seq FROM json_each(NEW.provisions); END;
+
+CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'facegate audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'facegate audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_provision_no_update BEFORE UPDATE ON audit_provision
+BEGIN SELECT RAISE(ABORT, 'facegate audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_provision_no_delete BEFORE DELETE ON audit_provision
+BEGIN SELECT RAISE(ABORT, 'facegate audit log is append-only'); END;
+
+CREATE TABLE IF NOT EXISTS consent (
+    id TEXT PRIMARY KEY,
+    subject_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    given_by TEXT NOT NULL,
+    purposes TEXT NOT NULL,
+    granted_at TEXT NOT NULL,
+    expires_at TEXT,
+    withdrawn_at TEXT
+);
+CREATE INDEX IF NOT EXISTS consent_subject ON consent (subject_id);
+
+CREATE TABLE IF NOT EXISTS template (
+    id TEXT PRIMARY KEY,
+    subject_id TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    purpose TEXT NOT NULL,
+    consent_id TEXT,
+    location TEXT NOT NULL,
+    enrolled_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    decision_id TEXT
+);
+CREATE INDEX IF NOT EXISTS template_subject ON template (subject_id);
+CREATE INDEX IF NOT EXISTS template_consent ON template (consent_id);
+CREATE INDEX IF NOT EXISTS template_model ON template (model_id);
+CREATE INDEX IF NOT EXISTS template_expires ON template (expires_at);
+"""
+
+_KEY_CHECK = b"facegate mask key check v1"
+
+
+class SQLiteStore:
+    """The default store: audit log, consent registry and gallery in one SQLite file.
+
+    ``masking`` configures what the audit log masks (default ``Masking()``); ``mask_key`` is
+    the HMAC secret for masked identifiers -- by default one is generated and kept in the file,
+    pass your own (e.g. from a KMS) to keep it out; ``storage_locations`` restricts the
+    locations a template may be stamped with (``None`` allows all four); ``readonly`` opens an
+    existing file for ``show``/``verify``/``export`` only.  Thread-safe; a context manager.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        masking: Masking | None = None,
+        mask_key: bytes | None = None,
+        storage_locations: Collection[str] | None = None,
+        busy_timeout: float = 5.0,
+        readonly: bool = False,
+        log_store_events: bool = True,
+    ) -> None:
+        self.path = str(Path(path))
+        self.readonly = readonly
+        self.busy_timeout = busy_timeout
+        self.log_store_events = log_store_events and not readonly
+        if storage_locations is not None:
+            unknown = sorted(set(storage_locations) - set(LOCATIONS))
+            if unknown:
+                raise StoreError(f"unknown storage location `{unknown[0]}` (expected one of {', '.join(LOCATIONS)})")
+        self.storage_locations = frozenset(storage_locations or LOCATIONS)
+        self._lock = threading.RLock()
+        self._closed = False
+        self._scrub_pending = False
+        if readonly and not os.path.exists(self.path):
+            raise StoreError(f"cannot open store `{self.path}`: no such file")
+        try:
+            self._conn = self.connect()
+            if not readonly:
+                self._conn.execute("SELECT json_valid('[]')")  # the provision trigger needs JSON1
+                self._conn.executescript(_SCHEMA)
+            version = self._meta("schema_version")
+            if version is None and not readonly:
+                self._set_meta("schema_version", str(SCHEMA_VERSION))
+            elif version is not None and int(version) != SCHEMA_VERSION:
+                raise StoreError(f"store `{self.path}` has schema version {version}, expected {SCHEMA_VERSION}")
+            key = self._mask_key(mask_key)
+        except sqlite3.Error as exc:
+            self._close_quietly()
+            raise StoreError(f"cannot open store `{self.path}`: {exc}") from exc
+        except StoreError:
+            self._close_quietly()
+            raise
+        self.audit = SQLiteAuditLog(self, Masker(masking or Masking(), key))
+        self.consent = SQLiteConsentRegistry(self)
+        self.gallery = SQLiteGallery(self)
+
+    # -- connections -------------------------------------------------------------------------
+    def connect(self) -> sqlite3.Connection:
+        """A new connection with the store's pragmas (autocommit; transactions are explicit)."""
+        if self.readonly:
+            uri = Path(self.path).absolute().as_uri() + "?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA query_only = ON")
+        else:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                conn.close()
+                raise StoreError(f"store `{self.path}` cannot use WAL mode (got `{mode}`)")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA secure_delete = ON")
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` on the main connection, under the store lock."""
+        with self._lock:
+            conn = self._main()
+            if self.readonly:
+                raise StoreError(f"store `{self.path}` is open read-only")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write store `{self.path}`: {exc}") from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"cannot write store `{self.path}`: {exc}") from exc
+                raise
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The main connection for a short read, under the store lock."""
+        with self._lock:
+            conn = self._main()
+            try:
+                yield conn
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read store `{self.path}`: {exc}") from exc
+
+    def _main(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError(f"store `{self.path}` is closed")
+        return self._conn
+
+    @staticmethod
+    def bump_gallery_generation(conn: sqlite3.Connection) -> None:
+        """Mark the gallery changed, in the caller's transaction (invalidates every cache)."""
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('gallery_generation', '1') ON CONFLICT (key) "
+            "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+        )
+
+    # -- meta and the masking key ------------------------------------------------------------
+    def _meta(self, key: str) -> str | None:
+        try:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        except sqlite3.OperationalError:
+            if self.readonly:
+                raise StoreError(f"`{self.path}` is not a facegate store") from None
+            raise
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def _mask_key(self, given: bytes | None) -> bytes:
+        stored, check = self._meta("mask_key"), self._meta("mask_key_check")
+        if given is None:
+            if stored is not None:
+                return bytes.fromhex(stored)
+            if check is not None:
+                raise StoreError(f"store `{self.path}` was created with an external mask key; pass `mask_key`")
+            key = secrets.token_bytes(32)
+            if not self.readonly:
+                self._set_meta("mask_key", key.hex())
+            return key
+        if len(given) < 16:
+            raise StoreError("`mask_key` must be at least 16 bytes")
+        fingerprint = hmac.new(given, _KEY_CHECK, "sha256").hexdigest()
+        if stored is not None:
+            raise StoreError(f"store `{self.path}` keeps its own mask key; do not pass `mask_key`")
+        if check is None and not self.readonly:
+            self._set_meta("mask_key_check", fingerprint)
+        elif check is not None and not hmac.compare_digest(check, fingerprint):
+            raise StoreError(f"`mask_key` is not the key store `{self.path}` was created with")
+        return given
+
+    # -- erasure hygiene and lifetime -------------------------------------------------------
+    def scrub(self) -> bool:
+        """Checkpoint the WAL into the database and truncate it; ``False`` if readers blocked it.
+
+        A blocked scrub is retried at the next erasure and at ``close()``.
+        """
+        if self.readonly:
+            return True
+        with self._lock:
+            try:
+                busy, _, _ = self._main().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot checkpoint store `{self.path}`: {exc}") from exc
+            self._scrub_pending = busy != 0
+            return not self._scrub_pending
+
+    def withdraw_consent(self, ref: str, at: Timestamp | None = None) -> tuple[list[str], int]:
+        """Withdraw consent (record id or subject id) and erase the templates enrolled under it.
+
+        Returns the withdrawn record ids and the number of templates erased.  A withdrawal
+        dated in the future is recorded, and its templates are left for ``purge_expired``.
+        """
+        ids = self.consent.withdraw(ref, at)
+        if at is not None and iso(at) > iso(utc_now()):
+            return ids, 0
+        return ids, sum(self.gallery.erase_by_consent(cid) for cid in ids)
+
+    def close(self) -> None:
+        """Drain and stop the audit writer, scrub the WAL, close every connection.  Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+        self.gallery.stop_schedules()
+        self.audit.close()
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                if not self.readonly:
+                    self.scrub()
+            finally:
+                self._closed = True
+                self._close_quietly()
+
+    def _close_quietly(self) -> None:
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("read-only" if self.readonly else "open")
+        return f"<SQLiteStore {self.path!r} {state}>"
