@@ -197,3 +197,41 @@ def test_outcome_to_dict_is_json(registry, audit):
 
     out = Gate(conformance_policy(), "fake", registry=registry, audit=audit).process({"operation": "detect", "purpose": "other"}, synthetic_face_image())
     assert json.loads(json.dumps(out.to_dict()))["result"]["faces"][0]["score"] == pytest.approx(0.99)
+
+
+class BrokenStore:
+    class consent:  # noqa: N801 - a stand-in store part
+        @staticmethod
+        def lookup(subject_id, purpose=None, at=None):
+            raise OSError("registry offline")
+
+    gallery = None
+
+    def __init__(self):
+        self.audit = MemoryAudit()
+
+
+def test_evidence_failure_denies(registry):
+    store = BrokenStore()
+    gate = Gate(conformance_policy(), "fake", registry=registry, store=store, consent_mode="registry-overrides")
+    out = gate.process({"operation": "detect", "purpose": "other", "subject": {"id": "s1"}}, synthetic_face_image())
+    assert out.status == "denied" and out.decision.reason == "evidence_unavailable"
+    assert "registry offline" in out.decision.errors[-1]["error"]
+
+
+class FailingGallery:
+    def count_subjects(self):
+        return 0
+
+    def enroll(self, *a, **k):
+        raise OSError("disk full")
+
+
+def test_store_failure_during_execution_is_an_error_outcome(registry, audit):
+    store = type("S", (), {"audit": audit, "gallery": FailingGallery(), "consent": None})()
+    gate = Gate(conformance_policy(), "fake", registry=registry, store=store)
+    req = {"operation": "enroll", "purpose": "other", "subject": {"id": "s1"}, "storage": {"retention_days": 30}}
+    out = gate.process(req, synthetic_face_image())
+    assert out.status == "error" and "disk full" in out.error and out.result is None
+    out = gate.process({**req, "storage": {}}, synthetic_face_image())
+    assert out.status == "error" and "retention period" in out.error

@@ -163,15 +163,16 @@ class Gate:
     # -- the one path --------------------------------------------------------------------
     def process(self, request: Mapping[str, Any], image: np.ndarray | None = None, *, reference: np.ndarray | None = None, top_k: int = 5) -> Outcome:
         """Decide ``request``; if permitted, run exactly its operation on ``image`` and return the filtered result."""
-        facts = self._facts(request)
-        decision = self.policy.decide(facts)
+        try:
+            facts = self._facts(request)
+            decision = self.policy.decide(facts)
+        except Exception as exc:  # the evidence store failed: decide nothing on guessed facts
+            facts = request
+            decision = _denied(self.policy.decide(request), "evidence_unavailable", "facegate.evidence", f"consent registry or gallery failed: {exc}")
         try:
             self.audit.append(_decision_record(decision, facts))
         except Exception as exc:
-            decision = dataclasses.replace(
-                decision, effect="deny", reason="audit_unavailable",
-                errors=decision.errors + ({"rule": "facegate.audit", "provision": "", "mode": "enforce", "error": f"decision record not written: {exc}"},),
-            )
+            decision = _denied(decision, "audit_unavailable", "facegate.audit", f"decision record not written: {exc}")
             return Outcome(decision, "denied", None, f"audit log unavailable: {exc}", (), ())
         self.registry.notify(_decision_record(decision, facts))
         if not decision.permitted:
@@ -183,6 +184,8 @@ class Gate:
             result = self._execute(facts, decision, image, reference, top_k, notes)
         except _Refused as exc:
             return self._finish(decision, "error", None, str(exc), left, enforced, notes, operation=_op(facts))
+        except Exception as exc:  # the gallery or consent store failed while executing
+            return self._finish(decision, "error", None, f"store failed: {type(exc).__name__}: {exc}", left, enforced, notes, operation=_op(facts))
         return self._finish(decision, "executed", result, None, left, enforced, notes, operation=_op(facts))
 
     def _finish(self, decision: Decision, status: str, result: Result | None, error: str | None,
@@ -301,6 +304,8 @@ class Gate:
         asked = facts.get("storage", {}).get("retention_days")
         if asked is not None:
             days = asked if days is None else min(days, asked)
+        if not days:
+            raise _Refused("enroll needs a retention period: `storage.retention_days` or a `retention_max_days` obligation")
         consent_id = (facts.get("consent") or {}).get("record_id")
         tid = self.gallery.enroll(subject_id, vector, purpose=facts["purpose"], consent_id=consent_id,
                                   retention_days=days, location=location, model_id=self.info.id)
@@ -435,6 +440,14 @@ def _validate_config(info: RecognizerInfo, config: Mapping[str, Any]) -> None:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path)
         raise ConfigError(f"recognizer `{info.id}` config{' at /' + where if where else ''}: {first.message}")
+
+
+def _denied(decision: Decision, reason: str, source: str, error: str) -> Decision:
+    """The same decision turned into a deny the gate imposed (no rule determined it)."""
+    return dataclasses.replace(
+        decision, effect="deny", reason=reason, determining=(), obligations=(),
+        errors=decision.errors + ({"rule": source, "provision": "", "mode": "enforce", "error": error},),
+    )
 
 
 def _op(facts: Any) -> Any:
