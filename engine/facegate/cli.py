@@ -74,7 +74,7 @@ def render_decision(d: Decision, style: _Style, *, explain: bool = False) -> str
     for v in d.violations:
         lines.append(f"  invalid request at `{v['pointer'] or '/'}`: {v['message']}")
     for det in d.determining:
-        art = f"Art. {det['article']}" + ("" if det["article_verified"] else " (numbering unverified)")
+        art = "article number unknown" if det["article"] is None else f"Art. {det['article']}" + ("" if det["article_verified"] else " (numbering unverified)")
         msg = det["message"]
         lines.append(f"  {det['provision']} [{art}] {det['rule']}: {msg['en']} / {msg['zh']}")
         if "detail" in msg:
