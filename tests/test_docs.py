@@ -45,3 +45,12 @@ def test_every_request_field_is_documented():
     assert len(fields) > 30
     missing = [f for f in fields if f"`{f}`" not in text]
     assert missing == []
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    commands = [line for line in readme.splitlines() if line.startswith("python3 -m venv .venv")]
+    assert len(commands) == 2, "the README starts with exactly two commands"
+    assert commands[1] in ci.splitlines()
+    assert "pytest" in commands[1] and "facegate demo" in commands[0]
