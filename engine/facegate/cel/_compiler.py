@@ -1,0 +1,598 @@
+"""Compile phase: the checked tree becomes one Python function, generated and compiled once.
+
+Why generated code rather than a closure per node: a Python call costs about as much as
+the work most CEL nodes do (a dict lookup, a comparison), so a closure tree spends most of
+its time calling.  Here a whole condition is one function of straight-line code: each node
+becomes a few statements assigning a local, with an inline fast path for the operand types
+policies actually see (``str == "literal"``, ``dict["key"]``, ``x in {"a", "b"}``) and a
+call into :mod:`._runtime` for everything else.  Values are plain Python; errors are
+:class:`CELError` values that flow like any other value.
+
+No text from the expression reaches the generated source except through ``repr`` of a
+``str``, ``bytes``, ``int`` or finite ``float`` (always a literal); every other constant is
+passed in the function's namespace.  ``&&``/``||`` chains use one ``if`` per operand at a
+single indentation level; very deep expressions are split into helper functions so the
+result stays within CPython's nesting limits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Final
+
+from . import _ast as ast
+from . import _functions as fn
+from . import _runtime as rt
+from ._check import Checked
+from ._values import INT64_MAX, INT64_MIN, CELError
+
+_MAX_INDENT: Final = 24  # beyond this, subexpressions move into helper functions
+_MAX_LOOPS: Final = 8  # CPython allows 20 nested blocks
+_UNLIMITED: Final = 2**62
+
+
+class Budget:
+    """Evaluation steps left for one decision, shared by all programs it evaluates.
+
+    A program is charged one step per function call site outside comprehensions (up
+    front, whether or not a short-circuit skips the call), and per comprehension
+    iteration one step plus one per call site in the body.  When the count goes below
+    zero, evaluation stops with the error ``evaluation budget exceeded``.  Not
+    thread-safe: use one budget per decision, as a decision runs on one thread.
+    """
+
+    __slots__ = ("steps",)
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def __repr__(self) -> str:
+        return f"Budget(steps={self.steps})"
+
+
+BUDGET_EXCEEDED: Final = CELError("evaluation budget exceeded")
+
+_NAMESPACE: Final[dict[str, Any]] = {
+    "CELError": CELError,
+    "_Budget": Budget,
+    "_UNLIMITED": _UNLIMITED,
+    "_BUDGET": BUDGET_EXCEEDED,
+    "_OVERFLOW": CELError("return error for overflow"),
+    "_MIN": INT64_MIN,
+    "_MAX": INT64_MAX,
+    "_SEQ": rt._SIMPLE_EQ,
+    "_ORD": rt._ORDERED,
+    "_SIZED": frozenset([str, bytes, list, dict, tuple]),
+    "_eq": rt.eq,
+    "_ne": rt.ne,
+    "_lt": rt.lt,
+    "_le": rt.le,
+    "_gt": rt.gt,
+    "_ge": rt.ge,
+    "_in": rt.contains,
+    "_add": rt.add,
+    "_sub": rt.sub,
+    "_mul": rt.mul,
+    "_div": rt.div,
+    "_mod": rt.mod,
+    "_neg": rt.neg,
+    "_not": rt.not_,
+    "_index": rt.index,
+    "_select": rt.select,
+    "_select_path": rt.select_path,
+    "_has": rt.has,
+    "_variable": rt.variable,
+    "_resolve": rt.resolve,
+    "_make_list": rt.make_list,
+    "_make_map": rt.make_map,
+    "_iter": rt.iter_range,
+    "_err": rt.as_bool_error,
+    "_first_error": rt.first_error,
+    "_size": fn.size,
+    "_starts_with": fn.starts_with,
+    "_ends_with": fn.ends_with,
+    "_str_contains": fn.str_contains,
+    "_matches": fn.matches,
+}
+
+_COMPARE: Final = {"==": "_eq", "!=": "_ne", "<": "_lt", "<=": "_le", ">": "_gt", ">=": "_ge"}
+_ARITH: Final = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div", "%": "_mod"}
+
+
+def _literal_source(value: Any) -> str | None:
+    """Python source for a literal, when it can be written inline safely."""
+    t = type(value)
+    if value is None or t is bool:
+        return repr(value)
+    if t is int or (t is float and math.isfinite(value)):
+        text = repr(value)
+        return f"({text})" if text.startswith("-") else text
+    if (t is str or t is bytes) and len(value) <= 256:
+        return repr(value)
+    return None
+
+
+class CodeGen:
+    def __init__(self, checked: Checked, functions: Mapping[str, fn.CelFunction]) -> None:
+        self.checked = checked
+        self.functions = functions
+        self.lines: list[str] = []
+        self.depth = 1
+        self.loops = 0
+        self.counter = 0
+        self.namespace: dict[str, Any] = dict(_NAMESPACE)
+        self.const_names: dict[tuple[type, Any], str] = {}
+        self.scopes: list[dict[str, str]] = []
+        self.safe: set[str] = set()  # expressions that can never hold a CELError
+        self.helpers: list[list[str]] = []
+
+    # -- output ----------------------------------------------------------------------
+
+    def emit(self, line: str) -> None:
+        self.lines.append("    " * self.depth + line)
+
+    @contextmanager
+    def indented(self) -> Iterator[None]:
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+
+    def tmp(self, stem: str = "t") -> str:
+        self.counter += 1
+        return f"{stem}{self.counter}"
+
+    def const(self, value: Any) -> str:
+        inline = _literal_source(value)
+        if inline is not None:
+            self.safe.add(inline)
+            return inline
+        key = (type(value), value if _hashable(value) else id(value))
+        name = self.const_names.get(key)
+        if name is None:
+            name = f"_k{len(self.const_names)}"
+            self.const_names[key] = name
+            self.namespace[name] = value
+        if type(value) is not CELError:
+            self.safe.add(name)
+        return name
+
+    def function(self, needs_budget: bool, static_steps: int, body: ast.Node) -> str:
+        """The whole module source: helpers first, then ``_program``."""
+        if needs_budget:
+            self.emit("if budget is None:")
+            self.emit("    budget = _Budget(_UNLIMITED)")
+        if static_steps:
+            self.emit(f"budget.steps -= {static_steps}")
+            self.emit("if budget.steps < 0:")
+            self.emit("    return _BUDGET")
+        result = self.gen(body)
+        self.emit(f"return {result}")
+        main = ["def _program(act, budget=None):", *self.lines]
+        return "\n".join(line for chunk in (*self.helpers, main) for line in chunk) + "\n"
+
+    # -- dispatch --------------------------------------------------------------------
+
+    def gen(self, node: ast.Node) -> str:
+        if (self.depth > _MAX_INDENT or self.loops > _MAX_LOOPS) and not isinstance(node, (ast.Lit, ast.Ident)):
+            return self._outline(node)
+        result: str = getattr(self, "_" + type(node).__name__)(node)
+        return result
+
+    def named(self, node: ast.Node) -> str:
+        """``gen``, but never an inline literal: `5 is True` is a SyntaxWarning."""
+        result = self.gen(node)
+        if result in ("True", "False", "None") or result.isidentifier():
+            return result
+        out = self.tmp()
+        self.emit(f"{out} = {result}")
+        if result in self.safe:
+            self.safe.add(out)
+        return out
+
+    def _outline(self, node: ast.Node) -> str:
+        name = f"_h{self.counter + 1}"
+        self.counter += 1
+        params = ["act", "budget", *(p for scope in self.scopes for p in scope.values())]
+        saved = (self.lines, self.depth, self.loops)
+        self.lines, self.depth, self.loops = [], 1, 0
+        result = self.gen(node)
+        self.emit(f"return {result}")
+        self.helpers.append([f"def {name}({', '.join(params)}):", *self.lines])
+        self.lines, self.depth, self.loops = saved
+        out = self.tmp()
+        self.emit(f"{out} = {name}({', '.join(params)})")
+        return out
+
+    def _local(self, name: str) -> str | None:
+        for scope in reversed(self.scopes):
+            if name in scope:
+                return scope[name]
+        return None
+
+    # -- leaves and selection --------------------------------------------------------
+
+    def _Lit(self, node: ast.Lit) -> str:
+        return self.const(node.value)
+
+    def _Ident(self, node: ast.Ident) -> str:
+        local = self._local(node.name)
+        if local is not None:
+            return local
+        return self._chain(node, [node.name])
+
+    def _chain(self, node: ast.Node, parts: list[str]) -> str:
+        denoted = self.checked.denotations.get(id(node))
+        if denoted is not None:
+            return self.const(denoted)
+        out = self.tmp()
+        resolved = self.checked.chains.get(id(node))
+        if resolved is not None:
+            variable, fields = resolved
+            access = "act[" + repr(variable) + "]" + "".join(f"[{f!r}]" for f in fields)
+            self.emit("try:")
+            self.emit(f"    {out} = {access}")
+            self.emit("except Exception:")
+            if fields:
+                self.emit(f"    {out} = _select_path(_variable(act, {variable!r}), {tuple(fields)!r})")
+            else:
+                self.emit(f"    {out} = _variable(act, {variable!r})")
+            return out
+        # No schema: the longest dotted prefix bound in the activation is the variable.
+        self.emit("try:")
+        for cut in range(len(parts), 1, -1):
+            self.emit(f"    if {'.'.join(parts[:cut])!r} in act: raise KeyError")
+        self.emit(f"    {out} = act[{parts[0]!r}]" + "".join(f"[{f!r}]" for f in parts[1:]))
+        self.emit("except Exception:")
+        self.emit(f"    {out} = _resolve(act, {tuple(parts)!r})")
+        return out
+
+    def _Select(self, node: ast.Select) -> str:
+        if id(node) in self.checked.chains or id(node) in self.checked.denotations:
+            parts: list[str] = []
+            inner: ast.Node = node
+            while isinstance(inner, ast.Select):
+                parts.append(inner.field)
+                inner = inner.operand
+            assert isinstance(inner, ast.Ident)
+            parts.append(inner.name)
+            return self._chain(node, parts[::-1])
+        operand = self.gen(node.operand)
+        out = self.tmp()
+        self.emit("try:")
+        self.emit(f"    {out} = {operand}[{node.field!r}]")
+        self.emit("except Exception:")
+        self.emit(f"    {out} = _select({operand}, {node.field!r})")
+        return out
+
+    def _Has(self, node: ast.Has) -> str:
+        operand = self.gen(node.operand)
+        out = self.tmp()
+        self.emit(f"{out} = ({node.field!r} in {operand}) if type({operand}) is dict else _has({operand}, {node.field!r})")
+        return out
+
+    def _Index(self, node: ast.Index) -> str:
+        container = self.gen(node.operand)
+        key = self.gen(node.index)
+        out = self.tmp()
+        literal = node.index.value if isinstance(node.index, ast.Lit) else None
+        if type(literal) is str:
+            self.emit("try:")
+            self.emit(f"    {out} = {container}[{key}]")
+            self.emit("except Exception:")
+            self.emit(f"    {out} = _index({container}, {key})")
+        elif type(literal) is int and literal >= 0:
+            self.emit(
+                f"{out} = {container}[{key}] if type({container}) is list and {key} < len({container})"
+                f" else _index({container}, {key})"
+            )
+        else:
+            self.emit(f"{out} = _index({container}, {key})")
+        return out
+
+    # -- literals --------------------------------------------------------------------
+
+    def _ListLit(self, node: ast.ListLit) -> str:
+        items = [self.gen(i) for i in node.items]
+        out = self.tmp()
+        if all(i in self.safe for i in items):
+            self.emit(f"{out} = [{', '.join(items)}]")
+            self.safe.add(out)
+        else:
+            self.emit(f"{out} = _make_list({', '.join(items)})")
+        return out
+
+    def _MapLit(self, node: ast.MapLit) -> str:
+        flat: list[str] = []
+        keys = []
+        for k, v in node.entries:
+            flat.append(self.gen(k))
+            flat.append(self.gen(v))
+            keys.append(k.value if isinstance(k, ast.Lit) else None)
+        out = self.tmp()
+        if all(type(k) is str for k in keys) and len(set(keys)) == len(keys):
+            values = flat[1::2]
+            body = "{" + ", ".join(f"{flat[i]}: {flat[i + 1]}" for i in range(0, len(flat), 2)) + "}"
+            unsafe = [v for v in values if v not in self.safe]
+            if unsafe:
+                self.emit(f"{out} = _first_error({', '.join(unsafe)}) or {body}")
+            else:
+                self.emit(f"{out} = {body}")
+                self.safe.add(out)
+        else:
+            self.emit(f"{out} = _make_map({', '.join(flat)})")
+        return out
+
+    # -- logic -----------------------------------------------------------------------
+
+    def _Logic(self, node: ast.Logic) -> str:
+        # One `if` per operand, all at one level; `out` keeps the first error seen, and
+        # a deciding operand (false for &&, true for ||) overrides it: CEL's commutative
+        # error absorption.
+        decide, keep = ("False", "True") if node.op == "&&" else ("True", "False")
+        out = self.tmp("r")
+        first = self.named(node.operands[0])
+        self.emit(f"{out} = {first}")
+        for operand in node.operands[1:]:
+            self.emit(f"if {out} is not {decide}:")
+            with self.indented():
+                value = self.named(operand)
+                self.emit(f"if {value} is {decide}:")
+                self.emit(f"    {out} = {decide}")
+                self.emit(f"elif {out} is {keep}:")
+                self.emit(f"    {out} = {value}")
+        self.emit(f"if {out} is not True and {out} is not False:")
+        self.emit(f"    {out} = _err({out}, '_{node.op}_')")
+        return out
+
+    def _Unary(self, node: ast.Unary) -> str:
+        operand = self.named(node.operand)
+        out = self.tmp()
+        if node.op == "!":
+            self.emit(f"{out} = False if {operand} is True else True if {operand} is False else _not({operand})")
+        else:
+            self.emit(f"{out} = -{operand} if type({operand}) is float else _neg({operand})")
+        return out
+
+    def _Cond(self, node: ast.Cond) -> str:
+        cond = self.named(node.cond)
+        out = self.tmp()
+        self.emit(f"if {cond} is True:")
+        with self.indented():
+            self.emit(f"{out} = {self.gen(node.then)}")
+        self.emit(f"elif {cond} is False:")
+        with self.indented():
+            self.emit(f"{out} = {self.gen(node.otherwise)}")
+        self.emit("else:")
+        self.emit(f"    {out} = _err({cond}, '_?_:_')")
+        return out
+
+    # -- operators -------------------------------------------------------------------
+
+    def _Binary(self, node: ast.Binary) -> str:
+        if node.op == "in":
+            return self._in(node)
+        left = self.gen(node.left)
+        right = self.gen(node.right)
+        out = self.tmp()
+        op = node.op
+        if op in _COMPARE:
+            helper = _COMPARE[op]
+            const, other = self._literal_side(node, left, right)
+            if const is not None and other is not None:
+                value = const[1]
+                if value is None and op in ("==", "!="):
+                    hit = "True" if op == "==" else "False"
+                    self.emit(f"{out} = {hit} if {other} is None else {helper}({left}, {right})")
+                elif type(value) in (str, int, bool, bytes, float):
+                    self.emit(
+                        f"{out} = ({left} {op} {right}) if type({other}) is {type(value).__name__}"
+                        f" else {helper}({left}, {right})"
+                    )
+                else:
+                    self.emit(f"{out} = {helper}({left}, {right})")
+            else:
+                kinds = "_SEQ" if op in ("==", "!=") else "_ORD"
+                self.emit(
+                    f"{out} = ({left} {op} {right}) if (_t := type({left})) is type({right}) and _t in {kinds}"
+                    f" else {helper}({left}, {right})"
+                )
+            return out
+        helper = _ARITH[op]
+        if op in ("+", "-", "*"):
+            self.emit(f"if type({left}) is int is type({right}):")
+            self.emit(f"    {out} = {left} {op} {right}")
+            self.emit(f"    if {out} > _MAX or {out} < _MIN:")
+            self.emit(f"        {out} = _OVERFLOW")
+            self.emit("else:")
+            self.emit(f"    {out} = {helper}({left}, {right})")
+        else:
+            self.emit(f"{out} = {helper}({left}, {right})")
+        return out
+
+    @staticmethod
+    def _literal_side(node: ast.Binary, left: str, right: str) -> tuple[tuple[str, Any] | None, str | None]:
+        if isinstance(node.right, ast.Lit) and not isinstance(node.left, ast.Lit):
+            return (right, node.right.value), left
+        if isinstance(node.left, ast.Lit) and not isinstance(node.right, ast.Lit):
+            return (left, node.left.value), right
+        return None, None
+
+    def _in(self, node: ast.Binary) -> str:
+        item = self.gen(node.left)
+        if isinstance(node.right, ast.ListLit) and node.right.items and all(
+            isinstance(i, ast.Lit) for i in node.right.items
+        ):
+            values = [i.value for i in node.right.items]  # type: ignore[union-attr]
+            kinds = {type(v) for v in values}
+            if len(kinds) == 1 and kinds <= {str, int}:
+                members = self.const(frozenset(values))
+                listed = self.const(tuple(values))
+                out = self.tmp()
+                kind = kinds.pop().__name__
+                self.emit(f"{out} = ({item} in {members}) if type({item}) is {kind} else _in({item}, {listed})")
+                return out
+        container = self.gen(node.right)
+        out = self.tmp()
+        self.emit(
+            f"{out} = ({item} in {container}) if type({item}) is str and"
+            f" (type({container}) is list or type({container}) is dict) else _in({item}, {container})"
+        )
+        return out
+
+    # -- calls -----------------------------------------------------------------------
+
+    def _Call(self, node: ast.Call) -> str:
+        arg_nodes = ((node.target,) if node.target is not None else ()) + node.args
+        args = [self.gen(a) for a in arg_nodes]
+        out = self.tmp()
+        name = node.name
+        custom = self.functions.get(name)
+        if custom is not None:
+            caller = self.const(fn.custom_caller(custom))
+            self.emit(f"{out} = {caller}({', '.join(args)})")
+            return out
+        builtin = fn.BUILTINS.get(name)
+        style_ok = builtin is not None and (builtin.member if node.target is not None else builtin.function)
+        arities = {len(params) for params, _ in builtin.signatures} if builtin is not None else set()
+        if builtin is None or not style_ok or len(args) not in arities:
+            if builtin is None or not style_ok:
+                error = CELError(f"unbound function `{name}`")
+            else:
+                error = CELError(f"no such overload: `{name}` with {len(args)} argument(s)")
+            self.emit(f"{out} = _first_error({', '.join(args)}) or {self.const(error)}" if args else
+                      f"{out} = {self.const(error)}")
+            return out
+        literal = arg_nodes[-1].value if len(arg_nodes) == 2 and isinstance(arg_nodes[-1], ast.Lit) else None
+        first = args[0] if args else ""
+        if name == "dyn":
+            self.emit(f"{out} = {args[0]}")
+            if args[0] in self.safe:
+                self.safe.add(out)
+            return out
+        if name == "size":
+            self.emit(f"{out} = len({first}) if type({first}) in _SIZED else _size({first})")
+        elif name in ("startsWith", "endsWith") and type(literal) is str:
+            method = "startswith" if name == "startsWith" else "endswith"
+            helper = "_starts_with" if name == "startsWith" else "_ends_with"
+            self.emit(f"{out} = {first}.{method}({args[1]}) if type({first}) is str else {helper}({first}, {args[1]})")
+        elif name == "contains" and type(literal) is str:
+            self.emit(f"{out} = ({args[1]} in {first}) if type({first}) is str else _str_contains({first}, {args[1]})")
+        elif name == "matches" and type(literal) is str and type(fn.compile_regex(literal)) is not CELError:
+            regex = self.const(fn.compile_regex(literal))
+            self.emit(f"{out} = ({regex}.search({first}) is not None) if type({first}) is str"
+                      f" else _matches({first}, {args[1]})")
+        else:
+            impl = self.const(builtin.impl)
+            self.emit(f"{out} = {impl}({', '.join(args)})")
+        return out
+
+    # -- comprehensions ----------------------------------------------------------------
+
+    def _Comprehension(self, node: ast.Comprehension) -> str:
+        rng = self.gen(node.range)
+        items = self.tmp("it")
+        out = self.tmp("r")
+        err = self.tmp("e")
+        kind = node.kind
+        self.emit(f"{items} = {rng} if type({rng}) is list or type({rng}) is dict else _iter({rng}, {kind!r})")
+        self.emit(f"if type({items}) is CELError:")
+        self.emit(f"    {out} = {items}")
+        self.emit("else:")
+        with self.indented():
+            self._comprehension_body(node, items, out, err)
+        return out
+
+    def _comprehension_body(self, node: ast.Comprehension, items: str, out: str, err: str) -> None:
+        kind = node.kind
+        steps = 1 + self.checked.comprehension_calls.get(id(node), 0)
+        var = self.tmp(f"v_{node.var}_")
+        scope = {node.var: var}
+        if node.var2 is not None:
+            var2 = self.tmp(f"v_{node.var2}_")
+            scope[node.var2] = var2
+            header = (
+                f"for {var}, {var2} in (enumerate({items}) if type({items}) is list else {items}.items()):"
+            )
+        else:
+            header = f"for {var} in {items}:"
+        self.safe.update(scope.values())
+        accumulate = kind in ("map", "filter", "transformList", "transformMap")
+        if kind == "all":
+            self.emit(f"{out} = True")
+        elif kind == "exists":
+            self.emit(f"{out} = False")
+        elif kind == "exists_one":
+            self.emit(f"{out} = 0")
+        else:
+            self.emit(f"{out} = {{}}" if kind == "transformMap" else f"{out} = []")
+        self.emit(f"{err} = None")
+        self.emit(header)
+        self.scopes.append(scope)
+        self.loops += 1
+        with self.indented():
+            self.emit(f"budget.steps -= {steps}")
+            self.emit("if budget.steps < 0:")
+            self.emit(f"    {err} = _BUDGET")
+            self.emit("    break")
+            if node.filter is not None:
+                keep = self.named(node.filter)
+                self.emit(f"if {keep} is False:")
+                self.emit("    continue")
+                self.emit(f"if {keep} is not True:")
+                self.emit(f"    {err} = _err({keep}, {kind!r})")
+                self.emit("    break")
+            value = self.named(node.body)
+            if kind in ("all", "exists"):
+                decide = "False" if kind == "all" else "True"
+                self.emit(f"if {value} is {decide}:")
+                self.emit(f"    {out} = {decide}")
+                self.emit(f"    {err} = None")
+                self.emit("    break")
+                self.emit(f"if {value} is not {'True' if kind == 'all' else 'False'} and {err} is None:")
+                self.emit(f"    {err} = _err({value}, {kind!r})")
+            elif kind in ("exists_one", "filter"):
+                self.emit(f"if {value} is True:")
+                self.emit(f"    {out} += 1" if kind == "exists_one" else f"    {out}.append({var})")
+                self.emit(f"elif {value} is not False:")
+                self.emit(f"    {err} = _err({value}, {kind!r})")
+                self.emit("    break")
+            elif accumulate:
+                self.emit(f"if type({value}) is CELError:")
+                self.emit(f"    {err} = {value}")
+                self.emit("    break")
+                if kind == "transformMap":
+                    self.emit(f"{out}[{var}] = {value}")
+                else:
+                    self.emit(f"{out}.append({value})")
+        self.loops -= 1
+        self.scopes.pop()
+        self.emit(f"if {err} is not None:")
+        self.emit(f"    {out} = {err}")
+        if kind == "exists_one":
+            self.emit("else:")
+            self.emit(f"    {out} = {out} == 1")
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def compile_function(
+    node: ast.Node, checked: Checked, functions: Mapping[str, fn.CelFunction]
+) -> tuple[Any, str]:
+    """The generated ``_program(act, budget=None)`` and its source."""
+    gen = CodeGen(checked, functions)
+    needs_budget = checked.static_calls > 0 or bool(checked.comprehension_calls)
+    source = gen.function(needs_budget, checked.static_calls, node)
+    namespace = gen.namespace
+    exec(compile(source, "<cel>", "exec"), namespace)  # noqa: S102 - our own generated source
+    return namespace["_program"], source
+

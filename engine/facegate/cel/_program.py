@@ -1,0 +1,133 @@
+"""``compile()`` and :class:`Program`: parse -> check -> compile, once, at load time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from . import _parse
+from ._check import Checker
+from ._compiler import Budget, compile_function
+from ._errors import CELCheckError, CELEvalError
+from ._functions import BUILTINS, CelFunction
+from ._values import CELError
+
+BACKENDS: Final = ("native", "interpreter")
+_RESERVED_FUNCTIONS: Final = frozenset(BUILTINS) | {
+    "has", "all", "exists", "exists_one", "existsOne", "map", "filter", "transformList", "transformMap",
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Static limits; an expression over any of them does not compile (CELCheckError).
+
+    ``max_cost`` bounds the worst-case evaluation steps (as :class:`Budget` counts them)
+    when every comprehension ranges over something with a known size -- a literal or a
+    schema array with ``maxItems``; unbounded comprehensions are left to the budget.
+    """
+
+    max_length: int = 100_000  # characters of source text
+    max_depth: int = 100  # nesting of the expression tree
+    max_comprehension_nesting: int = 4
+    max_cost: int | None = 1_000_000
+
+    def __post_init__(self) -> None:
+        if self.max_comprehension_nesting > 12:
+            raise ValueError("max_comprehension_nesting above 12 is not supported")
+
+
+class Program:
+    """A compiled expression: immutable, safe to share between threads.
+
+    ``run(activation, budget=None)`` is the engine's fast path: it returns the value, or a
+    :class:`CELError` value, and never raises.  ``evaluate`` raises :class:`CELEvalError`
+    instead of returning an error.  ``references`` holds the dotted field paths the
+    expression reads (``request.consent.type``); ``cost_bound`` the worst-case steps,
+    or ``None`` when some comprehension has no size bound.
+    """
+
+    __slots__ = ("text", "backend", "references", "reference_paths", "cost_bound", "source", "run")
+
+    text: str
+    backend: str
+    references: frozenset[str]
+    reference_paths: frozenset[tuple[str, ...]]
+    cost_bound: int | None
+    source: str | None
+    run: Callable[..., Any]
+
+    def __init__(self, **fields: Any) -> None:
+        for name in self.__slots__:
+            object.__setattr__(self, name, fields[name])
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Program is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Program is immutable")
+
+    def __repr__(self) -> str:
+        return f"Program({self.text!r}, backend={self.backend!r})"
+
+    def evaluate(self, variables: Mapping[str, Any], *, budget: Budget | None = None) -> Any:
+        """The value as plain Python; :class:`CELEvalError` if it is an error."""
+        result = self.run(variables, budget)
+        if type(result) is CELError:
+            raise CELEvalError(result)
+        return result
+
+
+def compile(  # noqa: A001 - the natural name for the public entry point
+    text: str,
+    *,
+    schema: Mapping[str, Any] | None = None,
+    functions: Mapping[str, CelFunction] | None = None,
+    backend: str = "native",
+    limits: Limits | None = None,
+    check: bool = True,
+) -> Program:
+    """Compile CEL ``text`` into a :class:`Program`.
+
+    ``schema`` is a JSON Schema of the activation (its ``properties`` are the variables);
+    with it, undefined fields and operators on incompatible types are compile errors.
+    ``check=False`` skips those type checks (errors then surface as values at run time),
+    like the conformance suite's ``disable_check``; static limits always apply.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend `{backend}`; expected one of {', '.join(BACKENDS)}")
+    limits = limits or Limits()
+    functions = dict(functions or {})
+    for key, fn in functions.items():
+        if key != fn.name:
+            raise ValueError(f"function registered as `{key}` is named `{fn.name}`")
+        if fn.name in _RESERVED_FUNCTIONS:
+            raise ValueError(f"`{fn.name}` is a standard cel function or macro and cannot be replaced")
+    if len(text) > limits.max_length:
+        raise CELCheckError(f"expression longer than the limit of `{limits.max_length}` characters")
+    try:
+        tree = _parse.parse(text, limits.max_depth)
+        checked = Checker(schema, functions, check, limits.max_comprehension_nesting).run(tree)
+        if checked.cost is not None and limits.max_cost is not None and checked.cost > limits.max_cost:
+            raise CELCheckError(
+                f"worst-case cost of `{checked.cost}` steps exceeds the limit of `{limits.max_cost}`"
+            )
+        if backend == "native":
+            run, source = compile_function(tree, checked, functions)
+        else:
+            from ._interp import InterpreterRunner
+
+            run, source = InterpreterRunner(_parse.parse_tree(text), functions).run, None
+    except RecursionError as exc:
+        raise CELCheckError("expression too deeply nested") from exc
+    references = frozenset(checked.references)
+    return Program(
+        text=text,
+        backend=backend,
+        references=frozenset(".".join(p) for p in references),
+        reference_paths=references,
+        cost_bound=checked.cost,
+        source=source,
+        run=run,
+    )
