@@ -252,7 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_EXTENSIONS: list[Callable[[Any], None]] = []
+def _audit_commands(sub: Any) -> None:
+    from .store._cli import add_audit_commands
+
+    add_audit_commands(sub)
+
+
+_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
