@@ -10,6 +10,7 @@ and otherwise calls cel-python's own implementation.
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
 import operator
 from collections.abc import Callable, Mapping
@@ -142,9 +143,9 @@ def _kind(value: Any) -> str:
         return "string"
     if isinstance(value, bytes):
         return "bytes"
-    if isinstance(value, ct.TimestampType):
+    if isinstance(value, _dt.datetime):
         return "timestamp"
-    if isinstance(value, ct.DurationType):
+    if isinstance(value, _dt.timedelta):
         return "duration"
     if isinstance(value, Mapping):
         return "map"
@@ -308,22 +309,25 @@ _CONVERSIONS: Final = {
 }
 
 
-def _conversion(name: str, original: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def patched(value: Any) -> Any:
-        kind = _kind(value)
-        if kind not in _CONVERSIONS[name]:
-            raise TypeError("no such overload")
-        if name == "string" and kind == "bool":
-            return ct.StringType("true" if value else "false")
-        if name == "bool" and kind == "string":
-            if value in ("1", "t", "true", "TRUE", "True"):
-                return ct.BoolType(True)
-            if value in ("0", "f", "false", "FALSE", "False"):
-                return ct.BoolType(False)
-            raise ValueError("type conversion error")
-        return original(value)
-
-    return patched
+def _conversion(name: str, args: list[Any]) -> Any:
+    """The corrected result of conversion ``name``, or None to let cel-python convert."""
+    if len(args) != 1:
+        return None
+    value = args[0]
+    kind = _kind(value)
+    if kind == "error":
+        return value
+    if kind not in _CONVERSIONS[name]:
+        return ev.CELEvalError("no such overload")
+    if name == "string" and kind == "bool":
+        return ct.StringType("true" if value else "false")
+    if name == "bool" and kind == "string":
+        if value in ("1", "t", "true", "TRUE", "True"):
+            return ct.BoolType(True)
+        if value in ("0", "f", "false", "FALSE", "False"):
+            return ct.BoolType(False)
+        return ev.CELEvalError("type conversion error")
+    return None
 
 
 def corrected_functions(corrections: frozenset[str]) -> dict[str, Callable[..., Any]]:
@@ -348,9 +352,6 @@ def corrected_functions(corrections: frozenset[str]) -> dict[str, Callable[..., 
     if "string_functions" in corrections:
         for name in ("contains", "startsWith", "endsWith"):
             table[name] = _string_function(base[name])
-    if "strict_conversions" in corrections:
-        for name in _CONVERSIONS:
-            table[name] = _conversion(name, base[name])
     return table
 
 
@@ -382,6 +383,15 @@ def _corrected_evaluator(corrections: frozenset[str]) -> type[ev.Evaluator]:
             if isinstance(operand, Mapping):
                 return ct.BoolType(str(field) in operand)
             return ev.CELEvalError("no such overload")
+
+        def function_eval(self, name_token: lark.Token, exprlist: Any = None) -> Any:
+            # Conversions are corrected here, not in the function table: `int` must stay
+            # cel-python's type object when used as a type denotation.
+            if "strict_conversions" in corrections and str(name_token) in _CONVERSIONS:
+                corrected = _conversion(str(name_token), list(exprlist or []))
+                if corrected is not None:
+                    return corrected
+            return super().function_eval(name_token, exprlist)
 
         def member_dot_arg(self, tree: lark.Tree) -> Any:
             name = str(tree.children[1])
