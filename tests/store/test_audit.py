@@ -6,6 +6,7 @@ import io
 import itertools
 import json
 import sqlite3
+import subprocess
 import threading
 from pathlib import Path
 
@@ -327,3 +328,32 @@ def test_a_record_without_time_is_stamped(store):
     store.audit.append({"kind": "outcome", "decision_id": "d"})
     record = next(store.audit.query())["record"]
     assert record["time"].endswith("Z")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 384 KiB tmpfs: a real ENOSPC.  Needs mount rights (root in CI); skipped elsewhere."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", str(mount_point)],
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=False)
+
+
+def test_a_full_disk_raises_and_loses_nothing_acknowledged(tiny_disk, make_decision):
+    path = tiny_disk / "full.db"
+    receipts = []
+    with SQLiteStore(path) as store:
+        with pytest.raises(AuditWriteError, match="full") as exc:
+            for i in range(10_000):
+                receipts.append(store.audit.append(make_decision(i, padding="x" * 2000)))
+        _one_line_naming(exc, store.path)
+        assert receipts  # it did write until the disk was full
+        logged = {(r["seq"], r["hash"]) for r in store.audit.query()}
+        assert {(r.seq, r.hash) for r in receipts} <= logged
+        assert store.audit.verify().ok

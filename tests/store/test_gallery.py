@@ -198,3 +198,15 @@ def test_a_closed_store_refuses_gallery_and_consent_calls(tmp_path, unit):
         store.gallery.identify(unit(), threshold=0.5)
     with pytest.raises(StoreError, match="closed"):
         store.consent.lookup("alice")
+
+
+def test_enroll_many_is_all_or_none(store, unit):
+    entry = {**STAMPS, "subject_id": "a", "vector": unit()}
+    ids = store.gallery.enroll_many([entry, {**entry, "subject_id": "b", "vector": unit()}])
+    assert len(ids) == 2 and store.gallery.count_subjects() == 2
+    with pytest.raises(StoreError, match="64"):
+        store.gallery.enroll_many([{**entry, "subject_id": "c"}, {**entry, "subject_id": "d", "vector": unit(64)}])
+    with pytest.raises(StoreError, match="needs `model_id`"):
+        store.gallery.enroll_many([{k: v for k, v in entry.items() if k != "model_id"}])
+    assert store.gallery.count_subjects() == 2 and store.gallery.enroll_many([]) == []
+    assert len(list(store.audit.query(kind="enrollment"))) == 2

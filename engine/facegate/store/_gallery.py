@@ -20,8 +20,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -137,10 +138,66 @@ class SQLiteGallery:
         legal basis other than consent); the retention is not a positive number of days; or the
         vector does not have the dimension of the model's other templates.
         """
+        return self.enroll_many([{
+            "subject_id": subject_id, "vector": vector, "purpose": purpose, "consent_id": consent_id,
+            "retention_days": retention_days, "location": location, "model_id": model_id,
+            "decision_id": decision_id,
+        }])[0]
+
+    def enroll_many(self, entries: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Enrol several templates in one transaction (all or none), e.g. to import a gallery.
+
+        Each entry holds ``enroll``'s arguments by name; the same checks apply to each.
+        """
+        now = utc_now()
+        enrolled_at = iso(now)
+        rows = [self._row(entry, now) for entry in entries]
+        if not rows:
+            return []
+        with self._store.transaction() as conn:
+            dims: dict[str, int] = {}
+            for row in rows:
+                _, subject_id, model_id, dim, _, purpose, consent_id = row[:7]
+                if consent_id is not None:
+                    found = conn.execute(f"SELECT {_CONSENT_COLUMNS} FROM consent WHERE id = ?", (consent_id,)).fetchone()
+                    consent = None if found is None else _consent_record(found)
+                    if (
+                        consent is None
+                        or consent["subject_id"] != subject_id
+                        or purpose not in consent["purposes"]
+                        or not in_force(consent, enrolled_at)
+                    ):
+                        raise StoreError(f"consent `{consent_id}` is not in force for this subject and purpose `{purpose}`")
+                if model_id not in dims:
+                    known = conn.execute("SELECT dim FROM template WHERE model_id = ? LIMIT 1", (model_id,)).fetchone()
+                    dims[model_id] = dim if known is None else int(known[0])
+                if dims[model_id] != dim:
+                    raise StoreError(f"model `{model_id}` templates have {dims[model_id]} dimensions, got {dim}")
+            conn.executemany(
+                "INSERT INTO template (id, subject_id, model_id, dim, vector, purpose, consent_id, location, "
+                "enrolled_at, expires_at, decision_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self._store.bump_gallery_generation(conn)
+        self._evidence([{
+            "kind": "enrollment", "template_id": row[0],
+            "subject_pseudonym": self._store.audit.pseudonym(row[1]), "purpose": row[5],
+            "consent_id": row[6], "model_id": row[2], "location": row[7],
+            "expires_at": row[9], "decision_id": row[10],
+        } for row in rows])
+        return [row[0] for row in rows]
+
+    def _row(self, entry: Mapping[str, Any], now: datetime) -> tuple[Any, ...]:
+        """Check one enrolment's arguments; return its ``template`` row."""
+        try:
+            subject_id, vector, purpose = entry["subject_id"], entry["vector"], entry["purpose"]
+            consent_id, retention_days = entry["consent_id"], entry["retention_days"]
+            location, model_id = entry["location"], entry["model_id"]
+        except KeyError as exc:
+            raise StoreError(f"enrolment needs `{exc.args[0]}`") from None
+        decision_id = entry.get("decision_id")
         if not isinstance(subject_id, str) or not subject_id:
-            raise StoreError("enrol needs a non-empty `subject_id`")
+            raise StoreError("enrolment needs a non-empty `subject_id`")
         if not isinstance(model_id, str) or not model_id:
-            raise StoreError("enrol needs a non-empty `model_id`")
+            raise StoreError("enrolment needs a non-empty `model_id`")
         if location not in self._store.storage_locations:
             allowed = ", ".join(sorted(self._store.storage_locations))
             raise StoreError(f"template location `{location}` is not allowed by this store (allowed: {allowed})")
@@ -149,37 +206,8 @@ class SQLiteGallery:
         if isinstance(retention_days, bool) or not isinstance(retention_days, int) or retention_days < 1:
             raise StoreError(f"retention_days `{retention_days}` is not a positive whole number of days")
         array = _as_vector(vector, "template")
-        now = utc_now()
-        enrolled_at, expires_at = iso(now), iso(now + timedelta(days=retention_days))
-        template_id = "tpl-" + uuid.uuid4().hex
-        with self._store.transaction() as conn:
-            if consent_id is not None:
-                row = conn.execute(f"SELECT {_CONSENT_COLUMNS} FROM consent WHERE id = ?", (consent_id,)).fetchone()
-                consent = None if row is None else _consent_record(row)
-                if (
-                    consent is None
-                    or consent["subject_id"] != subject_id
-                    or purpose not in consent["purposes"]
-                    or not in_force(consent, enrolled_at)
-                ):
-                    raise StoreError(f"consent `{consent_id}` is not in force for this subject and purpose `{purpose}`")
-            known = conn.execute("SELECT dim FROM template WHERE model_id = ? LIMIT 1", (model_id,)).fetchone()
-            if known is not None and int(known[0]) != array.size:
-                raise StoreError(f"model `{model_id}` templates have {known[0]} dimensions, got {array.size}")
-            conn.execute(
-                "INSERT INTO template (id, subject_id, model_id, dim, vector, purpose, consent_id, location, "
-                "enrolled_at, expires_at, decision_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (template_id, subject_id, model_id, array.size, array.tobytes(), purpose, consent_id,
-                 location, enrolled_at, expires_at, decision_id),
-            )
-            self._store.bump_gallery_generation(conn)
-        self._evidence([{
-            "kind": "enrollment", "template_id": template_id,
-            "subject_pseudonym": self._store.audit.pseudonym(subject_id), "purpose": purpose,
-            "consent_id": consent_id, "model_id": model_id, "location": location,
-            "expires_at": expires_at, "decision_id": decision_id,
-        }])
-        return template_id
+        return ("tpl-" + uuid.uuid4().hex, subject_id, model_id, array.size, array.tobytes(), purpose, consent_id,
+                location, iso(now), iso(now + timedelta(days=retention_days)), decision_id)
 
     # -- matching ------------------------------------------------------------------------------
     def _generation_now(self) -> int:

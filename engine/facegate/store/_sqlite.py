@@ -286,7 +286,12 @@ class SQLiteStore:
         return ids, sum(self.gallery.erase_by_consent(cid) for cid in ids)
 
     def close(self) -> None:
-        """Drain and stop the audit writer, scrub the WAL, close every connection.  Idempotent."""
+        """Drain and stop the audit writer, scrub the WAL, close every connection.  Idempotent.
+
+        A failed closing checkpoint (e.g. a full disk) is harmless -- the WAL is durable and
+        is checkpointed at the next open -- and is ignored, unless an erasure is still waiting
+        for its scrub: then ``StoreError`` says so, after everything is closed.
+        """
         with self._lock:
             if self._closed:
                 return
@@ -295,9 +300,13 @@ class SQLiteStore:
         with self._lock:
             if self._closed:
                 return
+            erasure_waiting = self._scrub_pending
             try:
                 if not self.readonly:
                     self.scrub()
+            except StoreError:
+                if erasure_waiting:
+                    raise
             finally:
                 self._closed = True
                 self._close_quietly()
