@@ -47,7 +47,14 @@ def scenarios() -> dict[str, Any]:
 
 
 def _describe(result: Any) -> str:
-    from .recognition import AnalyzeResult, DetectResult, EnrollResult, EraseResult, IdentifyResult, VerifyResult
+    from .recognition import (
+        AnalyzeResult,
+        DetectResult,
+        EnrollResult,
+        EraseResult,
+        IdentifyResult,
+        VerifyResult,
+    )
 
     if isinstance(result, DetectResult):
         boxes = ", ".join(f"[{f.box[0]:.0f},{f.box[1]:.0f} {f.box[2]:.0f}×{f.box[3]:.0f} score {f.score:.2f}]" for f in result.faces)

@@ -243,8 +243,8 @@ def _explain_rule(rule: Rule, when_vals: list[Any], unless_vals: list[Any], outc
         "effect": rule.effect,
         "mode": rule.mode,
         "outcome": outcome,
-        "when": [{"condition": c.text, "value": _show(v)} for c, v in zip(rule.when, when_vals)],
-        "unless": [{"condition": c.text, "value": _show(v)} for c, v in zip(rule.unless, unless_vals)],
+        "when": [{"condition": c.text, "value": _show(v)} for c, v in zip(rule.when, when_vals, strict=True)],
+        "unless": [{"condition": c.text, "value": _show(v)} for c, v in zip(rule.unless, unless_vals, strict=True)],
     }
 
 

@@ -5,7 +5,13 @@ audit log, and the vendor conformance kit.  For tests only -- never the main job
 from __future__ import annotations
 
 from ._conformance import ConformanceReport, check_recognizer, run_hostile_suite
-from ._fake import FakeRecognizer, MemoryAudit, fake_info, fake_plugin, synthetic_face_image
+from ._fake import (
+    FakeRecognizer,
+    MemoryAudit,
+    fake_info,
+    fake_plugin,
+    synthetic_face_image,
+)
 from ._hostile import HOSTILE, hostile_plugin
 
 __all__ = [
