@@ -166,7 +166,8 @@ class Checked:
     #: at an activation variable.  The variable name may contain dots (qualified names).
     chains: dict[int, tuple[str, tuple[str, ...]] | None] = field(default_factory=dict)
     denotations: dict[int, CelType] = field(default_factory=dict)
-    references: set[tuple[str, ...]] = field(default_factory=set)
+    references: set[tuple[str, ...]] = field(default_factory=set)  # values read
+    presence: set[tuple[str, ...]] = field(default_factory=set)  # keys tested by has()
     static_calls: int = 0
     comprehension_calls: dict[int, int] = field(default_factory=dict)
     cost: int | None = 0
@@ -318,7 +319,7 @@ class Checker:
         operand = self.visit(node.operand, prefix=True)
         chain = self._chain(node.operand)
         if chain is not None:
-            self.out.references.add((*chain[0], node.field))
+            self.out.presence.add((*chain[0], node.field))
         self._field(operand, node.field, node)
         return BOOL
 
@@ -375,7 +376,7 @@ class Checker:
             if t.kind not in ("bool", "dyn"):
                 return self.fail(f"no matching overload for `!_` applied to `({t.describe()})`", node)
             return BOOL
-        if t.kind not in ("int", "double", "number", "duration", "dyn"):
+        if t.kind not in ("int", "double", "number", "dyn"):
             return self.fail(f"no matching overload for `-_` applied to `({t.describe()})`", node)
         return t if t.kind != "number" else _SIMPLE["number"]
 

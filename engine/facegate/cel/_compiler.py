@@ -182,10 +182,12 @@ class CodeGen:
         result: str = getattr(self, "_" + type(node).__name__)(node)
         return result
 
-    def named(self, node: ast.Node) -> str:
-        """``gen``, but never an inline literal: `5 is True` is a SyntaxWarning."""
+    def named(self, node: ast.Node, singletons: bool = True) -> str:
+        """``gen``, but never an inline literal: ``5 is True`` and ``True[0]`` are
+        SyntaxWarnings.  ``singletons``: ``True``/``False``/``None`` may stay inline."""
         result = self.gen(node)
-        if result in ("True", "False", "None") or result.isidentifier():
+        singleton = result in ("True", "False", "None")
+        if (singleton and singletons) or (result.isidentifier() and not singleton):
             return result
         out = self.tmp()
         self.emit(f"{out} = {result}")
@@ -260,7 +262,7 @@ class CodeGen:
             assert isinstance(inner, ast.Ident)
             parts.append(inner.name)
             return self._chain(node, parts[::-1])
-        operand = self.gen(node.operand)
+        operand = self.named(node.operand, singletons=False)
         out = self.tmp()
         self.emit("try:")
         self.emit(f"    {out} = {operand}[{node.field!r}]")
@@ -269,13 +271,13 @@ class CodeGen:
         return out
 
     def _Has(self, node: ast.Has) -> str:
-        operand = self.gen(node.operand)
+        operand = self.named(node.operand)
         out = self.tmp()
         self.emit(f"{out} = ({node.field!r} in {operand}) if type({operand}) is dict else _has({operand}, {node.field!r})")
         return out
 
     def _Index(self, node: ast.Index) -> str:
-        container = self.gen(node.operand)
+        container = self.named(node.operand, singletons=False)
         key = self.gen(node.index)
         out = self.tmp()
         literal = node.index.value if isinstance(node.index, ast.Lit) else None
@@ -447,7 +449,8 @@ class CodeGen:
 
     def _Call(self, node: ast.Call) -> str:
         arg_nodes = ((node.target,) if node.target is not None else ()) + node.args
-        args = [self.gen(a) for a in arg_nodes]
+        args = [self.named(node.target, singletons=False)] if node.target is not None else []
+        args += [self.gen(a) for a in node.args]
         out = self.tmp()
         name = node.name
         custom = self.functions.get(name)

@@ -82,9 +82,9 @@ def from_cel(value: Any) -> Any:
         return str(value)
     if isinstance(value, bytes):
         return bytes(value)
-    if isinstance(value, ct.TimestampType):
+    if isinstance(value, _dt.datetime):  # cel-python's arithmetic may return plain datetimes
         return Timestamp.from_datetime(value)
-    if isinstance(value, ct.DurationType):
+    if isinstance(value, _dt.timedelta):
         return Duration.from_timedelta(value)
     if isinstance(value, Mapping):
         items = {from_cel(k): from_cel(v) for k, v in value.items()}
@@ -108,14 +108,16 @@ SPEC_CORRECTIONS: Final[dict[str, str]] = {
     "numeric_ordering": "`<`..`>=` compare int, uint and double by value instead of failing; "
     "`bool` does not order against numbers",
     "strict_arithmetic": "`+ - * / %` need operands of one CEL type (no `double + int`, `true + 1`, "
-    "`'a' * 3`); double division by zero gives +-inf/NaN (not always +inf); `int_min % -1` overflows",
+    "`'a' * 3`); double division by zero gives +-inf/NaN (not always +inf); `int_min % -1` overflows; "
+    "unary `-` applies to int and double only (cel-python negates durations)",
     "strict_logic": "a non-bool operand of `&&`/`||` is an error unless the other operand decides "
     "(cel-python returns `5` for `true && 5`)",
     "has_presence": "`has(e.f)` is an error when `e` is an error or not a map (cel-python: false)",
     "macro_semantics": "comprehension errors are values (cel-python raises them past `&&`/`||`); a range "
     "that is not a list or map (a string) is an error; non-bool predicates are errors; `map` takes a filter",
     "list_index": "list indexes must be int/uint/integral double in range (cel-python wraps negative "
-    "indexes); map keys keep `true` and `1` apart",
+    "indexes); map keys keep `true` and `1` apart; strings and bytes are not indexable",
+    "literal_errors": "a map literal with an error key or value is that error (cel-python builds the map)",
     "size_null": "`size(null)` is an error (cel-python: 0)",
     "string_functions": "`contains`/`startsWith`/`endsWith` apply to strings only "
     "(cel-python's `contains` also searches lists and maps)",
@@ -244,6 +246,12 @@ def _arithmetic(op: str, original: Callable[[Any, Any], Any]) -> Callable[[Any, 
     return patched
 
 
+def _negate(value: Any) -> Any:
+    if _kind(value) not in ("int", "double", "error"):
+        raise TypeError("no such overload")
+    return operator.neg(value)
+
+
 def _in(item: Any, container: Any) -> Any:
     err = _errors_first(item, container)
     if err is not None:
@@ -271,7 +279,7 @@ def _index(container: Any, key: Any) -> Any:
             if spec_equal(candidate, key):
                 return container[candidate]
         raise KeyError(key)
-    return operator.getitem(container, key)
+    raise TypeError("no such overload")  # cel-python indexes strings and bytes
 
 
 def _size(value: Any) -> Any:
@@ -342,6 +350,7 @@ def corrected_functions(corrections: frozenset[str]) -> dict[str, Callable[..., 
     if "strict_arithmetic" in corrections:
         for op in "+-*/%":
             table[f"_{op}_"] = _arithmetic(op, base[f"_{op}_"])
+        table["-_"] = _negate
     if "strict_logic" in corrections:
         table["_&&_"] = _logic(base["_&&_"])
         table["_||_"] = _logic(base["_||_"])
@@ -392,6 +401,13 @@ def _corrected_evaluator(corrections: frozenset[str]) -> type[ev.Evaluator]:
                 if corrected is not None:
                     return corrected
             return super().function_eval(name_token, exprlist)
+
+        def mapinits(self, tree: lark.Tree) -> Any:
+            if "literal_errors" in corrections:
+                for value in self.visit_children(tree):
+                    if isinstance(value, ev.CELEvalError):
+                        return value
+            return super().mapinits(tree)
 
         def member_dot_arg(self, tree: lark.Tree) -> Any:
             name = str(tree.children[1])

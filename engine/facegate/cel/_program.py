@@ -44,16 +44,21 @@ class Program:
     ``run(activation, budget=None)`` is the engine's fast path: it returns the value, or a
     :class:`CELError` value, and never raises.  ``evaluate`` raises :class:`CELEvalError`
     instead of returning an error.  ``references`` holds the dotted field paths the
-    expression reads (``request.consent.type``); ``cost_bound`` the worst-case steps,
-    or ``None`` when some comprehension has no size bound.
+    expression reads or tests with ``has()`` (``request.consent.type``);
+    ``reference_paths`` and ``presence_paths`` split them, as tuples, into paths whose
+    value is read and paths only tested for presence.  ``cost_bound`` is the worst-case
+    steps, or ``None`` when some comprehension has no size bound.
     """
 
-    __slots__ = ("text", "backend", "references", "reference_paths", "cost_bound", "source", "run")
+    __slots__ = (
+        "text", "backend", "references", "reference_paths", "presence_paths", "cost_bound", "source", "run",
+    )
 
     text: str
     backend: str
     references: frozenset[str]
     reference_paths: frozenset[tuple[str, ...]]
+    presence_paths: frozenset[tuple[str, ...]]
     cost_bound: int | None
     source: str | None
     run: Callable[..., Any]
@@ -122,11 +127,13 @@ def compile(  # noqa: A001 - the natural name for the public entry point
     except RecursionError as exc:
         raise CELCheckError("expression too deeply nested") from exc
     references = frozenset(checked.references)
+    presence = frozenset(checked.presence - checked.references)
     return Program(
         text=text,
         backend=backend,
-        references=frozenset(".".join(p) for p in references),
+        references=frozenset(".".join(p) for p in references | presence),
         reference_paths=references,
+        presence_paths=presence,
         cost_bound=checked.cost,
         source=source,
         run=run,

@@ -446,9 +446,7 @@ def neg(a: Any) -> Any:
         return _int_result(-a)
     if ta is float:
         return -a
-    if ta is Duration:
-        return make_duration(-a.nanos)
-    return no_overload("-_", a)
+    return no_overload("-_", a)  # the spec negates int and double only
 
 
 def not_(a: Any) -> Any:
