@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import facegate
-from facegate._cases import load_cases, run_pack_tests
+from facegate._cases import Report, load_cases, run_pack_tests
 from facegate._schema import load_schema
 
 PACK = Path(__file__).resolve().parent.parent / "policies" / "cn-cac-2023-draft"
 REQUEST_SCHEMA = load_schema("request.v1.json")
-PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 INSTRUMENT = {f"CN23-{n:02d}" for n in range(1, 21)} | {"CN23-21-25"}
 NOT_ENFORCEABLE = {"CN23-01", "CN23-03", "CN23-18", "CN23-19", "CN23-21-25"}
@@ -28,6 +28,11 @@ def cac() -> facegate.Policy:
     return facegate.load_policy(PACK)
 
 
+@pytest.fixture(scope="module")
+def report(cac: facegate.Policy) -> Report:
+    return run_pack_tests(cac)
+
+
 _POLICY = facegate.load_policy(PACK)
 
 
@@ -35,8 +40,7 @@ _POLICY = facegate.load_policy(PACK)
 # the case files
 
 
-def test_all_cases_pass_with_full_provision_coverage(cac: facegate.Policy) -> None:
-    report = run_pack_tests(cac)
+def test_all_cases_pass_with_full_provision_coverage(report: Report) -> None:
     failures = {r.id: r.failures for r in report.results if not r.passed}
     assert not failures
     gaps = [c.provision for c in report.coverage if not c.covered]
@@ -60,8 +64,7 @@ def test_the_everyday_scenarios_are_decided_as_the_news_reader_expects(cac: face
         assert [d["provision"] for d in decision.determining] == [provision], case_id
 
 
-def test_every_enforceable_provision_has_a_case_for_each_side(cac: facegate.Policy) -> None:
-    report = run_pack_tests(cac)
+def test_every_enforceable_provision_has_a_case_for_each_side(report: Report) -> None:
     for c in report.coverage:
         if c.enforceable:
             assert c.decisive_cases and c.boundary_cases, c.provision
@@ -120,6 +123,40 @@ def test_conditions_name_only_fields_of_the_request_contract(cac: facegate.Polic
     found = [m for t in texts for m in re.findall(r"(\brequest(?:\.[A-Za-z_]\w*)+)(\(?)", t)]
     used = {path.rsplit(".", 1)[0] if call else path for path, call in found}  # x.y.exists(...) names x.y
     assert used and used <= known, sorted(used - known)
+
+
+def _param_schema(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"type": "boolean"}
+    if isinstance(value, int):
+        return {"type": "integer"}
+    if isinstance(value, list):
+        return {"type": "array", "items": {"type": "string"}}
+    return {"type": "string"}
+
+
+def test_the_pack_means_the_same_under_the_native_cel_compiler(cac: facegate.Policy) -> None:
+    """Guards follow the CEL spec (`has(a.b)` errors when `a` is absent), not one evaluator's leniency."""
+    cel = pytest.importorskip("facegate.cel")
+    from facegate._compile import EvalError, activation_factory
+
+    params = cac.pack.parameters
+    schema = {"type": "object", "properties": {
+        "request": REQUEST_SCHEMA,
+        "params": {"type": "object", "additionalProperties": False, "properties": {k: _param_schema(v) for k, v in params.items()}},
+    }}
+    conditions = [c for r in cac.rules for c in (*r.when, *r.unless, *((r.message_expr,) if r.message_expr else ()))]
+    native = [cel.compile(c.expanded, schema=schema) for c in conditions]
+    activation = activation_factory({"params": params})
+    requests = [case["request"] for case, _, _ in load_cases(PACK)] + [{"operation": "verify", "purpose": "payment"}]
+    for request in requests:
+        reference = activation(request)
+        for cond, program in zip(conditions, native):
+            ours, theirs = cond.program.run(reference), program.run({"request": request, "params": params})
+            if isinstance(ours, EvalError):
+                assert isinstance(theirs, cel.CELError), (cond.text, request)
+            else:
+                assert ours == theirs, (cond.text, request)
 
 
 # ------------------------------------------------------------------------------------------------

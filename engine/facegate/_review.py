@@ -400,7 +400,9 @@ class PlainRenderer:
         items = self.conjuncts(inner)
         if len(items) > 1:
             kept = self.without_guards(items)
-            if len(kept) == 1 and len(items) == 2 and self.is_guard(items[0]):
+            if len(kept) == 1:
+                if self.is_guard(kept[0]):  # !(has(x) && has(x.y)): "x y is not stated"
+                    return self.negated(kept[0], text)
                 # !(has(x) && x == v): "x is not v (or not stated)"
                 return self.negated(kept[0], text) + [T(" (or not stated)")]
             return [T("not (")] + self.node(inner, text) + [T(")")]
