@@ -210,3 +210,27 @@ def test_enroll_many_is_all_or_none(store, unit):
         store.gallery.enroll_many([{k: v for k, v in entry.items() if k != "model_id"}])
     assert store.gallery.count_subjects() == 2 and store.gallery.enroll_many([]) == []
     assert len(list(store.audit.query(kind="enrollment"))) == 2
+
+
+def test_own_changes_update_the_cache_without_reloading_the_file(store, unit, monkeypatch):
+    """A gate that enrols, withdraws and erases between identifies must not reload the gallery each time."""
+    loads = []
+    real_load = store.gallery._load
+    monkeypatch.setattr(store.gallery, "_load", lambda model: loads.append(model) or real_load(model))
+    people = {f"p{i}": unit() for i in range(50)}
+    for subject, vector in people.items():
+        enroll(store, subject, vector)
+    assert store.gallery.identify(people["p1"], threshold=0.9)[0].subject_id == "p1"
+    cid = store.consent.grant("late", type="separate", given_by="subject", purposes=["access_control"])
+    late = unit()
+    enroll(store, "late", late, consent_id=cid)
+    assert store.gallery.identify(late, threshold=0.9)[0].subject_id == "late"
+    store.consent.withdraw(cid)
+    assert store.gallery.identify(late, threshold=0.9) == []
+    store.gallery.erase_subject("p1")
+    assert store.gallery.identify(people["p1"], threshold=0.9) == []
+    assert store.gallery.identify(people["p2"], threshold=0.9)[0].subject_id == "p2"
+    for i in range(100):  # past the first capacity: the matrix grows in place
+        enroll(store, f"q{i}", unit())
+    assert len(store.gallery.identify(people["p3"], k=500, threshold=-1)) == 149
+    assert loads == ["m1"]

@@ -70,14 +70,16 @@ def to_utc(value: datetime | str | float) -> datetime:
     return value.astimezone(UTC)
 
 
-_ISO_FORM = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+_UTC_FORM = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?(?:Z|\+00:00)")
 
 
 def iso(value: datetime | str | float) -> str:
     """The stored, sortable text form of a timestamp (UTC, microseconds, ``Z``)."""
-    if type(value) is str and _ISO_FORM.fullmatch(value):
-        to_utc(value)  # still refuse a well-shaped impossible date such as month 13
-        return value
+    if type(value) is str:  # the common case: already UTC, only the spelling differs
+        shape = _UTC_FORM.fullmatch(value)
+        if shape is not None:
+            datetime.fromisoformat(shape[1])  # still refuse month 13 or 25 o'clock
+            return f"{shape[1]}.{(shape[2] or '').ljust(6, '0')}Z"
     utc = to_utc(value)
     return (f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
             f"{utc.second:02d}.{utc.microsecond:06d}Z")

@@ -115,9 +115,11 @@ class SQLiteConsentRegistry:
                     "SELECT id FROM consent WHERE subject_id = ? AND withdrawn_at IS NULL ORDER BY granted_at", (ref,))]
             if ids:
                 conn.executemany("UPDATE consent SET withdrawn_at = ? WHERE id = ?", [(when, i) for i in ids])
-                self._store.bump_gallery_generation(conn)
+                before = self._store.bump_gallery_generation(conn)
             subjects = {r[0] for r in conn.execute(
                 f"SELECT subject_id FROM consent WHERE id IN ({','.join('?' * len(ids))})", ids)} if ids else set()
+        if ids:
+            self._store.gallery.consent_ended(before, ids, when)
         for subject in sorted(subjects):
             self._evidence("withdrawn", subject, ids, when, {})
         return ids

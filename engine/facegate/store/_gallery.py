@@ -21,7 +21,6 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ from ._consent import _record as _consent_record
 from ._consent import in_force
 from ._errors import StoreError
 from ._interface import PURPOSES, Match, Metric, Timestamp
+from ._matrix import MatrixCache, Row, Snapshot
 
 if TYPE_CHECKING:
     from ._sqlite import SQLiteStore
@@ -44,17 +44,9 @@ _VALID_UNTIL = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _Matrix:
-    """One model's templates, as loaded at one gallery generation."""
-
-    ids: list[str]
-    subjects: list[str]
-    raw: np.ndarray  # (n, d) float32, as enrolled
-    unit: np.ndarray  # (n, d) float32, rows L2-normalised
-    sqnorm: np.ndarray  # (n,) float32, squared norms of ``raw``
-    valid_until: np.ndarray  # (n,) int64 microseconds since the epoch
-    first_invalid: int  # min(valid_until)
+def _generation(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'gallery_generation'").fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def _micros(value: str) -> int:
@@ -110,11 +102,7 @@ class SQLiteGallery:
 
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
-        self._cache_lock = threading.Lock()
-        self._generation = -1
-        self._models: tuple[str, ...] | None = None
-        self._matrices: dict[str, _Matrix] = {}
-        self._subjects: int | None = None
+        self._cache = MatrixCache()
         self._schedules: list[PurgeSchedule] = []
 
     # -- enrolment -----------------------------------------------------------------------------
@@ -154,6 +142,7 @@ class SQLiteGallery:
         rows = [self._row(entry, now) for entry in entries]
         if not rows:
             return []
+        cached: dict[str, list[Row]] = {}
         with self._store.transaction() as conn:
             dims: dict[str, int] = {}
             for row in rows:
@@ -168,6 +157,10 @@ class SQLiteGallery:
                         or not in_force(consent, enrolled_at)
                     ):
                         raise StoreError(f"consent `{consent_id}` is not in force for this subject and purpose `{purpose}`")
+                    ends = [t for t in (row[9], consent["withdrawn_at"], consent["expires_at"]) if t is not None]
+                else:
+                    ends = [row[9]]
+                cached.setdefault(model_id, []).append((row[0], subject_id, consent_id, row[4], _micros(min(ends))))
                 if model_id not in dims:
                     known = conn.execute("SELECT dim FROM template WHERE model_id = ? LIMIT 1", (model_id,)).fetchone()
                     dims[model_id] = dim if known is None else int(known[0])
@@ -176,7 +169,13 @@ class SQLiteGallery:
             conn.executemany(
                 "INSERT INTO template (id, subject_id, model_id, dim, vector, purpose, consent_id, location, "
                 "enrolled_at, expires_at, decision_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            self._store.bump_gallery_generation(conn)
+            before = self._store.bump_gallery_generation(conn)
+
+        def add(cache: MatrixCache) -> None:
+            for model, model_rows in cached.items():
+                cache.add(model, model_rows)
+
+        self._cache.apply(before, add)
         self._evidence([{
             "kind": "enrollment", "template_id": row[0],
             "subject_pseudonym": self._store.audit.pseudonym(row[1]), "purpose": row[5],
@@ -212,37 +211,36 @@ class SQLiteGallery:
     # -- matching ------------------------------------------------------------------------------
     def _generation_now(self) -> int:
         with self._store.reading() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'gallery_generation'").fetchone()
-        return 0 if row is None else int(row[0])
+            return _generation(conn)
 
-    def _matrix(self, model_id: str | None) -> tuple[str, _Matrix] | None:
+    def _snapshot(self, model_id: str | None) -> tuple[str, Snapshot] | None:
         generation = self._generation_now()
-        with self._cache_lock:
-            if generation != self._generation:
-                self._generation, self._models, self._matrices, self._subjects = generation, None, {}, None
-            if model_id is None:
-                if self._models is None:
-                    with self._store.reading() as conn:
-                        self._models = tuple(r[0] for r in conn.execute("SELECT DISTINCT model_id FROM template"))
-                if not self._models:
-                    return None
-                if len(self._models) > 1:
-                    raise StoreError(f"the gallery holds templates of {len(self._models)} models; pass `model_id`")
-                model_id = self._models[0]
-            matrix = self._matrices.get(model_id)
-            if matrix is None:
-                matrix = self._load(model_id)
-                if matrix is None:
-                    return None
-                self._matrices[model_id] = matrix
-            return model_id, matrix
+        if model_id is None:
+            with self._cache.lock:
+                self._cache.sync(generation)
+                models = self._cache.models
+            if models is None:
+                with self._store.reading() as conn:
+                    models = tuple(r[0] for r in conn.execute("SELECT DISTINCT model_id FROM template"))
+                with self._cache.lock:
+                    if self._cache.generation == generation:
+                        self._cache.models = models
+            if not models:
+                return None
+            if len(models) > 1:
+                raise StoreError(f"the gallery holds templates of {len(models)} models; pass `model_id`")
+            model_id = models[0]
+        snapshot = self._cache.get(model_id, generation, self._load)
+        return None if snapshot is None else (model_id, snapshot)
 
-    def _load(self, model_id: str) -> _Matrix | None:
-        conn = self._store.connect()  # its own snapshot; the store lock stays free meanwhile
+    def _load(self, model_id: str) -> tuple[int, int, list[Row]]:
+        """(generation, dimension, rows) of one model, read in one snapshot of the file."""
+        conn = self._store.connect()  # its own connection: the store lock stays free meanwhile
         try:
             conn.execute("BEGIN")
+            generation = _generation(conn)
             rows = conn.execute(
-                f"SELECT t.id, t.subject_id, t.dim, t.vector, {_VALID_UNTIL} FROM template t "
+                f"SELECT t.id, t.subject_id, t.consent_id, t.dim, t.vector, {_VALID_UNTIL} FROM template t "
                 "LEFT JOIN consent c ON c.id = t.consent_id WHERE t.model_id = :model",
                 {"model": model_id, "forever": _FOREVER},
             ).fetchall()
@@ -252,20 +250,9 @@ class SQLiteGallery:
         finally:
             conn.close()
         if not rows:
-            return None
-        dim = int(rows[0][2])
-        raw = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(len(rows), dim).astype(np.float32)
-        norms = np.linalg.norm(raw, axis=1)
-        valid_until = np.array([r[4] for r in rows], dtype="datetime64[us]").astype(np.int64)
-        return _Matrix(
-            ids=[r[0] for r in rows],
-            subjects=[r[1] for r in rows],
-            raw=raw,
-            unit=np.ascontiguousarray(raw / norms[:, None], dtype=np.float32),
-            sqnorm=(norms * norms).astype(np.float32),
-            valid_until=valid_until,
-            first_invalid=int(valid_until.min()),
-        )
+            return generation, 0, []
+        until = np.array([r[5] for r in rows], dtype="datetime64[us]").astype(np.int64).tolist()
+        return generation, int(rows[0][3]), [(r[0], r[1], r[2], r[4], u) for r, u in zip(rows, until)]
 
     def identify(
         self,
@@ -288,31 +275,31 @@ class SQLiteGallery:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise StoreError(f"k `{k}` is not a positive integer")
         query = _as_vector(vector, "probe")
-        found = self._matrix(model_id)
+        found = self._snapshot(model_id)
         if found is None:
             return []
         model, m = found
         if query.size != m.raw.shape[1]:
             raise StoreError(f"probe has {query.size} dimensions, model `{model}` templates have {m.raw.shape[1]}")
+        # einsum, not ``@``: a single-threaded SIMD loop.  BLAS gemv here would use every core
+        # and, on a busy machine, spend more time synchronising its threads than computing.
         cosine = metric == "cosine"
         if cosine:
-            scores = m.unit @ (query / np.float32(np.linalg.norm(query)))
+            scores = np.einsum("ij,j->i", m.unit, query / np.float32(np.linalg.norm(query)))
         else:
-            squared = m.sqnorm - 2.0 * (m.raw @ query) + np.float32(query @ query)
+            squared = m.sqnorm - 2.0 * np.einsum("ij,j->i", m.raw, query) + np.float32(query @ query)
             scores = np.sqrt(np.maximum(squared, 0.0, out=squared), out=squared)
         now = _micros(iso(utc_now()))
         if now >= m.first_invalid:
             scores[m.valid_until <= now] = -np.inf if cosine else np.inf
-        n = scores.shape[0]
-        top = min(k, n)
-        if cosine:
-            idx = np.argpartition(scores, n - top)[n - top:] if top < n else np.arange(n)
-            idx = idx[np.argsort(-scores[idx], kind="stable")]
-            keep = idx[scores[idx] >= threshold]
-        else:
-            idx = np.argpartition(scores, top - 1)[:top] if top < n else np.arange(n)
-            idx = idx[np.argsort(scores[idx], kind="stable")]
-            keep = idx[scores[idx] <= threshold]
+        # Only templates past the threshold can be returned: select those first (cheap), then
+        # partition just them -- usually a handful, not the whole gallery.
+        keep = np.flatnonzero(scores >= threshold if cosine else scores <= threshold)
+        ranked = -scores[keep] if cosine else scores[keep]
+        if keep.size > k:
+            best = np.argpartition(ranked, k - 1)[:k]
+            keep, ranked = keep[best], ranked[best]
+        keep = keep[np.argsort(ranked, kind="stable")]
         return [Match(m.subjects[i], m.ids[i], float(scores[i])) for i in keep.tolist()]
 
     def verify(
@@ -360,16 +347,15 @@ class SQLiteGallery:
         The gate asks on every request, so the count is cached per gallery generation.
         """
         generation = self._generation_now()
-        with self._cache_lock:
-            if generation != self._generation:
-                self._generation, self._models, self._matrices, self._subjects = generation, None, {}, None
-            if self._subjects is not None:
-                return self._subjects
+        with self._cache.lock:
+            self._cache.sync(generation)
+            if self._cache.subjects is not None:
+                return self._cache.subjects
         with self._store.reading() as conn:
             count = int(conn.execute("SELECT COUNT(DISTINCT subject_id) FROM template").fetchone()[0])
-        with self._cache_lock:
-            if generation == self._generation:
-                self._subjects = count
+        with self._cache.lock:
+            if self._cache.generation == generation:
+                self._cache.subjects = count
         return count
 
     def count_templates(self) -> int:
@@ -412,12 +398,12 @@ class SQLiteGallery:
             rows = conn.execute(f"SELECT id, subject_id, consent_id FROM template WHERE {where}", params).fetchall()
             if rows:
                 conn.execute(f"DELETE FROM template WHERE {where}", params)
-                self._store.bump_gallery_generation(conn)
+                before = self._store.bump_gallery_generation(conn)
+        if rows:
+            self._cache.apply(before, lambda cache: cache.remove(r[0] for r in rows))
         if rows or self._store._scrub_pending:
             self._store.scrub()
         if rows:
-            with self._cache_lock:
-                self._generation, self._models, self._matrices, self._subjects = -1, None, {}, None
             by_subject: dict[str, list[str]] = {}
             for template_id, subject, _ in rows:
                 by_subject.setdefault(subject, []).append(template_id)
@@ -427,6 +413,11 @@ class SQLiteGallery:
                 for subject, ids in sorted(by_subject.items())
             ])
         return len(rows)
+
+    def consent_ended(self, before: int, consent_ids: list[str], when: str) -> None:
+        """The consent registry withdrew ``consent_ids`` at ``when`` (generation ``before + 1``)."""
+        until = _micros(when)
+        self._cache.apply(before, lambda cache: cache.restrict(consent_ids, until))
 
     def schedule_purge(self, every: float) -> PurgeSchedule:
         """Run ``purge_expired`` now and every ``every`` seconds in a daemon thread until ``stop()``

@@ -216,12 +216,13 @@ class SQLiteStore:
         return self._conn
 
     @staticmethod
-    def bump_gallery_generation(conn: sqlite3.Connection) -> None:
-        """Mark the gallery changed, in the caller's transaction (invalidates every cache)."""
-        conn.execute(
+    def bump_gallery_generation(conn: sqlite3.Connection) -> int:
+        """Mark the gallery changed, in the caller's transaction; return the generation before."""
+        row = conn.execute(
             "INSERT INTO meta (key, value) VALUES ('gallery_generation', '1') ON CONFLICT (key) "
-            "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
-        )
+            "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) RETURNING value"
+        ).fetchall()[0]
+        return int(row[0]) - 1
 
     # -- meta and the masking key ------------------------------------------------------------
     def _meta(self, key: str) -> str | None:
