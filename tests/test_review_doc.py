@@ -6,9 +6,8 @@ import re
 import shutil
 from pathlib import Path
 
-import pytest
-
 import facegate
+import pytest
 from facegate import _review
 from facegate.cli import main
 from facegate.errors import PolicyError

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Any
 
 from ._cases import Report, load_cases, run_pack_tests
 from ._yaml import load_yaml
@@ -77,7 +78,7 @@ class Table:
 
 @dataclass
 class Items:
-    items: list[Union[Inline, tuple[Inline, list[Inline]]]]
+    items: list[Inline | tuple[Inline, list[Inline]]]
     ordered: bool = False
 
 
@@ -87,7 +88,7 @@ class Notice:
     paragraphs: list[tuple[str, str]]  # (lang, text)
 
 
-Block = Union[Heading, Para, Bilingual, Table, Items, Notice]
+Block = Heading | Para | Bilingual | Table | Items | Notice
 
 # ------------------------------------------------------------------------------------------------
 # a small CEL parser (only to show conditions in words; the engine never uses it)
@@ -109,7 +110,7 @@ class Node:
     start: int
     end: int
     value: Any = None
-    args: list["Node"] = field(default_factory=list)
+    args: list[Node] = field(default_factory=list)
 
 
 class _Parser:
@@ -772,7 +773,7 @@ def _provision_section(prov: Any, article_note: str | None, rules: list[Any], re
 
 def _rule_section(rule: Any, prov: Any, prov_note: str | None, renderer: PlainRenderer, root: Path) -> list[Block]:
     out: list[Block] = [Heading(4, [T("Rule "), C(rule.id)] + ([T(" — " + rule.title)] if rule.title else []), _anchor("rule-" + rule.id))]
-    facts: list[Union[Inline, tuple[Inline, list[Inline]]]] = [
+    facts: list[Inline | tuple[Inline, list[Inline]]] = [
         [B("Effect: "), T(EFFECTS[rule.effect]), T(" · "), B("mode: "), T(MODES.get(rule.mode, rule.mode))],
     ]
     note = rule.source["article"].get("note")
@@ -866,7 +867,7 @@ def _parameters_section(values: Mapping[str, Any], docs: Mapping[str, Mapping[st
 
 
 def _variables_section(variables: Iterable[Mapping[str, Any]], renderer: PlainRenderer) -> list[Block]:
-    items: list[Union[Inline, tuple[Inline, list[Inline]]]] = []
+    items: list[Inline | tuple[Inline, list[Inline]]] = []
     for v in variables:
         head: Inline = [C(v["name"])]
         if v.get("description"):
@@ -920,7 +921,7 @@ def _md_inline(spans: Inline) -> str:
 
 
 def _md_quote(text: str) -> list[str]:
-    lines = []
+    lines: list[str] = []
     for para in text.split("\n\n"):
         if lines:
             lines.append(">")
@@ -1048,9 +1049,9 @@ def to_html(doc: Sequence[Block], title: str) -> str:
                 cols.append(f'<div lang="en"><div class="label">English (rendering)</div>{_html_paras(block.en)}</div>')
             body.append('<div class="law">' + "".join(cols) + "</div>")
         elif isinstance(block, Table):
-            head = "".join(f"<th>{_html_inline(h)}</th>" for h in block.header)
+            cells = "".join(f"<th>{_html_inline(h)}</th>" for h in block.header)
             rows = "".join("<tr>" + "".join(f"<td>{_html_inline(c)}</td>" for c in row) + "</tr>" for row in block.rows)
-            thead = f"<thead><tr>{head}</tr></thead>" if any(h and h[0][1] for h in block.header) else ""
+            thead = f"<thead><tr>{cells}</tr></thead>" if any(h and h[0][1] for h in block.header) else ""
             body.append(f"<table>{thead}<tbody>{rows}</tbody></table>")
         elif isinstance(block, Items):
             tag = "ol" if block.ordered else "ul"
