@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_log_time ON audit_log (time);
-CREATE INDEX IF NOT EXISTS audit_log_decision ON audit_log (decision_id);
+
 CREATE TABLE IF NOT EXISTS audit_provision (
     provision TEXT NOT NULL,
     seq INTEGER NOT NULL,
