@@ -29,7 +29,7 @@ QUESTIONS_FILE = "open-questions.yaml"
 # ------------------------------------------------------------------------------------------------
 # inline spans and blocks
 
-Span = tuple[str, str]  # (kind, text); kind is text | code | bold | link
+Span = tuple[str, str]  # (kind, text); kind is text | code | bold | link ("#target|label") | anchor
 Inline = list[Span]
 
 
@@ -661,7 +661,8 @@ def build(policy: Policy) -> list[Block]:
 
     doc.append(Heading(2, [T("Provisions")], "provisions"))
     for prov in pack.provisions:
-        doc += _provision_section(prov, notes.get(prov.provision), rules_by_prov.get(prov.provision, []), report, cases, renderer, root)
+        asked = [q.id for q in questions if prov.provision in q.provisions]
+        doc += _provision_section(prov, notes.get(prov.provision), asked, rules_by_prov.get(prov.provision, []), report, cases, renderer, root)
 
     doc += _parameters_section(pack.parameters, pack.parameter_docs)
     doc += _variables_section(pack.variables, renderer)
@@ -743,7 +744,7 @@ def _legend_section() -> list[Block]:
     ]
 
 
-def _provision_section(prov: Any, article_note: str | None, rules: list[Any], report: Report, cases: Mapping[str, Any],
+def _provision_section(prov: Any, article_note: str | None, asked: list[str], rules: list[Any], report: Report, cases: Mapping[str, Any],
                        renderer: PlainRenderer, root: Path) -> list[Block]:
     head = prov.provision + (f" — {prov.title}" if prov.title else "")
     out: list[Block] = [Heading(3, [T(head)], _anchor(prov.provision))]
@@ -760,6 +761,8 @@ def _provision_section(prov: Any, article_note: str | None, rules: list[Any], re
         facts.append([B("Enforced per request: "), T("no — "), *_prose(prov.reason)])
     if prov.review:
         facts.append([B("Provision review: ")] + _review_line(prov.review))
+    if asked:
+        facts.append([B("Open questions: "), *_join([[("link", f"#{_anchor(q)}|{q}")] for q in asked], ", ")])
     out.append(Items(list(facts)))
     out.append(Bilingual(text.get("zh", "").strip(), _clean(text.get("en", ""))))
     if text.get("note"):
@@ -887,7 +890,7 @@ def _questions_section(questions: list[Question]) -> list[Block]:
         text: Inline = [T(q.en)]
         if q.zh:
             text += [T(" / " + q.zh)]
-        rows.append([[B(q.id)], [T(q.origin or "—")], _join([[("link", f"#{_anchor(p)}|{p}")] for p in q.provisions], ", "), text])
+        rows.append([[("anchor", _anchor(q.id)), B(q.id)], [T(q.origin or "—")], _join([[("link", f"#{_anchor(p)}|{p}")] for p in q.provisions], ", "), text])
     return [Heading(2, [T("Open questions")], "questions"),
             Para([T("“source”: listed by the research the pack is built on; “encoding”: a choice made while encoding that a "
                     "lawyer should confirm or overturn.")]),
@@ -907,7 +910,9 @@ def _md_text(text: str) -> str:
 def _md_inline(spans: Inline) -> str:
     out = []
     for kind, text in spans:
-        if kind == "code":
+        if kind == "anchor":
+            out.append(f'<a id="{text}"></a>')
+        elif kind == "code":
             out.append(f"`{text}`")
         elif kind == "bold":
             core = text.rstrip()
@@ -1008,7 +1013,9 @@ def _esc(text: str) -> str:
 def _html_inline(spans: Inline) -> str:
     out = []
     for kind, text in spans:
-        if kind == "code":
+        if kind == "anchor":
+            out.append(f'<a id="{_esc(text)}"></a>')
+        elif kind == "code":
             out.append(f"<code>{_esc(text)}</code>")
         elif kind == "bold":
             out.append(f"<strong>{_esc(text)}</strong>")
