@@ -5,9 +5,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "policies" / "example"
-SHARED = ROOT.parent / "shared"
+from fg_paths import EXAMPLE
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import EXAMPLE
+from fg_paths import EXAMPLE
 
 from facegate.cli import main
 

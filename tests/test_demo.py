@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from conftest import ROOT
+from fg_paths import ROOT
 
 from facegate._demo import run_demo
 from facegate.cli import main

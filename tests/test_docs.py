@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from conftest import ROOT
+from fg_paths import ROOT
 
 from facegate import hookspecs
 from facegate._schema import load_schema
