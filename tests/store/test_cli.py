@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 from facegate.store import SQLiteStore, verify_lines
@@ -87,3 +88,16 @@ def test_a_missing_database_is_a_usage_error(tmp_path):
     code, out, err = run(["audit", "show", "--db", str(tmp_path / "nope.db")])
     assert code == 2 and out == "" and "no such file" in err
     assert not (tmp_path / "nope.db").exists()  # reading never creates a store
+
+
+def test_the_documented_verification_recipe_checks_an_export(db, tmp_path, monkeypatch):
+    """docs/evidence.md shows how to verify an export without facegate; that code must work."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "evidence.md").read_text(encoding="utf-8")
+    recipe = doc.split("Anyone can check a log without facegate:\n\n```python\n", 1)[1].split("```", 1)[0]
+    assert run(["audit", "export", "--db", db, "-o", str(tmp_path / "audit.jsonl")])[0] == 0
+    monkeypatch.chdir(tmp_path)
+    exec(compile(recipe, "evidence.md", "exec"), {})  # noqa: S102 - our own documentation
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    (tmp_path / "audit.jsonl").write_text("\n".join([lines[0], lines[1].replace("deny", "permit"), *lines[2:]]) + "\n")
+    with pytest.raises(AssertionError, match="record 2 edited"):
+        exec(compile(recipe, "evidence.md", "exec"), {})  # noqa: S102
