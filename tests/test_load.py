@@ -114,3 +114,9 @@ def test_variables_inside_string_literals_are_not_expanded():
 
     text, unknown = _expand('variables.a && "variables.a" == x', {"a": "1 == 1"})
     assert text == '(1 == 1) && "variables.a" == x' and unknown == []
+
+
+def test_syntax_error_column_refers_to_the_text_as_written(pack_copy):
+    _edit(pack_copy / "rules" / "rules.yaml", "      - variables.has_consent", "      - variables.has_consent &&")
+    problems = _problems(pack_copy)
+    assert len(problems) == 1 and "(expression line 1, column 23)" in problems[0], problems

@@ -113,6 +113,15 @@ def compile_expression(
     return Compiled(text, backend, program)
 
 
+def check_syntax(text: str) -> None:
+    """Raise :class:`CompileError` with the position of a syntax error in ``text``, if any."""
+    try:
+        _ENV.compile(text)
+    except celpy.celparser.CELParseError as exc:
+        first = str(exc.args[0]).splitlines()[0] if exc.args else "syntax error"
+        _raise_syntax(first, getattr(exc, "line", None), getattr(exc, "column", None))
+
+
 def _raise_syntax(message: str, line: int | None, col: int | None) -> Compiled:
     raise CompileError(f"cel syntax error near `{message.strip()}`", line, col)
 

@@ -37,6 +37,7 @@ class Rule:
     provision: str
     article: str | None
     article_verified: bool
+    article_note: str
     effect: str
     mode: str
     when: tuple[Condition, ...]
@@ -62,6 +63,7 @@ class Provision:
     provision: str
     article: str | None
     article_verified: bool
+    article_note: str
     enforceable: bool
     reason: str
     text: dict[str, Any]
@@ -234,9 +236,10 @@ class _Loader:
         if not ok:
             return None
         try:
+            if expanded != text:  # syntax errors are located in the text as written, not as expanded
+                _compile.check_syntax(text)
             program = _compile.compile_expression(expanded, schema=self._activation_schema(parameters), backend=self.backend, functions=self.functions)
         except _compile.CompileError as exc:
-            # columns refer to the condition's own text when it has no variables inlined
             where = f" (expression line {exc.line}, column {exc.column})" if exc.line is not None else ""
             self.problems.append(Problem(doc.path, line, col, ptr, f"{what}: {exc.message}{where}"))
             return None
@@ -289,6 +292,7 @@ class _Loader:
             provision=spec["provision"],
             article=spec["article"]["number"],
             article_verified=spec["article"]["verified"],
+            article_note=spec["article"].get("note", ""),
             effect=spec["effect"],
             mode=spec.get("mode", "enforce"),
             when=when,
@@ -330,6 +334,7 @@ class _Loader:
                     provision=pid,
                     article=spec["article"]["number"],
                     article_verified=spec["article"]["verified"],
+                    article_note=spec["article"].get("note", ""),
                     enforceable=spec["enforceable"],
                     reason=spec.get("reason", ""),
                     text=dict(spec["text"]),
@@ -340,7 +345,7 @@ class _Loader:
         for pid, prules in by_prov.items():
             if pid not in out:
                 first = prules[0]
-                out[pid] = Provision(pid, first.article, first.article_verified, True, "", first.text, first.title, first.review, tuple(r.id for r in prules))
+                out[pid] = Provision(pid, first.article, first.article_verified, first.article_note, True, "", first.text, first.title, first.review, tuple(r.id for r in prules))
         return tuple(out.values())
 
 
