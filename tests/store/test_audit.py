@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import os
 import sqlite3
 import subprocess
 import threading
+import warnings
 from pathlib import Path
 
 import pytest
@@ -356,4 +358,38 @@ def test_a_full_disk_raises_and_loses_nothing_acknowledged(tiny_disk, make_decis
         assert receipts  # it did write until the disk was full
         logged = {(r["seq"], r["hash"]) for r in store.audit.query()}
         assert {(r.seq, r.hash) for r in receipts} <= logged
+        assert store.audit.verify().ok
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_store_inherited_through_fork_fails_closed_instead_of_hanging(tmp_path, make_decision):
+    """A pre-fork server (gunicorn --preload) must open a store per worker; an inherited one
+    has no writer thread, so appending would wait forever -- it must raise at once instead."""
+    path = tmp_path / "fork.db"
+    with SQLiteStore(path) as store:
+        store.audit.append(make_decision(1))
+        read, write = os.pipe()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+            pid = os.fork()
+        if pid == 0:  # the child: report what happens, never run pytest's teardown
+            os.close(read)
+            outcome = b"hung-or-appended"
+            try:
+                store.audit.append(make_decision(2))
+            except AuditWriteError as exc:
+                outcome = b"refused: " + str(exc).encode()
+            try:
+                store.consent.lookup("alice")
+            except StoreError as exc:
+                outcome += b" | " + str(exc).encode()
+            store.close()
+            os.write(write, outcome)
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            said = pipe.read().decode()
+        assert os.waitpid(pid, 0)[1] == 0
+        assert said.startswith("refused: ") and "forked" in said and said.count("forked") == 2, said
+        assert store.audit.append(make_decision(3)).seq == 2  # the parent's store is unharmed
         assert store.audit.verify().ok

@@ -108,6 +108,7 @@ class SQLiteAuditLog:
         self._cv = threading.Condition(threading.Lock())
         self._open = _Batch()
         self._closed = store.readonly
+        self._fork_orphan = False
         self._thread: threading.Thread | None = None
         self.commits = 0  # batches committed by this process (the group-commit ratio is appends/commits)
         self._head: tuple[int, str] | None = None  # (seq, hash) of the last record, as the writer knows it
@@ -136,6 +137,9 @@ class SQLiteAuditLog:
     def _prepare(self, record: Mapping[str, Any]) -> _Row:
         path = self._store.path
         if self._closed:
+            if self._fork_orphan:
+                raise AuditWriteError(f"audit log `{path}` was opened before this process forked; "
+                                      "open the store in each process")
             raise AuditWriteError(f"audit log `{path}` is {'read-only' if self._store.readonly else 'closed'}")
         try:
             masked = self._masker.mask(record)
@@ -256,6 +260,12 @@ class SQLiteAuditLog:
                 self._conn.close()
             except sqlite3.Error:
                 pass
+
+    def forked(self) -> None:
+        """Called in a child process after ``fork()`` (see ``SQLiteStore._forked``)."""
+        self._closed = self._fork_orphan = True
+        self._thread = None  # the parent's writer thread does not exist in this process
+        self._open = _Batch()  # the parent's waiting callers do not exist here either
 
     def pseudonym(self, identifier: Any) -> str:
         """The masked form of ``identifier``, to find a person's records (``"***"`` if redacting)."""

@@ -19,10 +19,11 @@ import os
 import secrets
 import sqlite3
 import threading
+import weakref
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from ._audit import SQLiteAuditLog
 from ._canonical import iso, utc_now
@@ -100,6 +101,18 @@ CREATE INDEX IF NOT EXISTS template_expires ON template (expires_at);
 """
 
 _KEY_CHECK = b"facegate mask key check v1"
+_FORKED = " (opened before this process forked: open the store in each process)"
+_OPEN_STORES: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+_INHERITED: list[Any] = []  # connections a forked child inherited: kept, never closed
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_OPEN_STORES):
+        if not store.closed:
+            store._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class SQLiteStore:
@@ -134,6 +147,7 @@ class SQLiteStore:
         self.storage_locations = frozenset(storage_locations or LOCATIONS)
         self._lock = threading.RLock()
         self._closed = False
+        self._fork_orphan = False
         self._scrub_pending = False
         if readonly and not os.path.exists(self.path):
             raise StoreError(f"cannot open store `{self.path}`: no such file")
@@ -157,6 +171,7 @@ class SQLiteStore:
         self.audit = SQLiteAuditLog(self, Masker(masking or Masking(), key))
         self.consent = SQLiteConsentRegistry(self)
         self.gallery = SQLiteGallery(self)
+        _OPEN_STORES.add(self)
 
     # -- connections -------------------------------------------------------------------------
     def connect(self) -> sqlite3.Connection:
@@ -180,6 +195,7 @@ class SQLiteStore:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT`` on the main connection, under the store lock."""
+        self._main()  # fail before taking a lock a forked child may have inherited held
         with self._lock:
             conn = self._main()
             if self.readonly:
@@ -203,6 +219,7 @@ class SQLiteStore:
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
         """The main connection for a short read, under the store lock."""
+        self._main()
         with self._lock:
             conn = self._main()
             try:
@@ -212,7 +229,7 @@ class SQLiteStore:
 
     def _main(self) -> sqlite3.Connection:
         if self._closed:
-            raise StoreError(f"store `{self.path}` is closed")
+            raise StoreError(f"store `{self.path}` is closed" + (_FORKED if self._fork_orphan else ""))
         return self._conn
 
     @staticmethod
@@ -293,9 +310,8 @@ class SQLiteStore:
         is checkpointed at the next open -- and is ignored, unless an erasure is still waiting
         for its scrub: then ``StoreError`` says so, after everything is closed.
         """
-        with self._lock:
-            if self._closed:
-                return
+        if self._closed:
+            return
         self.gallery.stop_schedules()
         self.audit.close()
         with self._lock:
@@ -319,6 +335,14 @@ class SQLiteStore:
                 conn.close()
             except sqlite3.Error:
                 pass
+
+    def _forked(self) -> None:
+        """In a child process after ``fork()``: this store's writer thread does not exist here and
+        its SQLite connections must not be used, nor closed (closing could checkpoint and delete
+        the parent's WAL).  Make every call fail closed instead of hanging."""
+        self._closed = self._fork_orphan = True
+        self.audit.forked()
+        _INHERITED.append((self._conn, self.audit))  # keep them referenced: never closed here
 
     @property
     def closed(self) -> bool:
