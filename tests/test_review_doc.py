@@ -8,7 +8,7 @@ from pathlib import Path
 
 import facegate
 import pytest
-from facegate import _review
+from facegate import review as _review
 from facegate.cli import main
 from facegate.errors import PolicyError
 

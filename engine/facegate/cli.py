@@ -162,7 +162,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from ._review import write_review
+    from .review import write_review
 
     for pack in args.packs:
         try:
