@@ -66,6 +66,8 @@ OTHER = ["true", "false", "null", 'b"ab"', 'b""', "[]", "{}"]
 PATTERNS = ['"a"', '"^a"', '"b+"', '"[0-9]"', '"^$"', '"é"', '"a|b"']
 TIMES = ['timestamp("2009-02-13T23:31:30Z")', 'timestamp("2020-01-01T00:00:00+08:00")', 'duration("60s")',
          'duration("1h30m")', 'duration("-1.5s")']
+ACCESSORS = ["getFullYear", "getMonth", "getDayOfYear", "getDayOfMonth", "getDate", "getDayOfWeek",
+             "getHours", "getMinutes", "getSeconds"]
 TYPES = ["int", "uint", "double", "string", "bool", "bytes", "list", "map", "null_type"]
 VARIABLES = ["x", "y", "e", "request"]
 STRING_SOURCES = ["true", 'b"ab"', 'b"\\377"', 'duration("60s")', 'timestamp("2009-02-13T23:31:30Z")']
@@ -90,7 +92,7 @@ def expressions(draw: st.DrawFn, depth: int = 0, scope: tuple[str, ...] = ()) ->
     sub = expressions(depth + 1, scope)
     kind = draw(st.sampled_from([
         "unary", "arith", "compare", "compare", "in", "logic", "logic", "ternary", "index", "select",
-        "has", "list", "map", "call", "convert", "type", "macro", "macro",
+        "has", "list", "map", "call", "convert", "type", "macro", "macro", "time",
     ]))
     if kind == "unary":
         return draw(st.sampled_from(["!", "-"])) + _p(draw(sub))
@@ -134,6 +136,10 @@ def expressions(draw: st.DrawFn, depth: int = 0, scope: tuple[str, ...] = ()) ->
         if name == "string":
             return f"string({draw(st.sampled_from(INTS + UINTS + STRINGS + STRING_SOURCES))})"
         return f"{name}({draw(sub)})"
+    if kind == "time":
+        accessor = draw(st.sampled_from(ACCESSORS))
+        zone = draw(st.sampled_from(["", '"UTC"', '"+08:00"', '"Asia/Shanghai"', '"-02:30"']))
+        return f"{_p(draw(st.one_of(st.sampled_from(TIMES), sub)))}.{accessor}({zone})"
     if kind == "type":
         leaf = draw(st.sampled_from(INTS + UINTS + DOUBLES + STRINGS + OTHER + PATHS + list(scope)))
         return f"type({leaf}) == {draw(st.sampled_from(TYPES))}"

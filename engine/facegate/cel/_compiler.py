@@ -127,6 +127,9 @@ class CodeGen:
         self.scopes: list[dict[str, str]] = []
         self.safe: set[str] = set()  # expressions that can never hold a CELError
         self.helpers: list[list[str]] = []
+        # Activation paths already computed in an enclosing block, reused rather than
+        # looked up again (the activation is read-only): one dict per open block.
+        self.available: list[dict[tuple[str, ...], str]] = [{}]
 
     # -- output ----------------------------------------------------------------------
 
@@ -136,10 +139,12 @@ class CodeGen:
     @contextmanager
     def indented(self) -> Iterator[None]:
         self.depth += 1
+        self.available.append(dict(self.available[-1]))
         try:
             yield
         finally:
             self.depth -= 1
+            self.available.pop()
 
     def tmp(self, stem: str = "t") -> str:
         self.counter += 1
@@ -199,12 +204,12 @@ class CodeGen:
         name = f"_h{self.counter + 1}"
         self.counter += 1
         params = ["act", "budget", *(p for scope in self.scopes for p in scope.values())]
-        saved = (self.lines, self.depth, self.loops)
-        self.lines, self.depth, self.loops = [], 1, 0
+        saved = (self.lines, self.depth, self.loops, self.available)
+        self.lines, self.depth, self.loops, self.available = [], 1, 0, [{}]
         result = self.gen(node)
         self.emit(f"return {result}")
         self.helpers.append([f"def {name}({', '.join(params)}):", *self.lines])
-        self.lines, self.depth, self.loops = saved
+        self.lines, self.depth, self.loops, self.available = saved
         out = self.tmp()
         self.emit(f"{out} = {name}({', '.join(params)})")
         return out
@@ -230,19 +235,31 @@ class CodeGen:
         denoted = self.checked.denotations.get(id(node))
         if denoted is not None:
             return self.const(denoted)
-        out = self.tmp()
         resolved = self.checked.chains.get(id(node))
         if resolved is not None:
             variable, fields = resolved
-            access = "act[" + repr(variable) + "]" + "".join(f"[{f!r}]" for f in fields)
+            path = (variable, *fields)
+            known = self.available[-1]
+            if path in known:
+                return known[path]
+            out = self.tmp()
+            cut = next((k for k in range(len(path) - 1, 0, -1) if path[:k] in known), 0)
             self.emit("try:")
-            self.emit(f"    {out} = {access}")
-            self.emit("except Exception:")
-            if fields:
-                self.emit(f"    {out} = _select_path(_variable(act, {variable!r}), {tuple(fields)!r})")
+            if cut:
+                base, rest = known[path[:cut]], path[cut:]
+                self.emit(f"    {out} = {base}" + "".join(f"[{f!r}]" for f in rest))
+                self.emit("except Exception:")
+                self.emit(f"    {out} = _select_path({base}, {rest!r})")
             else:
-                self.emit(f"    {out} = _variable(act, {variable!r})")
+                self.emit(f"    {out} = act[{variable!r}]" + "".join(f"[{f!r}]" for f in fields))
+                self.emit("except Exception:")
+                if fields:
+                    self.emit(f"    {out} = _select_path(_variable(act, {variable!r}), {tuple(fields)!r})")
+                else:
+                    self.emit(f"    {out} = _variable(act, {variable!r})")
+            known[path] = out
             return out
+        out = self.tmp()
         # No schema: the longest dotted prefix bound in the activation is the variable.
         self.emit("try:")
         for cut in range(len(parts), 1, -1):

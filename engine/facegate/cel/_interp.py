@@ -111,7 +111,8 @@ SPEC_CORRECTIONS: Final[dict[str, str]] = {
     "`'a' * 3`); double division by zero gives +-inf/NaN (not always +inf); `int_min % -1` overflows; "
     "unary `-` applies to int and double only (cel-python negates durations)",
     "strict_logic": "a non-bool operand of `&&`/`||` is an error unless the other operand decides "
-    "(cel-python returns `5` for `true && 5`)",
+    "(cel-python returns `5` for `true && 5`, and `err || err` can raise IndexError while it formats "
+    "its message, escaping an enclosing `|| true`)",
     "has_presence": "`has(e.f)` is an error when `e` is an error or not a map (cel-python: false)",
     "macro_semantics": "comprehension errors are values (cel-python raises them past `&&`/`||`); a range "
     "that is not a list or map (a string) is an error; non-bool predicates are errors; `map` takes a filter",
@@ -119,8 +120,8 @@ SPEC_CORRECTIONS: Final[dict[str, str]] = {
     "indexes); map keys keep `true` and `1` apart; strings and bytes are not indexable",
     "literal_errors": "a map literal with an error key or value is that error (cel-python builds the map)",
     "size_null": "`size(null)` is an error (cel-python: 0)",
-    "string_functions": "`contains`/`startsWith`/`endsWith` apply to strings only "
-    "(cel-python's `contains` also searches lists and maps)",
+    "string_functions": "`contains`/`startsWith`/`endsWith`/`matches` apply to strings only "
+    "(cel-python's `contains` also searches lists and maps, `matches` bytes)",
     "strict_conversions": "conversions accept only the argument types the spec lists (cel-python: "
     "`int(true)` is 1, `string(null)` is `None`, `string(true)` is `True`, `bool('2')` is truthy)",
 }
@@ -297,12 +298,19 @@ def _string_function(original: Callable[[Any, Any], Any]) -> Callable[[Any, Any]
     return patched
 
 
-def _logic(original: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+def _logic(decide: bool) -> Callable[[Any, Any], Any]:
+    """``&&`` (decide=False) or ``||`` (decide=True) with CEL's commutative absorption."""
+
     def patched(a: Any, b: Any) -> Any:
-        result = original(a, b)
-        if isinstance(result, (ct.BoolType, ev.CELEvalError)):
-            return result
-        return ev.CELEvalError("no such overload")
+        a_bool, b_bool = isinstance(a, ct.BoolType), isinstance(b, ct.BoolType)
+        if a_bool and bool(a) == decide:
+            return a
+        if b_bool and bool(b) == decide:
+            return b
+        if a_bool and b_bool:
+            return ct.BoolType(not decide)
+        other = b if a_bool else a
+        return other if isinstance(other, ev.CELEvalError) else ev.CELEvalError("no such overload")
 
     return patched
 
@@ -352,14 +360,14 @@ def corrected_functions(corrections: frozenset[str]) -> dict[str, Callable[..., 
             table[f"_{op}_"] = _arithmetic(op, base[f"_{op}_"])
         table["-_"] = _negate
     if "strict_logic" in corrections:
-        table["_&&_"] = _logic(base["_&&_"])
-        table["_||_"] = _logic(base["_||_"])
+        table["_&&_"] = _logic(False)
+        table["_||_"] = _logic(True)
     if "list_index" in corrections:
         table["_[_]"] = _index
     if "size_null" in corrections:
         table["size"] = _size
     if "string_functions" in corrections:
-        for name in ("contains", "startsWith", "endsWith"):
+        for name in ("contains", "startsWith", "endsWith", "matches"):
             table[name] = _string_function(base[name])
     return table
 
