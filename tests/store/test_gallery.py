@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import facegate.store._gallery as gallery_module
 import numpy as np
 import pytest
-from facegate.store import SQLiteStore, StoreError
+from facegate.store import AuditWriteError, SQLiteStore, StoreError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -234,3 +234,23 @@ def test_own_changes_update_the_cache_without_reloading_the_file(store, unit, mo
         enroll(store, f"q{i}", unit())
     assert len(store.gallery.identify(people["p3"], k=500, threshold=-1)) == 149
     assert loads == ["m1"]
+
+
+def test_when_the_log_cannot_be_written_enrolment_is_undone_but_erasure_and_withdrawal_stand(store, unit):
+    """No unlogged enrolment or consent may be in force; an erasure or withdrawal must still happen."""
+    v = unit()
+    kept = enroll(store, "kept", unit())
+    cid = store.consent.grant("alice", type="separate", given_by="subject", purposes=["access_control"])
+    store.audit.close()  # the log fails from now on; the rest of the store still works
+    with pytest.raises(AuditWriteError, match="template not enrolled"):
+        enroll(store, "alice", v, consent_id=cid)
+    assert store.gallery.identify(v, threshold=0.5) == [] and store.gallery.count_templates() == 1
+    with pytest.raises(AuditWriteError, match="consent not recorded as in force"):
+        store.consent.grant("bob", type="separate", given_by="subject", purposes=["access_control"])
+    assert store.consent.lookup("bob", "access_control")["withdrawn"] is True
+    with pytest.raises(AuditWriteError, match="consent withdrawn but"):
+        store.consent.withdraw(cid)
+    assert store.consent.lookup("alice", "access_control")["withdrawn"] is True
+    with pytest.raises(AuditWriteError, match="erased 1 templates but"):
+        store.gallery.erase_subject("kept")
+    assert store.gallery.get(kept) is None

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._canonical import iso, utc_now
-from ._errors import StoreError
+from ._errors import AuditWriteError, StoreError
 from ._interface import CONSENT_GIVERS, CONSENT_TYPES, PURPOSES, Timestamp
 
 if TYPE_CHECKING:
@@ -94,9 +94,14 @@ class SQLiteConsentRegistry:
                 f"INSERT INTO consent ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
                 (record_id, subject_id, type, given_by, purposes_json, granted_at, expires),
             )
-        self._evidence("granted", subject_id, [record_id], granted_at,
-                       {"type": type, "given_by": given_by, "purposes": json.loads(purposes_json),
-                        "expires_at": expires})
+        try:
+            self._evidence("granted", subject_id, [record_id], granted_at,
+                           {"type": type, "given_by": given_by, "purposes": json.loads(purposes_json),
+                            "expires_at": expires})
+        except AuditWriteError as exc:  # unlogged consent must never be in force: end it at once
+            with self._store.transaction() as conn:
+                conn.execute("UPDATE consent SET withdrawn_at = granted_at WHERE id = ?", (record_id,))
+            raise AuditWriteError(f"consent not recorded as in force: {exc}") from exc
         return record_id
 
     def withdraw(self, ref: str, at: Timestamp | None = None) -> list[str]:
@@ -120,8 +125,11 @@ class SQLiteConsentRegistry:
                 f"SELECT subject_id FROM consent WHERE id IN ({','.join('?' * len(ids))})", ids)} if ids else set()
         if ids:
             self._store.gallery.consent_ended(before, ids, when)
-        for subject in sorted(subjects):
-            self._evidence("withdrawn", subject, ids, when, {})
+        try:
+            for subject in sorted(subjects):
+                self._evidence("withdrawn", subject, ids, when, {})
+        except AuditWriteError as exc:  # the withdrawal stands
+            raise AuditWriteError(f"consent withdrawn but the withdrawal could not be logged: {exc}") from exc
         return ids
 
     def lookup(self, subject_id: str, purpose: str | None = None, at: Timestamp | None = None) -> dict[str, Any] | None:

@@ -30,7 +30,7 @@ from ._canonical import iso, to_utc, utc_now
 from ._consent import _COLUMNS as _CONSENT_COLUMNS
 from ._consent import _record as _consent_record
 from ._consent import in_force
-from ._errors import StoreError
+from ._errors import AuditWriteError, StoreError
 from ._interface import PURPOSES, Match, Metric, Timestamp
 from ._matrix import MatrixCache, Row, Snapshot
 
@@ -176,13 +176,22 @@ class SQLiteGallery:
                 cache.add(model, model_rows)
 
         self._cache.apply(before, add)
-        self._evidence([{
-            "kind": "enrollment", "template_id": row[0],
-            "subject_pseudonym": self._store.audit.pseudonym(row[1]), "purpose": row[5],
-            "consent_id": row[6], "model_id": row[2], "location": row[7],
-            "expires_at": row[9], "decision_id": row[10],
-        } for row in rows])
-        return [row[0] for row in rows]
+        ids = [row[0] for row in rows]
+        try:
+            self._evidence([{
+                "kind": "enrollment", "template_id": row[0],
+                "subject_pseudonym": self._store.audit.pseudonym(row[1]), "purpose": row[5],
+                "consent_id": row[6], "model_id": row[2], "location": row[7],
+                "expires_at": row[9], "decision_id": row[10],
+            } for row in rows])
+        except AuditWriteError as exc:  # no enrolment without its evidence: take it back
+            marks = ",".join("?" * len(ids))
+            try:
+                self._erase(f"id IN ({marks})", tuple(ids), "unlogged enrolment", log=False)
+            except StoreError as undo:
+                raise AuditWriteError(f"{exc}; and the unlogged enrolment could not be undone: {undo}") from exc
+            raise AuditWriteError(f"template not enrolled: {exc}") from exc
+        return ids
 
     def _row(self, entry: Mapping[str, Any], now: datetime) -> tuple[Any, ...]:
         """Check one enrolment's arguments; return its ``template`` row."""
@@ -393,7 +402,7 @@ class SQLiteGallery:
             "expires_at <= ? OR consent_id IN (SELECT id FROM consent WHERE withdrawn_at <= ? OR expires_at <= ?)",
             (when, when, when), "retention")
 
-    def _erase(self, where: str, params: tuple[Any, ...], reason: str) -> int:
+    def _erase(self, where: str, params: tuple[Any, ...], reason: str, *, log: bool = True) -> int:
         with self._store.transaction() as conn:
             rows = conn.execute(f"SELECT id, subject_id, consent_id FROM template WHERE {where}", params).fetchall()
             if rows:
@@ -403,15 +412,18 @@ class SQLiteGallery:
             self._cache.apply(before, lambda cache: cache.remove(r[0] for r in rows))
         if rows or self._store._scrub_pending:
             self._store.scrub()
-        if rows:
+        if rows and log:
             by_subject: dict[str, list[str]] = {}
             for template_id, subject, _ in rows:
                 by_subject.setdefault(subject, []).append(template_id)
-            self._evidence([
-                {"kind": "erasure", "reason": reason, "subject_pseudonym": self._store.audit.pseudonym(subject),
-                 "template_ids": ids, "count": len(ids)}
-                for subject, ids in sorted(by_subject.items())
-            ])
+            try:
+                self._evidence([
+                    {"kind": "erasure", "reason": reason, "subject_pseudonym": self._store.audit.pseudonym(subject),
+                     "template_ids": ids, "count": len(ids)}
+                    for subject, ids in sorted(by_subject.items())
+                ])
+            except AuditWriteError as exc:  # the erasure stands: the law wants the data gone
+                raise AuditWriteError(f"erased {len(rows)} templates but could not log the erasure: {exc}") from exc
         return len(rows)
 
     def consent_ended(self, before: int, consent_ids: list[str], when: str) -> None:
