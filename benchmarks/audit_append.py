@@ -97,8 +97,7 @@ class NaiveLog:
             seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
             conn.execute("INSERT INTO audit_log (seq, prev, hash, time, kind, effect, decision_id, provisions, body) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (seq, prev, chain_hash(seq, prev, body), when, kind, effect, decision_id,
-                          json.dumps(list(provisions), separators=(",", ":")) if provisions else None, body))
+                         (seq, prev, chain_hash(seq, prev, body), when, kind, effect, decision_id, provisions, body))
             conn.execute("COMMIT")
             self.commits += 1
 

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 MAX_PROBLEMS = 100  # a verification lists at most this many problems, then counts the rest
 
-_Row = tuple[str, str, str | None, str | None, str | None, tuple[str, ...]]  # body + index fields
+_Row = tuple[str, str, str | None, str | None, str | None, str | None]  # body + index fields
 
 
 class _Batch:
@@ -51,8 +51,8 @@ class _Batch:
             waiter.release()
 
 
-def index_fields(record: Mapping[str, Any]) -> tuple[str, str | None, str | None, str | None, tuple[str, ...]]:
-    """The columns derived from a (masked) record: time, kind, effect, decision id, provisions."""
+def index_fields(record: Mapping[str, Any]) -> tuple[str, str | None, str | None, str | None, str | None]:
+    """The columns derived from a (masked) record: time, kind, effect, decision id, provisions (JSON)."""
     time = iso(record["time"])
     kind = record.get("kind")
     effect = record.get("effect")
@@ -68,8 +68,21 @@ def index_fields(record: Mapping[str, Any]) -> tuple[str, str | None, str | None
         kind if isinstance(kind, str) else None,
         effect if isinstance(effect, str) else None,
         None if decision_id is None else str(decision_id),
-        tuple(sorted(provisions)),
+        _provisions_json(tuple(sorted(provisions))) if provisions else None,
     )
+
+
+_PROVISIONS: dict[tuple[str, ...], str] = {}
+
+
+def _provisions_json(provisions: tuple[str, ...]) -> str:
+    """The ``provisions`` column: a JSON array (the same few sets recur, so they are cached)."""
+    known = _PROVISIONS.get(provisions)
+    if known is None:
+        known = canonical_json(list(provisions))
+        if len(_PROVISIONS) < 1024:
+            _PROVISIONS[provisions] = known
+    return known
 
 
 def chain_hash(seq: int, prev: str, body: str) -> str:
@@ -215,8 +228,7 @@ class SQLiteAuditLog:
         for body, time, kind, effect, decision_id, provisions in items:
             seq += 1
             digest = chain_hash(seq, prev, body)
-            rows.append((seq, prev, digest, time, kind, effect, decision_id,
-                         canonical_json(list(provisions)) if provisions else None, body))
+            rows.append((seq, prev, digest, time, kind, effect, decision_id, provisions, body))
             receipts.append(AuditReceipt(seq, digest))
             prev = digest
         return rows, receipts
@@ -383,12 +395,12 @@ class SQLiteAuditLog:
             checker.check(int(seq), str(prev), str(digest), str(body))
             try:
                 derived = index_fields(json.loads(body))
-                stored = (time, kind, effect, decision_id, tuple(json.loads(provisions)) if provisions else ())
+                stored = (time, kind, effect, decision_id, provisions)
             except (ValueError, KeyError, TypeError):
                 checker.problem(f"seq {seq}: record is not a JSON object with a valid `time`")
                 continue
             in_table = tuple(sorted(indexed.split("\x1f"))) if indexed else ()
-            if derived != stored or in_table != derived[4]:
+            if derived != stored or in_table != (tuple(json.loads(provisions)) if provisions else ()):
                 checker.problem(f"seq {seq}: index columns disagree with the record (altered to hide it from filters)")
         return checker.report()
 

@@ -11,13 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import (
-    IO,
-    Any,
-    Literal,
-    Protocol,
-    runtime_checkable,
-)
+from typing import IO, Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -35,8 +29,7 @@ PURPOSES = (
 LOCATIONS = ("on_device", "server", "cloud", "cross_border")
 
 
-@dataclass(frozen=True, slots=True)
-class AuditReceipt:
+class AuditReceipt(NamedTuple):
     """Proof that a record is durably in the log: its sequence number and chain hash."""
 
     seq: int

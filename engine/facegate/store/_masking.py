@@ -123,8 +123,9 @@ class Masker:
         except _Unclean:
             cleaned = self._clean(record, "")  # slow path: exotic types, or to name the bad path
         out = dict(cleaned) if cleaned is record else cleaned
+        fresh = {id(out)}  # containers already copied in this call: copy each at most once
         for parts in self._pointers:
-            self._apply(out, parts)
+            self._apply(out, parts, fresh)
         return out
 
     # -- biometric removal and JSON cleaning ---------------------------------------------
@@ -240,14 +241,14 @@ class Masker:
         raise TypeError(f"audit record value at `{path or '/'}` of type {type(value).__name__} is not JSON")
 
     # -- identifiers at pointers -----------------------------------------------------------
-    def _apply(self, node: Any, parts: tuple[str, ...]) -> None:
+    def _apply(self, node: Any, parts: tuple[str, ...], fresh: set[int]) -> None:
         """Replace the identifiers at ``parts`` under ``node`` (a fresh container), copying
         the containers below it on the way, since those may still be the caller's."""
         head, rest = parts[0], parts[1:]
         if isinstance(node, dict):
             keys = list(node) if head == "*" else ([head] if head in node else [])
             for key in keys:
-                node[key] = self._replace(node[key], rest)
+                node[key] = self._replace(node[key], rest, fresh)
         elif isinstance(node, list):
             if head == "*":
                 indexes: range = range(len(node))
@@ -256,18 +257,20 @@ class Masker:
             else:
                 return
             for i in indexes:
-                node[i] = self._replace(node[i], rest)
+                node[i] = self._replace(node[i], rest, fresh)
 
-    def _replace(self, value: Any, rest: tuple[str, ...]) -> Any:
+    def _replace(self, value: Any, rest: tuple[str, ...], fresh: set[int]) -> Any:
         if not rest:
             return value if value is None else self.pseudonym(value)
-        if isinstance(value, dict):
-            value = dict(value)
-        elif isinstance(value, (list, tuple)):
-            value = list(value)
-        else:
-            return value
-        self._apply(value, rest)
+        if id(value) not in fresh:
+            if isinstance(value, dict):
+                value = dict(value)
+            elif isinstance(value, (list, tuple)):
+                value = list(value)
+            else:
+                return value
+            fresh.add(id(value))
+        self._apply(value, rest, fresh)
         return value
 
 
