@@ -39,7 +39,17 @@ if str(ROOT / "engine") not in sys.path:
 SENSITIVE = ("race", "ethnicity", "religion", "health", "sexual_orientation", "political_opinion")
 PRIVATE_KINDS = ("hotel_room", "public_bath", "changing_room", "toilet")
 _CN_REGION = re.compile(r"^CN-[0-9A-Z]{2,3}$")
-PUBLIC_SECTORS = ("hotel", "bank", "station", "airport", "stadium", "exhibition_hall", "museum", "art_gallery", "library")
+PUBLIC_SECTORS = (
+    "hotel",
+    "bank",
+    "station",
+    "airport",
+    "stadium",
+    "exhibition_hall",
+    "museum",
+    "art_gallery",
+    "library",
+)
 
 Request = Mapping[str, Any]
 
@@ -55,35 +65,54 @@ def _get(r: Request, *path: str) -> Any:
 #: (CEL condition, hand-written equivalent on the request dict)
 CONDITIONS: list[tuple[str, Callable[[Request], bool]]] = [
     (
-        'request.operation == "analyze" && has(request.attributes) && request.attributes.exists(a, a in '
-        '["race", "ethnicity", "religion", "health", "sexual_orientation", "political_opinion"])',
+        (
+            'request.operation == "analyze" && has(request.attributes) && request.attributes.exists(a, a in '
+            '["race", "ethnicity", "religion", "health", "sexual_orientation", "political_opinion"])'
+        ),
         lambda r: r["operation"] == "analyze" and any(a in SENSITIVE for a in r.get("attributes", ())),
     ),
     (
-        'request.operation == "analyze" && request.attributes.exists(a, a in ["race", "ethnicity"]) && '
-        '!(has(request.consent.type) && request.consent.type == "separate")',
-        lambda r: r["operation"] == "analyze"
-        and any(a in ("race", "ethnicity") for a in r.get("attributes", ()))
-        and not r.get("consent", {}).get("type") == "separate",
+        (
+            'request.operation == "analyze" && request.attributes.exists(a, a in ["race", "ethnicity"]) && '
+            '!(has(request.consent.type) && request.consent.type == "separate")'
+        ),
+        lambda r: (
+            r["operation"] == "analyze"
+            and any(a in ("race", "ethnicity") for a in r.get("attributes", ()))
+            and r.get("consent", {}).get("type") != "separate"
+        ),
     ),
     (
-        'has(request.place) && request.place.type == "private_space" && has(request.place.private_kind) && '
-        'request.place.private_kind in ["hotel_room", "public_bath", "changing_room", "toilet"]',
-        lambda r: "place" in r and r["place"].get("type") == "private_space"
-        and r["place"].get("private_kind") in PRIVATE_KINDS,
+        (
+            'has(request.place) && request.place.type == "private_space" && has(request.place.private_kind) && '
+            'request.place.private_kind in ["hotel_room", "public_bath", "changing_room", "toilet"]'
+        ),
+        lambda r: (
+            "place" in r
+            and r["place"].get("type") == "private_space"
+            and r["place"].get("private_kind") in PRIVATE_KINDS
+        ),
     ),
     (
-        'request.operation in ["identify", "enroll"] && has(request.capture) && has(request.capture.mode) && '
-        'request.capture.mode == "remote_passive" && !(has(request.legal_basis) && '
-        'has(request.legal_basis.ground) && request.legal_basis.ground in ["law_requires", "public_security"])',
-        lambda r: r["operation"] in ("identify", "enroll")
-        and r.get("capture", {}).get("mode") == "remote_passive"
-        and r.get("legal_basis", {}).get("ground") not in ("law_requires", "public_security"),
+        (
+            'request.operation in ["identify", "enroll"] && has(request.capture) && has(request.capture.mode) && '
+            'request.capture.mode == "remote_passive" && !(has(request.legal_basis) && '
+            'has(request.legal_basis.ground) && request.legal_basis.ground in ["law_requires", "public_security"])'
+        ),
+        lambda r: (
+            r["operation"] in ("identify", "enroll")
+            and r.get("capture", {}).get("mode") == "remote_passive"
+            and r.get("legal_basis", {}).get("ground") not in ("law_requires", "public_security")
+        ),
     ),
     (
-        "has(request.subject) && has(request.subject.age) && request.subject.age < 14 && "
-        '!(has(request.consent) && has(request.consent.given_by) && request.consent.given_by == "guardian")',
-        lambda r: r.get("subject", {}).get("age", 99) < 14 and r.get("consent", {}).get("given_by") != "guardian",
+        (
+            "has(request.subject) && has(request.subject.age) && request.subject.age < 14 && "
+            '!(has(request.consent) && has(request.consent.given_by) && request.consent.given_by == "guardian")'
+        ),
+        lambda r: (
+            r.get("subject", {}).get("age", 99) < 14 and r.get("consent", {}).get("given_by") != "guardian"
+        ),
     ),
     (
         "has(request.consent) && has(request.consent.withdrawn) && request.consent.withdrawn",
@@ -94,47 +123,77 @@ CONDITIONS: list[tuple[str, Callable[[Request], bool]]] = [
         lambda r: r["purpose"] == "marketing" and r["operation"] != "detect",
     ),
     (
-        "has(request.actor) && has(request.actor.stored_persons) && request.actor.stored_persons >= 100000 && "
-        '!(has(request.actor.filing) && request.actor.filing == "filed")',
-        lambda r: r.get("actor", {}).get("stored_persons", 0) >= 100000 and r["actor"].get("filing") != "filed",
+        (
+            "has(request.actor) && has(request.actor.stored_persons) && request.actor.stored_persons >= 100000 && "
+            '!(has(request.actor.filing) && request.actor.filing == "filed")'
+        ),
+        lambda r: (
+            r.get("actor", {}).get("stored_persons", 0) >= 100000 and r["actor"].get("filing") != "filed"
+        ),
     ),
     (
-        'has(request.storage) && has(request.storage.raw_image) && request.storage.raw_image == "retain" && '
-        '!(has(request.consent) && has(request.consent.type) && request.consent.type in ["separate", "written"])',
-        lambda r: r.get("storage", {}).get("raw_image") == "retain"
-        and r.get("consent", {}).get("type") not in ("separate", "written"),
+        (
+            'has(request.storage) && has(request.storage.raw_image) && request.storage.raw_image == "retain" && '
+            '!(has(request.consent) && has(request.consent.type) && request.consent.type in ["separate", "written"])'
+        ),
+        lambda r: (
+            r.get("storage", {}).get("raw_image") == "retain"
+            and r.get("consent", {}).get("type") not in ("separate", "written")
+        ),
     ),
     (
         'has(request.storage) && has(request.storage.location) && request.storage.location == "cross_border"',
         lambda r: r.get("storage", {}).get("location") == "cross_border",
     ),
     (
-        'has(request.place) && request.place.type == "public_place" && '
-        "!(has(request.place.signage) && request.place.signage)",
-        lambda r: "place" in r and r["place"].get("type") == "public_place" and r["place"].get("signage") is not True,
+        (
+            'has(request.place) && request.place.type == "public_place" && '
+            "!(has(request.place.signage) && request.place.signage)"
+        ),
+        lambda r: (
+            "place" in r
+            and r["place"].get("type") == "public_place"
+            and r["place"].get("signage") is not True
+        ),
     ),
     (
-        "has(request.subject) && has(request.subject.declined_face) && request.subject.declined_face && "
-        "!(has(request.alternative) && has(request.alternative.offered) && request.alternative.offered)",
-        lambda r: r.get("subject", {}).get("declined_face") is True
-        and r.get("alternative", {}).get("offered") is not True,
+        (
+            "has(request.subject) && has(request.subject.declined_face) && request.subject.declined_face && "
+            "!(has(request.alternative) && has(request.alternative.offered) && request.alternative.offered)"
+        ),
+        lambda r: (
+            r.get("subject", {}).get("declined_face") is True
+            and r.get("alternative", {}).get("offered") is not True
+        ),
     ),
     (
-        'request.purpose in ["identity_verification", "access_control", "payment"] && has(request.consent) && '
-        "has(request.consent.purposes) && !(request.purpose in request.consent.purposes)",
-        lambda r: r["purpose"] in ("identity_verification", "access_control", "payment")
-        and "purposes" in r.get("consent", {})
-        and r["purpose"] not in r["consent"]["purposes"],
+        (
+            'request.purpose in ["identity_verification", "access_control", "payment"] && has(request.consent) && '
+            "has(request.consent.purposes) && !(request.purpose in request.consent.purposes)"
+        ),
+        lambda r: (
+            r["purpose"] in ("identity_verification", "access_control", "payment")
+            and "purposes" in r.get("consent", {})
+            and r["purpose"] not in r["consent"]["purposes"]
+        ),
     ),
     (
-        "has(request.actor) && has(request.actor.pia) && !(has(request.actor.pia.completed) && "
-        "request.actor.pia.completed && has(request.actor.pia.covers_purpose) && request.actor.pia.covers_purpose)",
-        lambda r: "pia" in r.get("actor", {})
-        and not (r["actor"]["pia"].get("completed") is True and r["actor"]["pia"].get("covers_purpose") is True),
+        (
+            "has(request.actor) && has(request.actor.pia) && !(has(request.actor.pia.completed) && "
+            "request.actor.pia.completed && has(request.actor.pia.covers_purpose) && request.actor.pia.covers_purpose)"
+        ),
+        lambda r: (
+            "pia" in r.get("actor", {})
+            and not (
+                r["actor"]["pia"].get("completed") is True and r["actor"]["pia"].get("covers_purpose") is True
+            )
+        ),
     ),
     (
-        "has(request.storage) && has(request.storage.retention_days) && request.storage.retention_days > 30 && "
-        'request.purpose != "law_enforcement"',
+        (
+            "has(request.storage) && has(request.storage.retention_days) && request.storage.retention_days > 30 && "
+            'request.purpose != "law_enforcement"'
+        ),
         lambda r: r.get("storage", {}).get("retention_days", 0) > 30 and r["purpose"] != "law_enforcement",
     ),
     (
@@ -150,38 +209,59 @@ CONDITIONS: list[tuple[str, Callable[[Request], bool]]] = [
         lambda r: _CN_REGION.search(r.get("jurisdiction", "")) is not None,
     ),
     (
-        'request.operation == "identify" && has(request.review) && '
-        "!(has(request.review.human_review) && request.review.human_review)",
-        lambda r: r["operation"] == "identify" and "review" in r and r["review"].get("human_review") is not True,
+        (
+            'request.operation == "identify" && has(request.review) && '
+            "!(has(request.review.human_review) && request.review.human_review)"
+        ),
+        lambda r: (
+            r["operation"] == "identify" and "review" in r and r["review"].get("human_review") is not True
+        ),
     ),
     (
-        'has(request.consent) && has(request.consent.type) && request.consent.type == "bundled" && '
-        'request.operation in ["identify", "enroll", "analyze"]',
-        lambda r: r.get("consent", {}).get("type") == "bundled" and r["operation"] in ("identify", "enroll", "analyze"),
+        (
+            'has(request.consent) && has(request.consent.type) && request.consent.type == "bundled" && '
+            'request.operation in ["identify", "enroll", "analyze"]'
+        ),
+        lambda r: (
+            r.get("consent", {}).get("type") == "bundled"
+            and r["operation"] in ("identify", "enroll", "analyze")
+        ),
     ),
     (
         "has(request.attributes) && size(request.attributes) > 3",
         lambda r: len(r.get("attributes", ())) > 3,
     ),
     (
-        'has(request.actor) && has(request.actor.role) && request.actor.role == "property_manager" && '
-        'request.purpose == "real_estate_disposal"',
-        lambda r: r.get("actor", {}).get("role") == "property_manager" and r["purpose"] == "real_estate_disposal",
+        (
+            'has(request.actor) && has(request.actor.role) && request.actor.role == "property_manager" && '
+            'request.purpose == "real_estate_disposal"'
+        ),
+        lambda r: (
+            r.get("actor", {}).get("role") == "property_manager" and r["purpose"] == "real_estate_disposal"
+        ),
     ),
     (
-        "has(request.actor) && has(request.actor.sector) && request.actor.sector in "
-        '["hotel", "bank", "station", "airport", "stadium", "exhibition_hall", "museum", "art_gallery", "library"]'
-        ' && request.operation == "identify" && '
-        "!(has(request.alternative) && has(request.alternative.offered) && request.alternative.offered)",
-        lambda r: r.get("actor", {}).get("sector") in PUBLIC_SECTORS
-        and r["operation"] == "identify"
-        and r.get("alternative", {}).get("offered") is not True,
+        (
+            "has(request.actor) && has(request.actor.sector) && request.actor.sector in "
+            '["hotel", "bank", "station", "airport", "stadium", "exhibition_hall", "museum", "art_gallery", "library"]'
+            ' && request.operation == "identify" && '
+            "!(has(request.alternative) && has(request.alternative.offered) && request.alternative.offered)"
+        ),
+        lambda r: (
+            r.get("actor", {}).get("sector") in PUBLIC_SECTORS
+            and r["operation"] == "identify"
+            and r.get("alternative", {}).get("offered") is not True
+        ),
     ),
     (
-        "has(request.capture) && has(request.capture.realtime) && request.capture.realtime && "
-        "has(request.storage) && has(request.storage.transmit_over_internet) && request.storage.transmit_over_internet",
-        lambda r: r.get("capture", {}).get("realtime") is True
-        and r.get("storage", {}).get("transmit_over_internet") is True,
+        (
+            "has(request.capture) && has(request.capture.realtime) && request.capture.realtime && "
+            "has(request.storage) && has(request.storage.transmit_over_internet) && request.storage.transmit_over_internet"
+        ),
+        lambda r: (
+            r.get("capture", {}).get("realtime") is True
+            and r.get("storage", {}).get("transmit_over_internet") is True
+        ),
     ),
     (
         'has(request.attributes) && request.attributes.all(a, a in ["age", "gender", "emotion"])',
@@ -203,14 +283,23 @@ REQUESTS: list[dict[str, Any]] = [
         "operation": "identify",
         "purpose": "access_control",
         "jurisdiction": "CN",
-        "actor": {"role": "business_premises", "sector": "hotel", "stored_persons": 250000, "filing": "none",
-                  "pia": {"completed": True, "covers_purpose": False}},
+        "actor": {
+            "role": "business_premises",
+            "sector": "hotel",
+            "stored_persons": 250000,
+            "filing": "none",
+            "pia": {"completed": True, "covers_purpose": False},
+        },
         "place": {"type": "public_place", "signage": False},
         "capture": {"mode": "remote_passive", "source": "camera", "realtime": True},
         "consent": {"type": "bundled", "purposes": ["payment"], "withdrawn": False},
         "alternative": {"offered": False},
-        "storage": {"raw_image": "retain", "location": "cross_border", "transmit_over_internet": True,
-                    "retention_days": 90},
+        "storage": {
+            "raw_image": "retain",
+            "location": "cross_border",
+            "transmit_over_internet": True,
+            "retention_days": 90,
+        },
         "review": {"human_review": False},
         "subject": {"age": 12, "declined_face": True},
     },
@@ -270,7 +359,6 @@ def main() -> None:
     options = parser.parse_args()
 
     import celpy
-
     from facegate import cel
 
     schema = activation_schema(load_request_schema())
@@ -312,7 +400,7 @@ def main() -> None:
             for program in interpreted:
                 try:
                     program.evaluate(context)
-                except Exception:  # cel-python raises its evaluation errors
+                except Exception:  # noqa: BLE001, S110 - cel-python raises its evaluation errors
                     pass
 
     n = len(activations)
@@ -327,16 +415,22 @@ def main() -> None:
     errors = sum(type(r) is cel.CELError for r in results)
     print(f"facegate.cel benchmark: {len(programs)} conditions per decision, {n} requests rotating")
     print(f"python {sys.version.split()[0]}, cel-python {getattr(celpy, '__version__', '0.5.0')}")
-    print(f"compile: {compile_ms:.0f} ms cold (parser construction included), {warm_ms:.0f} ms warm; "
-          f"{size / 1024:.0f} KiB retained, {peak / 1024:.0f} KiB peak")
-    print(f"results: {len(results) - errors} values, {errors} error values (conditions reading absent fields)")
+    print(
+        f"compile: {compile_ms:.0f} ms cold (parser construction included), {warm_ms:.0f} ms warm; "
+        f"{size / 1024:.0f} KiB retained, {peak / 1024:.0f} KiB peak"
+    )
+    print(
+        f"results: {len(results) - errors} values, {errors} error values (conditions reading absent fields)"
+    )
     print()
     print(f"{'backend':<14}{'median us/decision':>20}{'vs hand-written':>18}{'vs native':>12}")
     for name, value in (("hand-written", hand), ("native", native), ("interpreter", interpreter)):
         print(f"{name:<14}{value:>20.1f}{value / hand:>17.1f}x{value / native:>11.1f}x")
     print()
-    print(f"native is {interpreter / native:.0f}x faster than cel-python's interpreter "
-          f"and {native / hand:.2f}x the hand-written floor")
+    print(
+        f"native is {interpreter / native:.0f}x faster than cel-python's interpreter "
+        f"and {native / hand:.2f}x the hand-written floor"
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,11 @@ for extra in (ROOT / "engine", HERE):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-import cel_textproto  # noqa: E402
-
-from facegate import cel  # noqa: E402
-from facegate.cel import _parse  # noqa: E402
-from facegate.cel._interp import SPEC_CORRECTIONS, InterpreterRunner  # noqa: E402
-from facegate.cel.testing import same_value  # noqa: E402
+import cel_textproto
+from facegate import cel
+from facegate.cel import _parse
+from facegate.cel._interp import SPEC_CORRECTIONS, InterpreterRunner
+from facegate.cel.testing import same_value
 
 _WELL_KNOWN = {"google.protobuf.Timestamp", "google.protobuf.Duration"}
 _ANY_URL = re.compile(r"\[type\.googleapis\.com/([\w.]+)\]")
@@ -107,7 +106,7 @@ def convert_value(value: dict[str, list[Any]]) -> Any:
         return cel.CelType(_text(_one(value, "type_value")))
     if "object_value" in value:
         any_value = _one(value, "object_value")
-        (url, payload), = any_value.items()
+        ((url, payload),) = any_value.items()
         m = _ANY_URL.fullmatch(url)
         kind = m.group(1) if m else url
         if kind in _WELL_KNOWN:
@@ -164,7 +163,9 @@ def load_cases() -> list[Case]:
                     try:
                         for binding in test.get("bindings", []):
                             expr_value = _one(binding, "value")
-                            case.bindings[_text(_one(binding, "key"))] = convert_value(_one(expr_value, "value"))
+                            case.bindings[_text(_one(binding, "key"))] = convert_value(
+                                _one(expr_value, "value")
+                            )
                         if not case.expect_error:
                             value = _one(test, "value")
                             case.expected = convert_value(value) if value is not None else True
@@ -190,7 +191,7 @@ def run_interpreter(case: Case, corrections: frozenset[str]) -> tuple[bool, str]
 
     try:
         celpy.Environment().compile(case.expr)  # can cel-python's own parser read it?
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any parser failure means it cannot
         return False, f"cel-python cannot parse it ({type(exc).__name__})"
     runner = InterpreterRunner(_parse.parse_tree(case.expr), {}, corrections)
     result = runner.run(case.bindings)
@@ -232,8 +233,10 @@ def render(outcomes: list[Outcome]) -> str:
         "as released; **corrected** is that interpreter with facegate's documented spec corrections",
         "(`facegate.cel._interp.SPEC_CORRECTIONS`), the oracle of the differential test.",
         "",
-        "| file | tests | skipped | native pass | native fail | cel-python pass | cel-python fail"
-        " | corrected pass | corrected fail |",
+        (
+            "| file | tests | skipped | native pass | native fail | cel-python pass | cel-python fail"
+            " | corrected pass | corrected fail |"
+        ),
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     totals: Counter[str] = Counter()
@@ -266,30 +269,53 @@ def render(outcomes: list[Outcome]) -> str:
     for reason, group in sorted(by_reason.items(), key=lambda item: (-len(item[1]), item[0])):
         lines += [f"### {reason} ({len(group)})", ""]
         for o in group:
-            detail = o.interpreter_detail if len(o.interpreter_detail) < 110 else o.interpreter_detail[:107] + "..."
+            detail = (
+                o.interpreter_detail
+                if len(o.interpreter_detail) < 110
+                else o.interpreter_detail[:107] + "..."
+            )
             lines.append(f"- `{o.case.id}`: `{_short(o.case.expr)}` -- {detail}")
         lines.append("")
     lines += ["", "## Skipped", ""]
     reasons = Counter(o.native_detail.split(" `")[0] for o in outcomes if o.native == "skip")
-    lines += [f"- {count} x {reason}" for reason, count in sorted(reasons.items(), key=lambda r: (-r[1], r[0]))]
+    lines += [
+        f"- {count} x {reason}" for reason, count in sorted(reasons.items(), key=lambda r: (-r[1], r[0]))
+    ]
     lines += ["", "Skipped tests, by file:", ""]
     for name in files:
         skipped = [o for o in outcomes if o.case.file == name and o.native == "skip"]
         if skipped:
-            lines.append(f"- {name}: " + ", ".join(f"`{o.case.section}/{o.case.name}` ({o.native_detail})"
-                                                     for o in skipped))
+            lines.append(
+                f"- {name}: "
+                + ", ".join(f"`{o.case.section}/{o.case.name}` ({o.native_detail})" for o in skipped)
+            )
     return "\n".join(lines) + "\n"
 
 
 _UNCORRECTED = (
     ("fields/quoted_map_fields/", "not corrected: cel-python's grammar has no backtick-quoted field names"),
     ("macros2/", "not corrected: cel-python lacks the two-variable comprehension extension"),
-    ("parse/string_literals/", "not corrected: cel-python decodes escapes `\\?` `\\`` `\\X` and newlines "
-     "in triple-quoted literals wrongly"),
-    ("parse/bytes_literals/", "not corrected: cel-python decodes escapes `\\?` `\\`` `\\X` and newlines "
-     "in triple-quoted literals wrongly"),
-    ("timestamps/", "not corrected: cel-python's timestamps and durations are microsecond `datetime`s "
-     "without `google.protobuf.*` type names"),
+    (
+        "parse/string_literals/",
+        (
+            "not corrected: cel-python decodes escapes `\\?` `\\`` `\\X` and newlines "
+            "in triple-quoted literals wrongly"
+        ),
+    ),
+    (
+        "parse/bytes_literals/",
+        (
+            "not corrected: cel-python decodes escapes `\\?` `\\`` `\\X` and newlines "
+            "in triple-quoted literals wrongly"
+        ),
+    ),
+    (
+        "timestamps/",
+        (
+            "not corrected: cel-python's timestamps and durations are microsecond `datetime`s "
+            "without `google.protobuf.*` type names"
+        ),
+    ),
     ("conversions/identity/timestamp", "not corrected: cel-python has no `timestamp(int)`"),
     ("comparisons/eq_literal/not_eq_dyn_timestamp_null", "not corrected: cel-python has no `timestamp(int)`"),
     ("conversions/int/double_int_min_range", "not corrected: cel-python accepts `int(-2.0**63)`"),
@@ -317,8 +343,16 @@ def _short(expr: str) -> str:
 
 
 def _row(name: str, row: Counter[str]) -> str:
-    cells = [row["tests"], row["skip"], row["native pass"], row["native fail"], row["interpreter pass"],
-             row["interpreter fail"], row["corrected pass"], row["corrected fail"]]
+    cells = [
+        row["tests"],
+        row["skip"],
+        row["native pass"],
+        row["native fail"],
+        row["interpreter pass"],
+        row["interpreter fail"],
+        row["corrected pass"],
+        row["corrected fail"],
+    ]
     return f"| {name} | " + " | ".join(str(c) for c in cells) + " |"
 
 

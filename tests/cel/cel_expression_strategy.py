@@ -34,40 +34,96 @@ SCHEMA: dict[str, Any] = {
                 "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
                 "nested": {
                     "type": "object",
-                    "properties": {"x": {"type": "integer"}, "y": {"type": "string"}, "z": {"type": "boolean"}},
+                    "properties": {
+                        "x": {"type": "integer"},
+                        "y": {"type": "string"},
+                        "z": {"type": "boolean"},
+                    },
                 },
                 "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
                 "items": {
                     "type": "array",
                     "maxItems": 3,
-                    "items": {"type": "object", "properties": {"x": {"type": "integer"}, "y": {"type": "string"}}},
+                    "items": {
+                        "type": "object",
+                        "properties": {"x": {"type": "integer"}, "y": {"type": "string"}},
+                    },
                 },
             },
         },
         "params": {
             "type": "object",
-            "properties": {"limit": {"type": "integer"}, "allowed": {"type": "array", "items": {"type": "string"}}},
+            "properties": {
+                "limit": {"type": "integer"},
+                "allowed": {"type": "array", "items": {"type": "string"}},
+            },
         },
     },
 }
 
 PATHS = [
-    "request", "request.operation", "request.attributes", "request.age", "request.score", "request.flag",
-    "request.name", "request.tags", "request.nested", "request.nested.x", "request.nested.y", "request.nested.z",
-    "request.counts", "request.items", "params", "params.limit", "params.allowed", "missing_variable",
+    "request",
+    "request.operation",
+    "request.attributes",
+    "request.age",
+    "request.score",
+    "request.flag",
+    "request.name",
+    "request.tags",
+    "request.nested",
+    "request.nested.x",
+    "request.nested.y",
+    "request.nested.z",
+    "request.counts",
+    "request.items",
+    "params",
+    "params.limit",
+    "params.allowed",
+    "missing_variable",
 ]
 FIELDS = ["x", "y", "z", "name", "operation", "age", "nested", "k"]
 INTS = ["0", "1", "-1", "2", "7", "42", "-5", "100000", "9223372036854775807", "-9223372036854775808", "0x1f"]
 UINTS = ["0u", "1u", "2u", "7u", "18446744073709551615u"]
 DOUBLES = ["0.0", "1.0", "-1.5", "2.5", "3.0", "1e300", "-0.0", ".5"]
-STRINGS = ['""', '"a"', '"abc"', '"analyze"', '"race"', '"A"', '"1"', '"-2"', '"3.5"', '"true"', '"t"',
-           '"é"', '"a.b"', "'x'", 'r"\\d"', '"x"', '"age"']
+STRINGS = [
+    '""',
+    '"a"',
+    '"abc"',
+    '"analyze"',
+    '"race"',
+    '"A"',
+    '"1"',
+    '"-2"',
+    '"3.5"',
+    '"true"',
+    '"t"',
+    '"é"',
+    '"a.b"',
+    "'x'",
+    'r"\\d"',
+    '"x"',
+    '"age"',
+]
 OTHER = ["true", "false", "null", 'b"ab"', 'b""', "[]", "{}"]
 PATTERNS = ['"a"', '"^a"', '"b+"', '"[0-9]"', '"^$"', '"é"', '"a|b"']
-TIMES = ['timestamp("2009-02-13T23:31:30Z")', 'timestamp("2020-01-01T00:00:00+08:00")', 'duration("60s")',
-         'duration("1h30m")', 'duration("-1.5s")']
-ACCESSORS = ["getFullYear", "getMonth", "getDayOfYear", "getDayOfMonth", "getDate", "getDayOfWeek",
-             "getHours", "getMinutes", "getSeconds"]
+TIMES = [
+    'timestamp("2009-02-13T23:31:30Z")',
+    'timestamp("2020-01-01T00:00:00+08:00")',
+    'duration("60s")',
+    'duration("1h30m")',
+    'duration("-1.5s")',
+]
+ACCESSORS = [
+    "getFullYear",
+    "getMonth",
+    "getDayOfYear",
+    "getDayOfMonth",
+    "getDate",
+    "getDayOfWeek",
+    "getHours",
+    "getMinutes",
+    "getSeconds",
+]
 TYPES = ["int", "uint", "double", "string", "bool", "bytes", "list", "map", "null_type"]
 VARIABLES = ["x", "y", "e", "request"]
 STRING_SOURCES = ["true", 'b"ab"', 'b"\\377"', 'duration("60s")', 'timestamp("2009-02-13T23:31:30Z")']
@@ -90,10 +146,31 @@ def expressions(draw: st.DrawFn, depth: int = 0, scope: tuple[str, ...] = ()) ->
     if depth >= 4 or draw(st.integers(0, 9)) < 3:
         return draw(leaves(scope))
     sub = expressions(depth + 1, scope)
-    kind = draw(st.sampled_from([
-        "unary", "arith", "compare", "compare", "in", "logic", "logic", "ternary", "index", "select",
-        "has", "list", "map", "call", "convert", "type", "macro", "macro", "time",
-    ]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "unary",
+                "arith",
+                "compare",
+                "compare",
+                "in",
+                "logic",
+                "logic",
+                "ternary",
+                "index",
+                "select",
+                "has",
+                "list",
+                "map",
+                "call",
+                "convert",
+                "type",
+                "macro",
+                "macro",
+                "time",
+            ]
+        )
+    )
     if kind == "unary":
         return draw(st.sampled_from(["!", "-"])) + _p(draw(sub))
     if kind == "arith":
@@ -113,7 +190,9 @@ def expressions(draw: st.DrawFn, depth: int = 0, scope: tuple[str, ...] = ()) ->
     if kind == "select":
         return f"{_p(draw(sub))}.{draw(st.sampled_from(FIELDS))}"
     if kind == "has":
-        base = draw(st.sampled_from([p for p in PATHS if p != "missing_variable"] + list(scope) or ["request"]))
+        base = draw(
+            st.sampled_from([p for p in PATHS if p != "missing_variable"] + list(scope) or ["request"])
+        )
         return f"has({base}.{draw(st.sampled_from(FIELDS))})"
     if kind == "list":
         return "[" + ", ".join(draw(sub) for _ in range(draw(st.integers(0, 3)))) + "]"
@@ -145,11 +224,25 @@ def expressions(draw: st.DrawFn, depth: int = 0, scope: tuple[str, ...] = ()) ->
         return f"type({leaf}) == {draw(st.sampled_from(TYPES))}"
     # macro
     var = draw(st.sampled_from(VARIABLES))
-    target = draw(st.one_of(
-        st.sampled_from(["request.tags", "request.attributes", "request.items", "request.counts",
-                         "params.allowed", "[1, 2, 3]", '["a", "b"]', "[]", '{"x": 1, "y": 2}', "request.name"]),
-        sub,
-    ))
+    target = draw(
+        st.one_of(
+            st.sampled_from(
+                [
+                    "request.tags",
+                    "request.attributes",
+                    "request.items",
+                    "request.counts",
+                    "params.allowed",
+                    "[1, 2, 3]",
+                    '["a", "b"]',
+                    "[]",
+                    '{"x": 1, "y": 2}',
+                    "request.name",
+                ]
+            ),
+            sub,
+        )
+    )
     body = expressions(depth + 1, (*scope, var))
     macro = draw(st.sampled_from(["all", "exists", "exists_one", "map", "map3", "filter"]))
     if macro == "map3":

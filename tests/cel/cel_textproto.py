@@ -11,10 +11,10 @@ Written by hand so the conformance runner needs no ``protobuf`` dependency.
 from __future__ import annotations
 
 import re
-from typing import Union
+from typing import Any
 
-Scalar = Union[bytes, int, float, str]
-Message = dict[str, list[Union[Scalar, "Message"]]]
+Scalar = bytes | int | float | str
+Message = dict[str, list[Any]]  # values: Scalar or Message
 
 _TOKEN = re.compile(
     r"""
@@ -29,8 +29,17 @@ _TOKEN = re.compile(
 )
 
 _SIMPLE_ESCAPES = {
-    "a": 7, "b": 8, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11,
-    "\\": 92, "'": 39, '"': 34, "?": 63,
+    "a": 7,
+    "b": 8,
+    "f": 12,
+    "n": 10,
+    "r": 13,
+    "t": 9,
+    "v": 11,
+    "\\": 92,
+    "'": 39,
+    '"': 34,
+    "?": 63,
 }
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import pytest
-
 import facegate.cel
+import pytest
 from facegate import cel
 
 
@@ -63,7 +62,7 @@ def test_value_wrappers() -> None:
         cel.UInt(-1)
     import datetime as dt
 
-    moment = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+    moment = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     assert cel.Timestamp.from_datetime(moment).to_datetime() == moment
     assert cel.Duration.from_timedelta(dt.timedelta(seconds=1.5)).to_timedelta() == dt.timedelta(seconds=1.5)
     assert cel.Timestamp(0) < cel.Timestamp(1)
@@ -89,7 +88,9 @@ def test_custom_functions_global_and_member_style() -> None:
 
 
 def test_custom_functions_are_checked_at_compile_time() -> None:
-    with pytest.raises(cel.CELCheckError, match="no matching overload for `distance` applied to `\\(string, int\\)`"):
+    with pytest.raises(
+        cel.CELCheckError, match="no matching overload for `distance` applied to `\\(string, int\\)`"
+    ):
         cel.compile("distance('a', 1)", functions=FUNCTIONS)
     with pytest.raises(cel.CELCheckError, match="no matching overload"):
         cel.compile("distance('a')", functions=FUNCTIONS)

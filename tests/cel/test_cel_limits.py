@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from facegate import cel
 
 SCHEMA: dict[str, Any] = {
@@ -15,7 +14,10 @@ SCHEMA: dict[str, Any] = {
             "type": "object",
             "properties": {
                 "attributes": {"type": "array", "items": {"type": "string"}, "maxItems": 10},
-                "faces": {"type": "array", "items": {"type": "array", "items": {"type": "number"}, "maxItems": 512}},
+                "faces": {
+                    "type": "array",
+                    "items": {"type": "array", "items": {"type": "number"}, "maxItems": 512},
+                },
                 "name": {"type": "string"},
             },
         }

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from facegate import cel
 
-REQUEST = json.loads((Path(__file__).parent / "data" / "request.v1.snapshot.json").read_text(encoding="utf-8"))
+REQUEST = json.loads(
+    (Path(__file__).parent / "data" / "request.v1.snapshot.json").read_text(encoding="utf-8")
+)
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -26,7 +27,13 @@ SCHEMA: dict[str, Any] = {
             },
         },
     },
-    "$defs": {"window": {"type": "object", "additionalProperties": False, "properties": {"days": {"type": "integer"}}}},
+    "$defs": {
+        "window": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"days": {"type": "integer"}},
+        }
+    },
 }
 
 
@@ -39,7 +46,7 @@ def check_error(text: str) -> cel.CELCheckError:
 VALID = [
     'request.operation == "analyze"',
     'request.consent.type == "separate"',
-    'has(request.consent) && has(request.consent.type)',
+    "has(request.consent) && has(request.consent.type)",
     'request.attributes.exists(a, a == "race")',
     '"race" in request.attributes',
     'request.operation in ["identify", "enroll"]',
@@ -78,7 +85,11 @@ INVALID = [
     ("request.subject.age.all(a, true)", "`all` needs a list or map, not `int`", 21),
     ('request.operation == "analyse"', "`analyse` is not a possible value of `request.operation`", 22),
     ('request.operation in ["verify", "identfy"]', "`identfy` is not a possible value", 33),
-    ('request.attributes.exists(a, a == "rac")', "`rac` is not a possible value of `request.attributes[]`", 35),
+    (
+        'request.attributes.exists(a, a == "rac")',
+        "`rac` is not a possible value of `request.attributes[]`",
+        35,
+    ),
     ('"rac" in request.attributes', "`rac` is not a possible value", 1),
     ("params.window.weeks", "undefined field `weeks` in `params.window`", 15),
     ("params.limits.x + 'a'", "no matching overload for `_+_` applied to `(int, string)`", 1),
@@ -113,7 +124,9 @@ def test_positions_on_later_lines() -> None:
 
 def test_check_false_defers_type_errors_to_run_time() -> None:
     program = cel.compile('request.subject.age == "x"', schema=SCHEMA, check=False)
-    assert program.run({"request": {"operation": "detect", "purpose": "other", "subject": {"age": 3}}}) is False
+    assert (
+        program.run({"request": {"operation": "detect", "purpose": "other", "subject": {"age": 3}}}) is False
+    )
     program = cel.compile("request.consnet.type", schema=SCHEMA, check=False)
     assert type(program.run({"request": {}})) is cel.CELError
 

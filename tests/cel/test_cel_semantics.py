@@ -10,7 +10,6 @@ import math
 from typing import Any
 
 import pytest
-
 from facegate import cel
 
 ERROR = object()  # expected: an error value

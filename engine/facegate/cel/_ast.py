@@ -7,7 +7,7 @@ CEL construct, macros already recognised, ``&&``/``||`` chains flattened.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -131,4 +131,18 @@ class Comprehension:
     column: int
 
 
-Node = Union[Lit, Ident, Select, Has, Index, Call, ListLit, MapLit, Logic, Unary, Binary, Cond, Comprehension]
+Node: TypeAlias = (
+    Lit
+    | Ident
+    | Select
+    | Has
+    | Index
+    | Call
+    | ListLit
+    | MapLit
+    | Logic
+    | Unary
+    | Binary
+    | Cond
+    | Comprehension
+)

@@ -61,19 +61,33 @@ DURATION: Final = T("duration")
 _NUMERIC: Final = frozenset(["int", "uint", "double", "number"])
 _ORDERED: Final = _NUMERIC | {"string", "bytes", "bool", "timestamp", "duration"}
 _MAPLIKE: Final = frozenset(["map", "object"])
-_SIMPLE: Final = {t.kind: t for t in (BOOL, INT, UINT, DOUBLE, STRING, BYTES, NULL, TYPE, TIMESTAMP, DURATION, DYN)}
+_SIMPLE: Final = {
+    t.kind: t for t in (BOOL, INT, UINT, DOUBLE, STRING, BYTES, NULL, TYPE, TIMESTAMP, DURATION, DYN)
+}
 _SIMPLE["list"] = T("list", elem=DYN)
 _SIMPLE["map"] = T("map", key=DYN, value=DYN)
 _SIMPLE["number"] = T("number")
 _JSON_TYPES: Final = {
-    "string": STRING, "integer": INT, "number": T("number"), "boolean": BOOL, "null": NULL,
+    "string": STRING,
+    "integer": INT,
+    "number": T("number"),
+    "boolean": BOOL,
+    "null": NULL,
 }
 
 
 def literal_type(value: Any) -> T:
     kind = {
-        bool: "bool", int: "int", UInt: "uint", float: "double", str: "string", bytes: "bytes",
-        type(None): "null_type", Timestamp: "timestamp", Duration: "duration", CelType: "type",
+        bool: "bool",
+        int: "int",
+        UInt: "uint",
+        float: "double",
+        str: "string",
+        bytes: "bytes",
+        type(None): "null_type",
+        Timestamp: "timestamp",
+        Duration: "duration",
+        CelType: "type",
     }.get(type(value), "dyn")
     return _SIMPLE[kind]
 
@@ -97,13 +111,15 @@ class SchemaTypes:
         values = schema.get("enum", [schema["const"]] if "const" in schema else None)
         if isinstance(values, list) and values:
             kinds = {literal_type(_json_value(v)).kind for v in values}
-            kind = kinds.pop() if len(kinds) == 1 else "dyn"
-            return T(kind if kind in _SIMPLE else "dyn", enum=frozenset(_json_value(v) for v in values
-                                                                       if _hashable(v)), where=where)
+            common = kinds.pop() if len(kinds) == 1 else "dyn"
+            return T(
+                common if common in _SIMPLE else "dyn",
+                enum=frozenset(_json_value(v) for v in values if _hashable(v)),
+                where=where,
+            )
         kind = schema.get("type")
-        if isinstance(kind, list):
-            kinds = [k for k in kind if k != "null"]
-            kind = kinds[0] if len(kinds) == 1 and len(kind) == 1 else None
+        if isinstance(kind, list):  # a union of JSON types: dyn, unless it is just one
+            kind = kind[0] if len(kind) == 1 else None
         if kind == "object" or (kind is None and "properties" in schema):
             props = schema.get("properties", {})
             fields = {
@@ -121,8 +137,14 @@ class SchemaTypes:
             bound = schema.get("maxProperties")
             if value is None and bound is None:
                 bound = len(fields)
-            return T("object", fields=fields, value=value, key=STRING,
-                     bound=bound if isinstance(bound, int) else None, where=where)
+            return T(
+                "object",
+                fields=fields,
+                value=value,
+                key=STRING,
+                bound=bound if isinstance(bound, int) else None,
+                where=where,
+            )
         if kind == "array":
             items = schema.get("items")
             elem = self.convert(items, f"{where}[]", depth + 1) if isinstance(items, Mapping) else DYN
@@ -243,7 +265,7 @@ class Checker:
     # -- visiting --------------------------------------------------------------------
 
     def visit(self, node: ast.Node, prefix: bool) -> T:
-        t = getattr(self, "_" + type(node).__name__)(node, prefix)
+        t: T = getattr(self, "_" + type(node).__name__)(node, prefix)
         self.out.types[id(node)] = t
         return t
 
@@ -278,11 +300,13 @@ class Checker:
                 return self.fail(f"undeclared reference to `{name}`", node if not selects else _root(node))
             declared = self.variables.value
         t = declared
-        for field_name, select in zip(fields, selects[len(selects) - len(fields):]):
+        for field_name, select in zip(fields, selects[len(selects) - len(fields) :]):
             t = self._field(t, field_name, select)
         return t
 
-    def _record_chain(self, node: ast.Node, parts: list[str], prefix: bool) -> tuple[str, tuple[str, ...]] | None:
+    def _record_chain(
+        self, node: ast.Node, parts: list[str], prefix: bool
+    ) -> tuple[str, tuple[str, ...]] | None:
         resolved = self._resolve(parts)
         self.out.chains[id(node)] = resolved
         if not prefix:
@@ -343,7 +367,9 @@ class Checker:
         if kind in _MAPLIKE:
             self._comparable(operand.key or DYN, key, "_[_]", node)
             return operand.value or DYN
-        return self.fail(f"no matching overload for `_[_]` applied to `({operand.describe()}, {key.describe()})`", node)
+        return self.fail(
+            f"no matching overload for `_[_]` applied to `({operand.describe()}, {key.describe()})`", node
+        )
 
     def _ListLit(self, node: ast.ListLit, prefix: bool) -> T:
         items = [self.visit(i, prefix=False) for i in node.items]
@@ -418,7 +444,8 @@ class Checker:
             if "dyn" not in (a.kind, b.kind):
                 if a.kind not in _ORDERED or b.kind not in _ORDERED:
                     return self.fail(
-                        f"no matching overload for `_{op}_` applied to `({a.describe()}, {b.describe()})`", node
+                        f"no matching overload for `_{op}_` applied to `({a.describe()}, {b.describe()})`",
+                        node,
                     )
                 self._comparable(a, b, f"_{op}_", node)
             return BOOL
@@ -437,7 +464,9 @@ class Checker:
         elif b.kind in _MAPLIKE:
             self._comparable(a, b.key or DYN, "@in", node)
         elif b.kind != "dyn":
-            return self.fail(f"no matching overload for `@in` applied to `({a.describe()}, {b.describe()})`", node)
+            return self.fail(
+                f"no matching overload for `@in` applied to `({a.describe()}, {b.describe()})`", node
+            )
         return BOOL
 
     def _arithmetic(self, op: str, a: T, b: T, node: ast.Binary) -> T:
@@ -446,7 +475,9 @@ class Checker:
             return DYN
         if ka in _NUMERIC and kb in _NUMERIC:
             if op == "%" and ("double" in (ka, kb)):
-                return self.fail(f"no matching overload for `_%_` applied to `({a.describe()}, {b.describe()})`", node)
+                return self.fail(
+                    f"no matching overload for `_%_` applied to `({a.describe()}, {b.describe()})`", node
+                )
             if ka == kb:
                 return _SIMPLE[ka]
             if "number" in (ka, kb):
@@ -468,15 +499,20 @@ class Checker:
     # -- calls -------------------------------------------------------------------------
 
     def _Call(self, node: ast.Call, prefix: bool) -> T:
-        args = [self.visit(a, prefix=False) for a in ((node.target,) if node.target is not None else ()) + node.args]
+        args = [
+            self.visit(a, prefix=False)
+            for a in ((node.target,) if node.target is not None else ()) + node.args
+        ]
         if node.name != "dyn":
             self.call_counters[-1] += 1
         custom = self.functions.get(node.name)
         if custom is not None:
             return self._custom_call(custom, args, node)
         builtin = BUILTINS.get(node.name)
-        if builtin is None or (node.target is not None and not builtin.member) or (
-            node.target is None and not builtin.function
+        if (
+            builtin is None
+            or (node.target is not None and not builtin.member)
+            or (node.target is None and not builtin.function)
         ):
             self.out.unknown_functions.add(node.name)
             style = f"`.{node.name}()`" if node.target is not None else f"`{node.name}()`"
@@ -507,7 +543,9 @@ class Checker:
     def _Comprehension(self, node: ast.Comprehension, prefix: bool) -> T:
         rng = self.visit(node.range, prefix=False)
         if len(self.bounds) >= self.max_nesting:
-            self.fail(f"comprehensions nested deeper than the limit of `{self.max_nesting}`", node, limit=True)
+            self.fail(
+                f"comprehensions nested deeper than the limit of `{self.max_nesting}`", node, limit=True
+            )
         var_t, var2_t = DYN, DYN
         if rng.kind == "list":
             var_t, var2_t = (INT, rng.elem or DYN) if node.var2 is not None else (rng.elem or DYN, DYN)

@@ -182,7 +182,9 @@ class CodeGen:
     # -- dispatch --------------------------------------------------------------------
 
     def gen(self, node: ast.Node) -> str:
-        if (self.depth > _MAX_INDENT or self.loops > _MAX_LOOPS) and not isinstance(node, (ast.Lit, ast.Ident)):
+        if (self.depth > _MAX_INDENT or self.loops > _MAX_LOOPS) and not isinstance(
+            node, (ast.Lit, ast.Ident)
+        ):
             return self._outline(node)
         result: str = getattr(self, "_" + type(node).__name__)(node)
         return result
@@ -290,7 +292,9 @@ class CodeGen:
     def _Has(self, node: ast.Has) -> str:
         operand = self.named(node.operand)
         out = self.tmp()
-        self.emit(f"{out} = ({node.field!r} in {operand}) if type({operand}) is dict else _has({operand}, {node.field!r})")
+        self.emit(
+            f"{out} = ({node.field!r} in {operand}) if type({operand}) is dict else _has({operand}, {node.field!r})"
+        )
         return out
 
     def _Index(self, node: ast.Index) -> str:
@@ -371,7 +375,9 @@ class CodeGen:
         operand = self.named(node.operand)
         out = self.tmp()
         if node.op == "!":
-            self.emit(f"{out} = False if {operand} is True else True if {operand} is False else _not({operand})")
+            self.emit(
+                f"{out} = False if {operand} is True else True if {operand} is False else _not({operand})"
+            )
         else:
             self.emit(f"{out} = -{operand} if type({operand}) is float else _neg({operand})")
         return out
@@ -442,8 +448,10 @@ class CodeGen:
 
     def _in(self, node: ast.Binary) -> str:
         item = self.gen(node.left)
-        if isinstance(node.right, ast.ListLit) and node.right.items and all(
-            isinstance(i, ast.Lit) for i in node.right.items
+        if (
+            isinstance(node.right, ast.ListLit)
+            and node.right.items
+            and all(isinstance(i, ast.Lit) for i in node.right.items)
         ):
             values = [i.value for i in node.right.items]  # type: ignore[union-attr]
             kinds = {type(v) for v in values}
@@ -452,7 +460,9 @@ class CodeGen:
                 listed = self.const(tuple(values))
                 out = self.tmp()
                 kind = kinds.pop().__name__
-                self.emit(f"{out} = ({item} in {members}) if type({item}) is {kind} else _in({item}, {listed})")
+                self.emit(
+                    f"{out} = ({item} in {members}) if type({item}) is {kind} else _in({item}, {listed})"
+                )
                 return out
         container = self.gen(node.right)
         out = self.tmp()
@@ -483,8 +493,11 @@ class CodeGen:
                 error = CELError(f"unbound function `{name}`")
             else:
                 error = CELError(f"no such overload: `{name}` with {len(args)} argument(s)")
-            self.emit(f"{out} = _first_error({', '.join(args)}) or {self.const(error)}" if args else
-                      f"{out} = {self.const(error)}")
+            self.emit(
+                f"{out} = _first_error({', '.join(args)}) or {self.const(error)}"
+                if args
+                else f"{out} = {self.const(error)}"
+            )
             return out
         literal = arg_nodes[-1].value if len(arg_nodes) == 2 and isinstance(arg_nodes[-1], ast.Lit) else None
         first = args[0] if args else ""
@@ -498,13 +511,19 @@ class CodeGen:
         elif name in ("startsWith", "endsWith") and type(literal) is str:
             method = "startswith" if name == "startsWith" else "endswith"
             helper = "_starts_with" if name == "startsWith" else "_ends_with"
-            self.emit(f"{out} = {first}.{method}({args[1]}) if type({first}) is str else {helper}({first}, {args[1]})")
+            self.emit(
+                f"{out} = {first}.{method}({args[1]}) if type({first}) is str else {helper}({first}, {args[1]})"
+            )
         elif name == "contains" and type(literal) is str:
-            self.emit(f"{out} = ({args[1]} in {first}) if type({first}) is str else _str_contains({first}, {args[1]})")
+            self.emit(
+                f"{out} = ({args[1]} in {first}) if type({first}) is str else _str_contains({first}, {args[1]})"
+            )
         elif name == "matches" and type(literal) is str and type(fn.compile_regex(literal)) is not CELError:
             regex = self.const(fn.compile_regex(literal))
-            self.emit(f"{out} = ({regex}.search({first}) is not None) if type({first}) is str"
-                      f" else _matches({first}, {args[1]})")
+            self.emit(
+                f"{out} = ({regex}.search({first}) is not None) if type({first}) is str"
+                f" else _matches({first}, {args[1]})"
+            )
         else:
             impl = self.const(builtin.impl)
             self.emit(f"{out} = {impl}({', '.join(args)})")
@@ -518,7 +537,9 @@ class CodeGen:
         out = self.tmp("r")
         err = self.tmp("e")
         kind = node.kind
-        self.emit(f"{items} = {rng} if type({rng}) is list or type({rng}) is dict else _iter({rng}, {kind!r})")
+        self.emit(
+            f"{items} = {rng} if type({rng}) is list or type({rng}) is dict else _iter({rng}, {kind!r})"
+        )
         self.emit(f"if type({items}) is CELError:")
         self.emit(f"    {out} = {items}")
         self.emit("else:")
@@ -615,4 +636,3 @@ def compile_function(
     namespace = gen.namespace
     exec(compile(source, "<cel>", "exec"), namespace)  # noqa: S102 - our own generated source
     return namespace["_program"], source
-

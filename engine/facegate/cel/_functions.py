@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-import re2
+import re2  # type: ignore[import-untyped]
 
 from ._runtime import first_error, no_overload
 from ._values import (
@@ -43,8 +43,8 @@ class CelFunction:
     """A pure function callable from CEL, registered through ``register_cel_functions``.
 
     ``arg_types`` and ``result_type`` are CEL type names: ``int``, ``uint``, ``double``,
-    ``bool``, ``string``, ``bytes``, ``list``, ``map``, ``null_type``, ``timestamp``,
-    ``duration`` or ``dyn`` (anything).  ``f(x, y)`` and ``x.f(y)`` both call it with
+    ``bool``, ``string``, ``bytes``, ``list``, ``map``, ``null_type`` (or ``null``),
+    ``timestamp``, ``duration`` or ``dyn`` (anything).  ``f(x, y)`` and ``x.f(y)`` both call it with
     ``x`` first.  Arguments are checked at compile time where their types are known and
     always at run time; an exception from ``impl`` becomes an error value.
     """
@@ -55,6 +55,12 @@ class CelFunction:
     result_type: str
 
     def __post_init__(self) -> None:
+        # The plugin registry spells `null_type` as `null`.
+        object.__setattr__(
+            self, "arg_types", tuple("null_type" if t == "null" else t for t in self.arg_types)
+        )
+        if self.result_type == "null":
+            object.__setattr__(self, "result_type", "null_type")
         if not _NAME.fullmatch(self.name):
             raise ValueError(f"invalid cel function name `{self.name}`")
         for t in (*self.arg_types, self.result_type):
@@ -94,7 +100,7 @@ def custom_caller(fn: CelFunction) -> Callable[..., Any]:
             return no_overload(name, *args)
         try:
             result = impl(*args)
-        except Exception as exc:  # a plugin's bug must not escape a decision
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug must not escape a decision
             return CELError(f"function `{name}` failed: {type(exc).__name__}")
         if type(result) is CELError or result_check(result):
             return result
@@ -370,7 +376,7 @@ def _time_accessor(
         moment = value.to_datetime()
         if args:
             zone = _zone(args[0])
-            if type(zone) is CELError:
+            if isinstance(zone, CELError):
                 return zone
             moment = moment.astimezone(zone)
         return part(moment, value.nanos)
@@ -424,18 +430,55 @@ def _builtins() -> dict[str, Builtin]:
         _b("startsWith", starts_with, True, False, "string,string->bool"),
         _b("endsWith", ends_with, True, False, "string,string->bool"),
         _b("matches", matches, True, True, "string,string->bool"),
-        _b("int", to_int, False, True, "int->int", "uint->int", "double->int", "string->int", "timestamp->int"),
-        _b("uint", to_uint, False, True, "uint->uint", "int->uint", "double->uint", "string->uint"),
-        _b("double", to_double, False, True, "double->double", "int->double", "uint->double", "string->double"),
         _b(
-            "string", to_string, False, True, "string->string", "bool->string", "int->string", "uint->string",
-            "double->string", "bytes->string", "timestamp->string", "duration->string",
+            "int",
+            to_int,
+            False,
+            True,
+            "int->int",
+            "uint->int",
+            "double->int",
+            "string->int",
+            "timestamp->int",
+        ),
+        _b("uint", to_uint, False, True, "uint->uint", "int->uint", "double->uint", "string->uint"),
+        _b(
+            "double",
+            to_double,
+            False,
+            True,
+            "double->double",
+            "int->double",
+            "uint->double",
+            "string->double",
+        ),
+        _b(
+            "string",
+            to_string,
+            False,
+            True,
+            "string->string",
+            "bool->string",
+            "int->string",
+            "uint->string",
+            "double->string",
+            "bytes->string",
+            "timestamp->string",
+            "duration->string",
         ),
         _b("bytes", to_bytes, False, True, "bytes->bytes", "string->bytes"),
         _b("bool", to_bool, False, True, "bool->bool", "string->bool"),
         _b("type", to_type, False, True, "dyn->type"),
         _b("dyn", dyn, False, True, "dyn->dyn"),
-        _b("timestamp", to_timestamp, False, True, "timestamp->timestamp", "string->timestamp", "int->timestamp"),
+        _b(
+            "timestamp",
+            to_timestamp,
+            False,
+            True,
+            "timestamp->timestamp",
+            "string->timestamp",
+            "int->timestamp",
+        ),
         _b("duration", to_duration, False, True, "duration->duration", "string->duration"),
     ]
     for name, impl in TIME_ACCESSORS.items():

@@ -10,6 +10,7 @@ and otherwise calls cel-python's own implementation.
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import math
 import operator
@@ -22,15 +23,25 @@ import celpy.evaluation as ev
 import lark
 
 from ._functions import CelFunction
+from ._parse import LTree
 from ._values import CELError, CelType, Duration, Timestamp, UInt
 
 # -- conversions between native values and celtypes --------------------------------------
 
 _TYPE_CLASSES: Final[dict[Any, str]] = {
-    ct.BoolType: "bool", ct.IntType: "int", ct.UintType: "uint", ct.DoubleType: "double",
-    ct.StringType: "string", ct.BytesType: "bytes", ct.ListType: "list", ct.MapType: "map",
-    type(None): "null_type", ct.TimestampType: "google.protobuf.Timestamp",
-    ct.DurationType: "google.protobuf.Duration", ct.TypeType: "type", type: "type",
+    ct.BoolType: "bool",
+    ct.IntType: "int",
+    ct.UintType: "uint",
+    ct.DoubleType: "double",
+    ct.StringType: "string",
+    ct.BytesType: "bytes",
+    ct.ListType: "list",
+    ct.MapType: "map",
+    type(None): "null_type",
+    ct.TimestampType: "google.protobuf.Timestamp",
+    ct.DurationType: "google.protobuf.Duration",
+    ct.TypeType: "type",
+    type: "type",
 }
 _CLASSES_BY_NAME: Final = {name: cls for cls, name in _TYPE_CLASSES.items() if cls is not type}
 
@@ -199,7 +210,9 @@ def _ne(a: Any, b: Any) -> Any:
     return _errors_first(a, b) or ct.BoolType(not spec_equal(a, b))
 
 
-def _ordering(original: Callable[[Any, Any], Any], compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], Any]:
+def _ordering(
+    original: Callable[[Any, Any], Any], compare: Callable[[Any, Any], bool]
+) -> Callable[[Any, Any], Any]:
     def patched(a: Any, b: Any) -> Any:
         err = _errors_first(a, b)
         if err is not None:
@@ -209,7 +222,16 @@ def _ordering(original: Callable[[Any, Any], Any], compare: Callable[[Any, Any],
             if "double" in (ka, kb):
                 return ct.BoolType(compare(float(a), float(b)))
             return ct.BoolType(compare(int(a), int(b)))
-        if ka != kb or ka not in ("int", "uint", "double", "string", "bytes", "bool", "timestamp", "duration"):
+        if ka != kb or ka not in (
+            "int",
+            "uint",
+            "double",
+            "string",
+            "bytes",
+            "bool",
+            "timestamp",
+            "duration",
+        ):
             raise TypeError("no such overload")
         return original(a, b)
 
@@ -217,10 +239,25 @@ def _ordering(original: Callable[[Any, Any], Any], compare: Callable[[Any, Any],
 
 
 _ARITH_KINDS: Final = {
-    "+": {("int", "int"), ("uint", "uint"), ("double", "double"), ("string", "string"), ("bytes", "bytes"),
-          ("list", "list"), ("timestamp", "duration"), ("duration", "timestamp"), ("duration", "duration")},
-    "-": {("int", "int"), ("uint", "uint"), ("double", "double"), ("timestamp", "timestamp"),
-          ("timestamp", "duration"), ("duration", "duration")},
+    "+": {
+        ("int", "int"),
+        ("uint", "uint"),
+        ("double", "double"),
+        ("string", "string"),
+        ("bytes", "bytes"),
+        ("list", "list"),
+        ("timestamp", "duration"),
+        ("duration", "timestamp"),
+        ("duration", "duration"),
+    },
+    "-": {
+        ("int", "int"),
+        ("uint", "uint"),
+        ("double", "double"),
+        ("timestamp", "timestamp"),
+        ("timestamp", "duration"),
+        ("duration", "duration"),
+    },
     "*": {("int", "int"), ("uint", "uint"), ("double", "double")},
     "/": {("int", "int"), ("uint", "uint"), ("double", "double")},
     "%": {("int", "int"), ("uint", "uint")},
@@ -353,7 +390,12 @@ def corrected_functions(corrections: frozenset[str]) -> dict[str, Callable[..., 
     if "heterogeneous_equality" in corrections:
         table.update({"_==_": _eq, "_!=_": _ne, "_in_": _in})
     if "numeric_ordering" in corrections:
-        for name, compare in (("_<_", operator.lt), ("_<=_", operator.le), ("_>_", operator.gt), ("_>=_", operator.ge)):
+        for name, compare in (
+            ("_<_", operator.lt),
+            ("_<=_", operator.le),
+            ("_>_", operator.gt),
+            ("_>=_", operator.ge),
+        ):
             table[name] = _ordering(base[name], compare)
     if "strict_arithmetic" in corrections:
         for op in "+-*/%":
@@ -372,7 +414,7 @@ def corrected_functions(corrections: frozenset[str]) -> dict[str, Callable[..., 
     return table
 
 
-def _descend(tree: lark.Tree, data: str) -> lark.Tree | None:
+def _descend(tree: LTree, data: str) -> LTree | None:
     while isinstance(tree, lark.Tree):
         if tree.data == data:
             return tree
@@ -384,10 +426,10 @@ def _descend(tree: lark.Tree, data: str) -> lark.Tree | None:
 
 def _corrected_evaluator(corrections: frozenset[str]) -> type[ev.Evaluator]:
     class Corrected(ev.Evaluator):
-        def sub_evaluator(self, ast: lark.Tree) -> ev.Evaluator:
+        def sub_evaluator(self, ast: LTree) -> ev.Evaluator:
             return Corrected(ast, activation=self.activation)
 
-        def macro_has_eval(self, exprlist: lark.Tree) -> Any:
+        def macro_has_eval(self, exprlist: LTree) -> Any:
             if "has_presence" not in corrections:
                 return super().macro_has_eval(exprlist)
             member_dot = _descend(exprlist.children[0], "member_dot")  # type: ignore[arg-type]
@@ -410,14 +452,14 @@ def _corrected_evaluator(corrections: frozenset[str]) -> type[ev.Evaluator]:
                     return corrected
             return super().function_eval(name_token, exprlist)
 
-        def mapinits(self, tree: lark.Tree) -> Any:
+        def mapinits(self, tree: LTree) -> Any:
             if "literal_errors" in corrections:
                 for value in self.visit_children(tree):
                     if isinstance(value, ev.CELEvalError):
                         return value
             return super().mapinits(tree)
 
-        def member_dot_arg(self, tree: lark.Tree) -> Any:
+        def member_dot_arg(self, tree: LTree) -> Any:
             name = str(tree.children[1])
             if "macro_semantics" not in corrections or name not in _MACROS or len(tree.children) != 3:
                 return super().member_dot_arg(tree)
@@ -429,7 +471,7 @@ def _corrected_evaluator(corrections: frozenset[str]) -> type[ev.Evaluator]:
 _MACROS: Final = frozenset(["all", "exists", "exists_one", "map", "filter"])
 
 
-def _macro(evaluator: ev.Evaluator, tree: lark.Tree, name: str) -> Any:
+def _macro(evaluator: ev.Evaluator, tree: LTree, name: str) -> Any:
     args = [c for c in tree.children[2].children if isinstance(c, lark.Tree)]  # type: ignore[union-attr]
     if name == "map" and len(args) not in (2, 3) or name != "map" and len(args) != 2:
         return ev.CELEvalError("wrong number of macro arguments")
@@ -441,12 +483,12 @@ def _macro(evaluator: ev.Evaluator, tree: lark.Tree, name: str) -> Any:
     if not isinstance(rng, (list, tuple, Mapping)):
         return ev.CELEvalError("no such overload")
 
-    def run(expr: lark.Tree, item: Any) -> Any:
+    def run(expr: LTree, item: Any) -> Any:
         try:
             return evaluator.sub_evaluator(expr).evaluate({var: item})
         except ev.CELEvalError as exc:
             return exc
-        except Exception as exc:  # cel-python leaks raw exceptions: they are errors
+        except Exception as exc:  # noqa: BLE001 - cel-python leaks raw exceptions: they are errors
             return ev.CELEvalError(f"{type(exc).__name__}")
 
     items = list(rng)
@@ -487,7 +529,7 @@ def _macro(evaluator: ev.Evaluator, tree: lark.Tree, name: str) -> Any:
     return ct.ListType(result)
 
 
-def _unquote_fields(tree: lark.Tree) -> lark.Tree:
+def _unquote_fields(tree: LTree) -> LTree:
     """cel-python reads backtick-quoted field names (our grammar addition) as plain ones."""
     for sub in tree.iter_subtrees():
         if sub.data == "member_dot" and isinstance(sub.children[1], lark.Token):
@@ -502,7 +544,7 @@ class InterpreterRunner:
 
     def __init__(
         self,
-        tree: lark.Tree,
+        tree: LTree,
         functions: Mapping[str, CelFunction],
         corrections: frozenset[str] = frozenset(),
     ) -> None:
@@ -510,7 +552,7 @@ class InterpreterRunner:
         for fn in functions.values():
             table[fn.name] = _wrap_custom(fn)
         env = celpy.Environment()
-        self._runner = env.program(_unquote_fields(tree.__deepcopy__(None)), functions=table)
+        self._runner = env.program(_unquote_fields(copy.deepcopy(tree)), functions=table)
         evaluator = _corrected_evaluator(corrections) if corrections else None
         if evaluator is not None:
             runner = self._runner
@@ -534,7 +576,7 @@ class InterpreterRunner:
             return from_cel(exc)
         except RecursionError:
             return CELError("interpreter raised RecursionError")
-        except Exception as exc:  # a leaked Python exception counts as an error
+        except Exception as exc:  # noqa: BLE001 - a leaked Python exception counts as an error
             return CELError(f"interpreter raised {type(exc).__name__}: {exc}")
 
 
@@ -550,4 +592,3 @@ def _wrap_custom(fn: CelFunction) -> Callable[..., Any]:
         return to_cel(result)
 
     return wrapper
-

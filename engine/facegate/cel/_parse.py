@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import celpy.celparser
 import lark
@@ -22,14 +22,34 @@ from . import _ast as ast
 from ._errors import CELCheckError, CELSyntaxError
 from ._values import INT64_MAX, INT64_MIN, UINT64_MAX, UInt
 
+LTree: TypeAlias = "lark.Tree[lark.Token]"
+
 _GRAMMAR_PATCHES: Final = (
     ('member_dot     : member "." IDENT', 'member_dot     : member "." (IDENT | QUOTED_IDENT)'),
     ("IDENT          :", "QUOTED_IDENT   : /`[_a-zA-Z0-9.\\-\\/ ]+`/\n\nIDENT          :"),
 )
 
 RESERVED: Final = frozenset(
-    "as break const continue else for function if import let loop package namespace "
-    "return var void while in".split()
+    [
+        "as",
+        "break",
+        "const",
+        "continue",
+        "else",
+        "for",
+        "function",
+        "if",
+        "import",
+        "let",
+        "loop",
+        "package",
+        "namespace",
+        "return",
+        "var",
+        "void",
+        "while",
+        "in",
+    ]
 )
 
 _MACROS: Final = {
@@ -62,7 +82,7 @@ def _lark() -> lark.Lark:
                     grammar,
                     parser="lalr",
                     start="expr",
-                    g_regex_flags=re.M,
+                    g_regex_flags=re.MULTILINE,
                     lexer_callbacks={"IDENT": celpy.celparser.CELParser.ambiguous_literals},
                     propagate_positions=True,
                     maybe_placeholders=False,
@@ -71,7 +91,7 @@ def _lark() -> lark.Lark:
     return _parser
 
 
-def parse_tree(text: str) -> lark.Tree:
+def parse_tree(text: str) -> LTree:
     """The lark tree of ``text`` (cel-python's shape); :class:`CELSyntaxError` if invalid."""
     try:
         return _lark().parse(text)
@@ -89,18 +109,36 @@ def parse(text: str, max_depth: int) -> ast.Node:
 
 
 _PASSTHROUGH: Final = frozenset(
-    ["expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication",
-     "unary", "member", "primary", "paren_expr"]
+    [
+        "expr",
+        "conditionalor",
+        "conditionaland",
+        "relation",
+        "addition",
+        "multiplication",
+        "unary",
+        "member",
+        "primary",
+        "paren_expr",
+    ]
 )
 _BINARY: Final = {
-    "relation_lt": "<", "relation_le": "<=", "relation_gt": ">", "relation_ge": ">=",
-    "relation_eq": "==", "relation_ne": "!=", "relation_in": "in",
-    "addition_add": "+", "addition_sub": "-",
-    "multiplication_mul": "*", "multiplication_div": "/", "multiplication_mod": "%",
+    "relation_lt": "<",
+    "relation_le": "<=",
+    "relation_gt": ">",
+    "relation_ge": ">=",
+    "relation_eq": "==",
+    "relation_ne": "!=",
+    "relation_in": "in",
+    "addition_add": "+",
+    "addition_sub": "-",
+    "multiplication_mul": "*",
+    "multiplication_div": "/",
+    "multiplication_mod": "%",
 }
 
 
-def _pos(item: lark.Tree | lark.Token) -> tuple[int, int]:
+def _pos(item: LTree | lark.Token) -> tuple[int, int]:
     if isinstance(item, lark.Token):
         return item.line or 1, item.column or 1
     meta = item.meta
@@ -111,7 +149,7 @@ class _Converter:
     def __init__(self, max_depth: int) -> None:
         self.max_depth = max_depth
 
-    def node(self, tree: lark.Tree, depth: int) -> ast.Node:
+    def node(self, tree: LTree, depth: int) -> ast.Node:
         if depth > self.max_depth:
             line, column = _pos(tree)
             raise CELCheckError(f"expression nesting exceeds the limit of `{self.max_depth}`", line, column)
@@ -132,14 +170,18 @@ class _Converter:
             left = op_tree.children[0]
             assert isinstance(left, lark.Tree)
             return ast.Binary(
-                _BINARY[str(op_tree.data)], self.node(left, depth + 1), self.node(right, depth + 1), line, column
+                _BINARY[str(op_tree.data)],
+                self.node(left, depth + 1),
+                self.node(right, depth + 1),
+                line,
+                column,
             )
         if handler is None:  # pragma: no cover - every grammar rule is handled
             raise CELSyntaxError(f"unsupported construct `{data}`", line, column)
         result: ast.Node = handler(tree, depth)
         return result
 
-    def _logic(self, tree: lark.Tree, depth: int) -> ast.Node:
+    def _logic(self, tree: LTree, depth: int) -> ast.Node:
         # Left-recursive chains (a || b || c) flatten into one n-ary node.
         data = tree.data
         operands: list[ast.Node] = []
@@ -153,28 +195,34 @@ class _Converter:
         line, column = _pos(tree)
         return ast.Logic("||" if data == "conditionalor" else "&&", tuple(operands), line, column)
 
-    def _expr(self, tree: lark.Tree, depth: int) -> ast.Node:
+    def _expr(self, tree: LTree, depth: int) -> ast.Node:
         cond, then, otherwise = tree.children
-        assert isinstance(cond, lark.Tree) and isinstance(then, lark.Tree) and isinstance(otherwise, lark.Tree)
+        assert (
+            isinstance(cond, lark.Tree) and isinstance(then, lark.Tree) and isinstance(otherwise, lark.Tree)
+        )
         line, column = _pos(tree)
         return ast.Cond(
-            self.node(cond, depth + 1), self.node(then, depth + 1), self.node(otherwise, depth + 1), line, column
+            self.node(cond, depth + 1),
+            self.node(then, depth + 1),
+            self.node(otherwise, depth + 1),
+            line,
+            column,
         )
 
-    def _unary(self, tree: lark.Tree, depth: int) -> ast.Node:
+    def _unary(self, tree: LTree, depth: int) -> ast.Node:
         op_tree, operand = tree.children
         assert isinstance(op_tree, lark.Tree) and isinstance(operand, lark.Tree)
         line, column = _pos(tree)
         op = "!" if op_tree.data == "unary_not" else "-"
         return ast.Unary(op, self.node(operand, depth + 1), line, column)
 
-    def _member_dot(self, tree: lark.Tree, depth: int) -> ast.Node:
+    def _member_dot(self, tree: LTree, depth: int) -> ast.Node:
         operand, name = tree.children
         assert isinstance(operand, lark.Tree) and isinstance(name, lark.Token)
         line, column = _pos(name)
         return ast.Select(self.node(operand, depth + 1), _field_name(name), line, column)
 
-    def _member_dot_arg(self, tree: lark.Tree, depth: int) -> ast.Node:
+    def _member_dot_arg(self, tree: LTree, depth: int) -> ast.Node:
         target, name = tree.children[:2]
         assert isinstance(target, lark.Tree) and isinstance(name, lark.Token)
         arg_trees = self._exprlist(tree.children[2]) if len(tree.children) == 3 else []
@@ -188,8 +236,8 @@ class _Converter:
     def _comprehension(
         self,
         macro: tuple[str, int, bool],
-        target: lark.Tree,
-        arg_trees: list[lark.Tree],
+        target: LTree,
+        arg_trees: list[LTree],
         name: str,
         depth: int,
         line: int,
@@ -200,7 +248,9 @@ class _Converter:
         for arg in arg_trees[:variables]:
             simple = self.node(arg, depth + 1)
             if not isinstance(simple, ast.Ident):
-                raise CELSyntaxError(f"argument of `{name}` must be a simple name", simple.line, simple.column)
+                raise CELSyntaxError(
+                    f"argument of `{name}` must be a simple name", simple.line, simple.column
+                )
             names.append(simple.name)
         rest = [self.node(a, depth + 1) for a in arg_trees[variables:]]
         filter_node = rest[0] if has_filter else None
@@ -215,23 +265,23 @@ class _Converter:
             column,
         )
 
-    def _member_index(self, tree: lark.Tree, depth: int) -> ast.Node:
+    def _member_index(self, tree: LTree, depth: int) -> ast.Node:
         operand, index = tree.children
         assert isinstance(operand, lark.Tree) and isinstance(index, lark.Tree)
         line, column = _pos(tree)
         return ast.Index(self.node(operand, depth + 1), self.node(index, depth + 1), line, column)
 
-    def _member_object(self, tree: lark.Tree, depth: int) -> ast.Node:
+    def _member_object(self, tree: LTree, depth: int) -> ast.Node:
         line, column = _pos(tree)
         raise CELCheckError("message construction is not supported (no protobuf types)", line, column)
 
-    def _literal(self, tree: lark.Tree, depth: int) -> ast.Node:
+    def _literal(self, tree: LTree, depth: int) -> ast.Node:
         token = tree.children[0]
         assert isinstance(token, lark.Token)
         line, column = _pos(token)
         return _literal(token, line, column)
 
-    def _ident(self, tree: lark.Tree, depth: int) -> ast.Node:
+    def _ident(self, tree: LTree, depth: int) -> ast.Node:
         token = tree.children[0]
         assert isinstance(token, lark.Token)
         line, column = _pos(token)
@@ -241,7 +291,7 @@ class _Converter:
 
     _dot_ident = _ident
 
-    def _ident_arg(self, tree: lark.Tree, depth: int) -> ast.Node:
+    def _ident_arg(self, tree: LTree, depth: int) -> ast.Node:
         name = tree.children[0]
         assert isinstance(name, lark.Token)
         line, column = _pos(name)
@@ -251,19 +301,21 @@ class _Converter:
         args = tuple(self.node(a, depth + 1) for a in arg_trees)
         if str(name) == "has":
             if len(args) != 1 or not isinstance(args[0], ast.Select):
-                raise CELSyntaxError("invalid argument to `has()`: expected a field selection like `a.b`", line, column)
+                raise CELSyntaxError(
+                    "invalid argument to `has()`: expected a field selection like `a.b`", line, column
+                )
             selected = args[0]
             return ast.Has(selected.operand, selected.field, selected.line, selected.column)
         return ast.Call(str(name), None, args, line, column)
 
     _dot_ident_arg = _ident_arg
 
-    def _list_lit(self, tree: lark.Tree, depth: int) -> ast.Node:
+    def _list_lit(self, tree: LTree, depth: int) -> ast.Node:
         line, column = _pos(tree)
         items = self._exprlist(tree.children[0]) if tree.children else []
         return ast.ListLit(tuple(self.node(i, depth + 1) for i in items), line, column)
 
-    def _map_lit(self, tree: lark.Tree, depth: int) -> ast.Node:
+    def _map_lit(self, tree: LTree, depth: int) -> ast.Node:
         line, column = _pos(tree)
         flat: list[Any] = list(tree.children[0].children) if tree.children else []  # type: ignore[union-attr]
         entries = tuple(
@@ -272,7 +324,7 @@ class _Converter:
         return ast.MapLit(entries, line, column)
 
     @staticmethod
-    def _exprlist(tree: lark.Tree | lark.Token) -> list[lark.Tree]:
+    def _exprlist(tree: LTree | lark.Token) -> list[LTree]:
         assert isinstance(tree, lark.Tree) and tree.data == "exprlist"
         return [c for c in tree.children if isinstance(c, lark.Tree)]
 
@@ -312,13 +364,23 @@ def _literal(token: lark.Token, line: int, column: int) -> ast.Node:
 def _int_text(text: str) -> int:
     negative = text.startswith("-")
     digits = text[1:] if negative else text
-    value = int(digits[2:], 16) if digits[:2].lower() == "0x" else int(digits, 10)
+    value = int(digits, 16) if digits[:2].lower() == "0x" else int(digits, 10)
     return -value if negative else value
 
 
 _SIMPLE_ESCAPES: Final = {
-    "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
-    "\\": "\\", "?": "?", '"': '"', "'": "'", "`": "`",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    "?": "?",
+    '"': '"',
+    "'": "'",
+    "`": "`",
 }
 _ESCAPE: Final = re.compile(
     r"\\(?:([abfnrtv\\?\"'`])|[xX]([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([0-3][0-7]{2})|(.|\n|$))"

@@ -15,7 +15,15 @@ from ._values import CELError
 
 BACKENDS: Final = ("native", "interpreter")
 _RESERVED_FUNCTIONS: Final = frozenset(BUILTINS) | {
-    "has", "all", "exists", "exists_one", "existsOne", "map", "filter", "transformList", "transformMap",
+    "has",
+    "all",
+    "exists",
+    "exists_one",
+    "existsOne",
+    "map",
+    "filter",
+    "transformList",
+    "transformMap",
 }
 
 
@@ -51,7 +59,14 @@ class Program:
     """
 
     __slots__ = (
-        "text", "backend", "references", "reference_paths", "presence_paths", "cost_bound", "source", "run",
+        "backend",
+        "cost_bound",
+        "presence_paths",
+        "reference_paths",
+        "references",
+        "run",
+        "source",
+        "text",
     )
 
     text: str
@@ -84,7 +99,7 @@ class Program:
         return result
 
 
-def compile(  # noqa: A001 - the natural name for the public entry point
+def compile(
     text: str,
     *,
     schema: Mapping[str, Any] | None = None,

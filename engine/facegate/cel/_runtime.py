@@ -353,9 +353,7 @@ def add(a: Any, b: Any) -> Any:
             return a + b
         if ta is Duration:
             return make_duration(a.nanos + b.nanos)
-    elif ta is Timestamp and tb is Duration:
-        return make_timestamp(a.nanos + b.nanos)
-    elif ta is Duration and tb is Timestamp:
+    elif ta is Timestamp and tb is Duration or ta is Duration and tb is Timestamp:
         return make_timestamp(a.nanos + b.nanos)
     return no_overload("_+_", a, b)
 

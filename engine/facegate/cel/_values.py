@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Self
 
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
@@ -39,7 +39,7 @@ TIMESTAMP_MAX_SECONDS: Final = 253402300799
 DURATION_MIN_NANOS: Final = -(2**63)
 DURATION_MAX_NANOS: Final = 2**63 - 1
 
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 
 
 class UInt(int):
@@ -47,7 +47,7 @@ class UInt(int):
 
     __slots__ = ()
 
-    def __new__(cls, value: int = 0) -> UInt:
+    def __new__(cls, value: int = 0) -> Self:
         number = int(value)
         if not 0 <= number <= UINT64_MAX:
             raise ValueError(f"uint out of range: `{number}`")
@@ -131,7 +131,7 @@ class Timestamp:
     def from_datetime(cls, value: _dt.datetime) -> Timestamp:
         """An aware ``datetime``; a naive one is taken as UTC."""
         if value.tzinfo is None:
-            value = value.replace(tzinfo=_dt.timezone.utc)
+            value = value.replace(tzinfo=_dt.UTC)
         delta = value - _EPOCH
         return cls(((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds) * 1000)
 
@@ -176,7 +176,7 @@ def parse_timestamp(text: str) -> Timestamp | CELError:
     if year == 0:
         return CELError(f"timestamp out of range: `{text}`")
     try:
-        moment = _dt.datetime(year, month, day, hour, minute, second, tzinfo=_dt.timezone.utc)
+        moment = _dt.datetime(year, month, day, hour, minute, second, tzinfo=_dt.UTC)
     except ValueError:
         return CELError(f"timestamp parse error: `{text}`")
     fraction = m.group(7) or ""

@@ -254,8 +254,8 @@ class _Generator:
         schema = self.resolve(schema)
         if rng.random() < self.malformed or depth > 6 or not isinstance(schema, Mapping):
             return rng.choice(_WRONG)
-        if "enum" in schema and schema["enum"]:
-            if rng.random() < 0.05:
+        if schema.get("enum"):
+            if rng.random() < self.malformed / 2:
                 return rng.choice(["other", "", "ANALYZE"])
             return rng.choice(schema["enum"])
         if "const" in schema:
@@ -268,12 +268,16 @@ class _Generator:
         if kind == "array":
             limit = schema.get("maxItems", 4)
             size = rng.choice([0, 1, 1, 2, 2, 3, min(int(limit), 6)])
-            return [self.value(schema.get("items", {}), _WHOLE, depth + 1) for _ in range(min(size, int(limit)))]
+            return [
+                self.value(schema.get("items", {}), _WHOLE, depth + 1) for _ in range(min(size, int(limit)))
+            ]
         if kind == "string":
-            return rng.choice(["", "a", "abc", "CN", "ünï", "a.b", "x" * 8])
+            return rng.choice(["", "a", "abc", "CN", "CN-BJ", "ünï", "a.b", "x" * 8])
         if kind == "integer":
-            low, high = schema.get("minimum", -5), schema.get("maximum", 200)
-            return rng.choice([int(low), int(high), rng.randint(int(low), int(high)), int(low) - 1, 0])
+            low, high = int(schema.get("minimum", -5)), int(schema.get("maximum", 200))
+            if rng.random() < self.malformed:
+                return rng.choice([low - 1, high + 1])
+            return rng.choice([low, high, rng.randint(low, high), rng.randint(low, min(high, low + 20))])
         if kind == "number":
             return rng.choice([0.0, 1.5, -2.0, 100.25, 3])
         if kind == "boolean":
