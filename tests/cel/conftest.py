@@ -7,7 +7,6 @@ import logging
 import sys
 from pathlib import Path
 
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 for extra in (ROOT / "engine", HERE):  # engine/: when facegate is not installed
