@@ -110,11 +110,11 @@ class SchemaTypes:
                 return self.convert(parts[0], where, depth + 1)
         values = schema.get("enum", [schema["const"]] if "const" in schema else None)
         if isinstance(values, list) and values:
-            kinds = {literal_type(_json_value(v)).kind for v in values}
+            kinds = {literal_type(v).kind for v in values}
             common = kinds.pop() if len(kinds) == 1 else "dyn"
             return T(
                 common if common in _SIMPLE else "dyn",
-                enum=frozenset(_json_value(v) for v in values if _hashable(v)),
+                enum=frozenset(v for v in values if _hashable(v)),
                 where=where,
             )
         kind = schema.get("type")
@@ -165,10 +165,6 @@ class SchemaTypes:
                 return None
             node = node[part]
         return node
-
-
-def _json_value(value: Any) -> Any:
-    return value
 
 
 def _hashable(value: Any) -> bool:

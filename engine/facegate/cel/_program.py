@@ -118,7 +118,13 @@ def compile(
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend `{backend}`; expected one of {', '.join(BACKENDS)}")
     limits = limits or Limits()
-    functions = dict(functions or {})
+    # Any object with name/impl/arg_types/result_type will do (the plugin registry's own).
+    functions = {
+        key: fn
+        if isinstance(fn, CelFunction)
+        else CelFunction(fn.name, fn.impl, tuple(fn.arg_types), fn.result_type)
+        for key, fn in (functions or {}).items()
+    }
     for key, fn in functions.items():
         if key != fn.name:
             raise ValueError(f"function registered as `{key}` is named `{fn.name}`")
