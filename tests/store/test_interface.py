@@ -47,7 +47,12 @@ def test_a_store_refuses_a_different_mask_key(tmp_path):
         SQLiteStore(path)
     with SQLiteStore(path, mask_key=b"k" * 32) as store:
         assert store.audit.pseudonym("alice").startswith("hmac-sha256:")
+        store.audit.append({"kind": "decision", "subject": {"id": "alice"}})
     assert b"k" * 32 not in path.read_bytes()
+    with SQLiteStore(path, readonly=True) as store:  # an auditor without the key can still verify
+        assert store.audit.verify().ok
+        with pytest.raises(StoreError, match="mask key is kept outside"):
+            store.audit.pseudonym("alice")
 
 
 def test_importing_the_store_loads_no_vision_library():

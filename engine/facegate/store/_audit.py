@@ -281,7 +281,10 @@ class SQLiteAuditLog:
 
     def pseudonym(self, identifier: Any) -> str:
         """The masked form of ``identifier``, to find a person's records (``"***"`` if redacting)."""
-        return self._masker.pseudonym(identifier)
+        try:
+            return self._masker.pseudonym(identifier)
+        except ValueError as exc:
+            raise StoreError(f"store `{self._store.path}`: {exc}") from exc
 
     # -- reading -----------------------------------------------------------------------------
     def _reader(self) -> sqlite3.Connection:

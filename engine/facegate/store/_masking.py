@@ -83,7 +83,7 @@ def _parse_pointer(pointer: str) -> tuple[str, ...]:
 class Masker:
     """A ``Masking`` bound to its secret; ``mask(record)`` returns a new, JSON-clean dict."""
 
-    def __init__(self, masking: Masking, key: bytes) -> None:
+    def __init__(self, masking: Masking, key: bytes | None) -> None:
         self.masking = masking
         self._key = key
         pointers = dict.fromkeys((*DEFAULT_POINTERS, *masking.pointers))
@@ -92,7 +92,7 @@ class Masker:
         self._words = BIOMETRIC_WORDS | frozenset(masking.biometric_words)
         self._word_cache: dict[str, bool] = {}
         self._plain_keys: set[str] = set()  # keys seen not to be biometric (bounded)
-        self._hmac = hmac.new(key, digestmod=hashlib.sha256)
+        self._hmac = None if key is None else hmac.new(key, digestmod=hashlib.sha256)
         self._pseudonyms: dict[str, str] = {}  # recent identifiers (bounded)
 
     def pseudonym(self, value: Any) -> str:
@@ -102,6 +102,8 @@ class Masker:
         data = value if isinstance(value, str) else canonical_json(value)
         known = self._pseudonyms.get(data)
         if known is None:
+            if self._hmac is None:
+                raise ValueError("this store's mask key is kept outside the file; open it with `mask_key`")
             mac = self._hmac.copy()
             mac.update(data.encode("utf-8"))
             known = "hmac-sha256:" + mac.hexdigest()[:32]

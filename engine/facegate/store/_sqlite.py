@@ -151,6 +151,8 @@ class SQLiteStore:
         self._scrub_pending = False
         if readonly and not os.path.exists(self.path):
             raise StoreError(f"cannot open store `{self.path}`: no such file")
+        if sqlite3.sqlite_version_info < (3, 35):  # RETURNING, JSON1 built in
+            raise StoreError(f"the store needs SQLite 3.35 or later, this Python has {sqlite3.sqlite_version}")
         try:
             self._conn = self.connect()
             if not readonly:
@@ -254,12 +256,16 @@ class SQLiteStore:
     def _set_meta(self, key: str, value: str) -> None:
         self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
 
-    def _mask_key(self, given: bytes | None) -> bytes:
+    def _mask_key(self, given: bytes | None) -> bytes | None:
+        """The HMAC key for pseudonyms; ``None`` for a read-only look at a store whose key is
+        kept elsewhere (it can show, verify and export, but not compute pseudonyms)."""
         stored, check = self._meta("mask_key"), self._meta("mask_key_check")
         if given is None:
             if stored is not None:
                 return bytes.fromhex(stored)
             if check is not None:
+                if self.readonly:
+                    return None
                 raise StoreError(f"store `{self.path}` was created with an external mask key; pass `mask_key`")
             key = secrets.token_bytes(32)
             if not self.readonly:
