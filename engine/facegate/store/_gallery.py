@@ -5,10 +5,10 @@ purpose, consent record, storage location, enrolment time, retention deadline an
 the decision that permitted it.  A template stops matching the instant its retention deadline
 passes or its consent is withdrawn or expires, even before it is purged.
 
-Identify keeps, per model, an in-memory matrix of the gallery (rows L2-normalised for cosine,
-squared norms for euclidean), invalidated through a generation counter that every gallery or
-consent change bumps in the same transaction -- so a change made by another process is seen
-too.  A query is one matrix-vector product and an ``argpartition``.
+Identify works on an in-memory matrix per model (``_matrix``: rows L2-normalised for cosine,
+squared norms for euclidean) that follows this process's own changes in place and is reloaded
+when another process changed the file.  A query is one single-threaded matrix-vector product,
+then only the scores past the threshold are partitioned.
 
 Erasure deletes the rows with ``secure_delete=ON`` (SQLite zeroes the freed bytes), then
 checkpoints and truncates the WAL (``SQLiteStore.scrub``): the template's bytes are in neither
