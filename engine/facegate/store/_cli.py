@@ -156,6 +156,8 @@ def run_export(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str
             else:
                 with open(args.output, "w", encoding="utf-8") as fp:
                     count = store.audit.export_jsonl(fp, **_filters(args))
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): the caller's business, not an error of ours
     except (StoreError, OSError) as exc:
         return _fail(str(exc), err)
     print(f"exported {count} records", file=err)
