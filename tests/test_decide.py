@@ -11,6 +11,7 @@ import pytest
 import facegate
 from facegate import _decide
 from facegate._compile import EvalError
+from fg_paths import EXAMPLE as EXAMPLE_DIR
 
 BASE = {
     "operation": "verify",
@@ -114,7 +115,7 @@ def test_policy_not_in_force_denies(example_policy):
 
 def test_rule_validity_window_skips(pack_copy):
     rules = pack_copy / "rules" / "rules.yaml"
-    rules.write_text(rules.read_text().replace("    effect: forbid\n    when: has(request.place.type)", "    effect: forbid\n    valid_from: 2030-01-01\n    when: has(request.place.type)", 1))
+    rules.write_text(rules.read_text().replace("    effect: forbid\n    when: has(request.place) && has(request.place.type)", "    effect: forbid\n    valid_from: 2030-01-01\n    when: has(request.place) && has(request.place.type)", 1))
     policy = facegate.load_policy(pack_copy)
     d = policy.decide(_req(place={"type": "private_space"}))
     assert d.rules["ex2-no-private-spaces"] == "skipped" and d.effect == "permit"
@@ -186,3 +187,24 @@ def test_rules_are_indexed_by_operation_without_changing_decisions(example_polic
     fast, full = example_policy.decide(req), example_policy.decide(req, explain=True)
     assert fast.rules == full.rules and fast.effect == full.effect == "deny"
     assert fast.rules["ex1-verify-with-consent"] == "not_applicable"
+
+
+def test_exhausted_decision_budget_fails_closed(pack_copy, monkeypatch):
+    from facegate import _compile
+
+    rules = pack_copy / "rules" / "rules.yaml"
+    rules.write_text(rules.read_text().replace("    when: has(request.place) && has(request.place.type)", "    when: ([1, 2, 3].exists(x, x > 5) || has(request.place)) && has(request.place.type)", 1))
+    policy = facegate.load_policy(pack_copy)
+    assert policy.decide(_req()).effect == "permit"
+    monkeypatch.setattr(_compile, "DECISION_BUDGET", 2)
+    d = policy.decide(_req())
+    assert d.effect == "deny" and [x["rule"] for x in d.determining] == ["ex2-no-private-spaces"]
+    assert d.errors[0]["error"] == "evaluation budget exceeded"
+
+
+def test_native_and_interpreter_backends_decide_the_example_cases_alike():
+    from facegate._cases import run_pack_tests
+
+    for backend in ("native", "interpreter"):
+        report = run_pack_tests(facegate.load_policy(EXAMPLE_DIR, backend=backend))
+        assert report.passed, (backend, [r.failures for r in report.results if not r.passed])

@@ -29,7 +29,7 @@ def test_example_pack_loads(example_policy):
 
 
 def test_unknown_key_names_file_line_column_pointer_and_suggests(pack_copy):
-    _edit(pack_copy / "rules" / "rules.yaml", "    effect: forbid\n    when: has(request.place.type)", "    effect: forbid\n    whne: x\n    when: has(request.place.type)")
+    _edit(pack_copy / "rules" / "rules.yaml", "    effect: forbid\n    when: has(request.place) && has(request.place.type)", "    effect: forbid\n    whne: x\n    when: has(request.place) && has(request.place.type)")
     problems = _problems(pack_copy)
     assert len(problems) == 1
     assert problems[0].startswith("example/rules/rules.yaml:")
@@ -120,3 +120,24 @@ def test_syntax_error_column_refers_to_the_text_as_written(pack_copy):
     _edit(pack_copy / "rules" / "rules.yaml", "      - variables.has_consent", "      - variables.has_consent &&")
     problems = _problems(pack_copy)
     assert len(problems) == 1 and "(expression line 1, column 23)" in problems[0], problems
+
+
+def test_unknown_request_field_is_a_load_error_with_rule_and_column(pack_copy):
+    _edit(pack_copy / "rules" / "rules.yaml", "has(request.place) && has(request.place.type) && request.place.type == \"private_space\"",
+          "has(request.place) && request.place.kind == \"private_space\"")
+    problems = _problems(pack_copy)
+    assert len(problems) == 1
+    assert "rule `ex2-no-private-spaces`" in problems[0] and "kind" in problems[0] and "column" in problems[0]
+
+
+def test_incompatible_types_known_from_the_schema_are_load_errors(pack_copy):
+    _edit(pack_copy / "rules" / "rules.yaml", "request.subject.age < params.minor_age", 'request.subject.age < "fourteen"')
+    problems = _problems(pack_copy)
+    assert len(problems) == 1 and "rule `ex3-minor-needs-guardian`" in problems[0]
+
+
+def test_expression_cost_limit_is_a_load_error(pack_copy):
+    heavy = "[" + ",".join(["1"] * 60) + "].all(a, [" + ",".join(["1"] * 60) + "].all(b, [" + ",".join(["1"] * 60) + "].all(c, a + b + c > 0)))"
+    _edit(pack_copy / "rules" / "rules.yaml", "when: request.subject.age < params.minor_age", f"when: '{heavy}'")
+    problems = _problems(pack_copy)
+    assert len(problems) == 1 and "cost" in problems[0], problems

@@ -1,9 +1,13 @@
 """Compile phase: CEL text -> an evaluable program.  The one module that knows the CEL backend.
 
-The rest of the engine sees only :func:`compile_expression`, :func:`activation_factory`,
-:class:`Compiled` and :class:`EvalError`: a compiled program's ``run(activation)`` returns the
-CEL value as plain Python, or an :class:`EvalError` *value* (errors are part of a decision,
-never raised).  The backend is cel-python's interpreter, the semantic reference.
+The rest of the engine sees only :func:`compile_expression`, :func:`check_syntax`,
+:func:`activation_factory`, :func:`new_budget`, :class:`Compiled` and :class:`EvalError`.
+A compiled program's ``run(activation, budget)`` returns the CEL value as plain Python, or an
+:class:`EvalError` *value* (errors are part of a decision, never raised).
+
+Backends (:mod:`facegate.cel`): ``native`` (default) compiles each condition once into Python
+operating directly on the request's dicts, lists and strings; ``interpreter`` runs cel-python's
+interpreter, the semantic reference the differential tests compare against.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-import celpy
-import celpy.celparser
-import celpy.evaluation
+from . import cel
 
-BACKENDS = ("interpreter",)
-DEFAULT_BACKEND = "interpreter"
+BACKENDS = ("native", "interpreter")
+DEFAULT_BACKEND = "native"
+#: Evaluation steps one decision may spend across all its rules; beyond it a rule errors
+#: (so a forbid fails closed).  Static per-expression limits are checked at load time.
+DECISION_BUDGET = 1_000_000
+LIMITS = cel.Limits(max_length=4000, max_depth=60, max_comprehension_nesting=3, max_cost=100_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,54 +45,22 @@ class CompileError(Exception):
         self.column = column
 
 
-_ENV = celpy.Environment()
-
-
-def _to_python(value: Any) -> Any:
-    if isinstance(value, celpy.celtypes.BoolType):
-        return bool(value)
-    if isinstance(value, (celpy.celtypes.IntType, celpy.celtypes.UintType)):
-        return int(value)
-    if isinstance(value, celpy.celtypes.DoubleType):
-        return float(value)
-    if isinstance(value, celpy.celtypes.StringType):
-        return str(value)
-    if isinstance(value, celpy.celtypes.BytesType):
-        return bytes(value)
-    if isinstance(value, celpy.celtypes.ListType):
-        return [_to_python(v) for v in value]
-    if isinstance(value, celpy.celtypes.MapType):
-        return {_to_python(k): _to_python(v) for k, v in value.items()}
-    return value
-
-
 @dataclass(frozen=True)
 class Compiled:
     text: str
     backend: str
-    _program: Any
+    program: cel.Program
 
-    def run(self, activation: Any) -> Any:
-        """Evaluate against an activation from :func:`make_activation`; errors are returned."""
-        try:
-            result = self._program.evaluate(activation)
-        except celpy.evaluation.CELEvalError as exc:
-            return EvalError(str(exc.args[0]) if exc.args else "evaluation error")
-        except Exception as exc:  # cel-python leaks raw Python errors for some inputs
-            return EvalError(f"{type(exc).__name__}: {exc}")
-        if isinstance(result, celpy.evaluation.CELEvalError):
-            return EvalError(str(result.args[0]) if result.args else "evaluation error")
-        return _to_python(result)
+    def run(self, activation: Mapping[str, Any], budget: cel.Budget | None = None) -> Any:
+        """Evaluate against an activation from :func:`activation_factory`; errors are returned."""
+        value = self.program.run(activation, budget)
+        if type(value) is cel.CELError:
+            return EvalError(value.message)
+        return value
 
-
-def _wrap(impl: Callable[..., Any]) -> Callable[..., Any]:
-    def call(*args: Any) -> Any:
-        try:
-            return celpy.json_to_cel(impl(*(_to_python(a) for a in args)))
-        except Exception as exc:
-            return celpy.evaluation.CELEvalError(f"function failed: {type(exc).__name__}: {exc}")
-
-    return call
+    @property
+    def references(self) -> frozenset[str]:
+        return self.program.references
 
 
 def compile_expression(
@@ -96,43 +70,41 @@ def compile_expression(
     backend: str = DEFAULT_BACKEND,
     functions: Mapping[str, Any] | None = None,
 ) -> Compiled:
-    """Parse (and, where the backend can, check against ``schema``) one CEL expression.
+    """Parse and check one CEL expression against ``schema`` (the activation's JSON Schema).
 
     ``functions`` maps names to registered :class:`facegate._plugins.CelFunction` objects.
     """
     if backend not in BACKENDS:
-        raise CompileError(f"unknown cel backend `{backend}`")
+        raise CompileError(f"unknown cel backend `{backend}`; expected one of {', '.join(BACKENDS)}")
     try:
-        ast = _ENV.compile(text)
-    except celpy.celparser.CELParseError as exc:
-        line, col = getattr(exc, "line", None), getattr(exc, "column", None)
-        first = str(exc.args[0]).splitlines()[0] if exc.args else "syntax error"
-        return _raise_syntax(first, line, col)
-    bound = {name: _wrap(fn.impl) for name, fn in (functions or {}).items()}
-    program = _ENV.program(ast, functions=bound or None)
+        program = cel.compile(text, schema=schema, functions=functions, backend=backend, limits=LIMITS)
+    except cel.CELCompileError as exc:
+        raise CompileError(exc.message, exc.line, exc.column) from exc
     return Compiled(text, backend, program)
 
 
 def check_syntax(text: str) -> None:
     """Raise :class:`CompileError` with the position of a syntax error in ``text``, if any."""
     try:
-        _ENV.compile(text)
-    except celpy.celparser.CELParseError as exc:
-        first = str(exc.args[0]).splitlines()[0] if exc.args else "syntax error"
-        _raise_syntax(first, getattr(exc, "line", None), getattr(exc, "column", None))
+        cel.compile(text, check=False, limits=LIMITS)
+    except cel.CELSyntaxError as exc:
+        raise CompileError(exc.message, exc.line, exc.column) from exc
+    except cel.CELCompileError:
+        pass  # not a syntax error: the expanded text is checked in full
 
 
-def _raise_syntax(message: str, line: int | None, col: int | None) -> Compiled:
-    raise CompileError(f"cel syntax error near `{message.strip()}`", line, col)
+def activation_factory(constants: Mapping[str, Any], backend: str = DEFAULT_BACKEND) -> Callable[[Any], dict[str, Any]]:
+    """Return ``make(request) -> activation``; both backends take plain Python values."""
+    fixed = dict(constants)
 
-
-def activation_factory(constants: Mapping[str, Any], backend: str = DEFAULT_BACKEND) -> Callable[[Any], Any]:
-    """Return ``make(request) -> activation``: constants are converted once, the request once per decision."""
-    fixed = {name: celpy.json_to_cel(value) for name, value in constants.items()}
-
-    def make(request: Any) -> Any:
+    def make(request: Any) -> dict[str, Any]:
         activation = dict(fixed)
-        activation["request"] = celpy.json_to_cel(request)
+        activation["request"] = request
         return activation
 
     return make
+
+
+def new_budget() -> cel.Budget:
+    """A fresh evaluation budget for one decision (shared by all its rules)."""
+    return cel.Budget(DECISION_BUDGET)

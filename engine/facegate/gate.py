@@ -164,10 +164,10 @@ class Gate:
     def process(self, request: Mapping[str, Any], image: np.ndarray | None = None, *, reference: np.ndarray | None = None, top_k: int = 5) -> Outcome:
         """Decide ``request``; if permitted, run exactly its operation on ``image`` and return the filtered result."""
         try:
-            facts = self._facts(request)
+            facts, consent_record = self._facts(request)
             decision = self.policy.decide(facts)
         except Exception as exc:  # the evidence store failed: decide nothing on guessed facts
-            facts = request
+            facts, consent_record = request, None
             decision = _denied(self.policy.decide(request), "evidence_unavailable", "facegate.evidence", f"consent registry or gallery failed: {exc}")
         try:
             self.audit.append(_decision_record(decision, facts))
@@ -181,7 +181,7 @@ class Gate:
         left = tuple(o for o in decision.obligations if o["type"] not in ENGINE_ENFORCED)
         notes: list[str] = []
         try:
-            result = self._execute(facts, decision, image, reference, top_k, notes)
+            result = self._execute(facts, decision, image, reference, top_k, notes, consent_record)
         except _Refused as exc:
             return self._finish(decision, "error", None, str(exc), left, enforced, notes, operation=_op(facts))
         except Exception as exc:  # the gallery or consent store failed while executing
@@ -211,9 +211,14 @@ class Gate:
         return Outcome(decision, status, result, error, left, enforced, tuple(notes))
 
     # -- facts from evidence ----------------------------------------------------------------
-    def _facts(self, request: Mapping[str, Any]) -> Any:
+    def _facts(self, request: Mapping[str, Any]) -> tuple[Any, str | None]:
+        """The request's facts, with consent and ``stored_persons`` from evidence where configured.
+
+        Returns the facts and the consent record id they rest on (``None`` if from the request).
+        """
         if not isinstance(request, Mapping):
-            return request
+            return request, None
+        record_id: str | None = None
         facts = dict(request)
         subject = facts.get("subject")
         subject_id = subject.get("id") if isinstance(subject, Mapping) else None
@@ -221,15 +226,16 @@ class Gate:
             recorded = self.consent.lookup(subject_id, facts.get("purpose")) if isinstance(subject_id, str) else None
             if recorded is not None:
                 facts["consent"] = {k: recorded[k] for k in ("type", "given_by", "purposes", "withdrawn") if k in recorded}
+                record_id = recorded.get("record_id")
             elif self.consent_mode == "registry-only":
                 facts.pop("consent", None)
         if self.gallery is not None and isinstance(facts.get("actor", {}), Mapping):
             facts["actor"] = {**facts.get("actor", {}), "stored_persons": int(self.gallery.count_subjects())}
-        return facts
+        return facts, record_id
 
     # -- execution ---------------------------------------------------------------------------
     def _execute(self, facts: Mapping[str, Any], decision: Decision, image: np.ndarray | None,
-                 reference: np.ndarray | None, top_k: int, notes: list[str]) -> Result:
+                 reference: np.ndarray | None, top_k: int, notes: list[str], consent_record: str | None) -> Result:
         op = facts["operation"]
         caps = self.info.capabilities
         if op in NEEDS_RECOGNIZER and op not in caps.operations:
@@ -306,9 +312,8 @@ class Gate:
             days = asked if days is None else min(days, asked)
         if not days:
             raise _Refused("enroll needs a retention period: `storage.retention_days` or a `retention_max_days` obligation")
-        consent_id = (facts.get("consent") or {}).get("record_id")
-        tid = self.gallery.enroll(subject_id, vector, purpose=facts["purpose"], consent_id=consent_id,
-                                  retention_days=days, location=location, model_id=self.info.id)
+        tid = self.gallery.enroll(subject_id, vector, purpose=facts["purpose"], consent_id=consent_record,
+                                  retention_days=days, location=location, model_id=self.info.id, decision_id=decision.decision_id)
         return EnrollResult(str(tid), subject_id, days, location)
 
     def _no_face(self, op: str) -> Result:

@@ -106,6 +106,7 @@ class Policy:
         if not self.in_force(day):
             return self._finish("deny", "policy_not_in_force", started, now)
         activation = self._activation(request)
+        budget = _compile.new_budget()
         outcomes: dict[str, str] = {}
         determining_deny: list[dict[str, Any]] = []
         permits: list[dict[str, Any]] = []
@@ -123,8 +124,8 @@ class Policy:
             if (rule.valid_from and day < rule.valid_from) or (rule.valid_until and day > rule.valid_until):
                 outcomes[rule.id] = _decide.SKIPPED
                 continue
-            when_vals = _lazy_values(rule.when, activation, explanation is not None)
-            unless_vals = [c.program.run(activation) for c in rule.unless] if rule.unless else []
+            when_vals = _lazy_values(rule.when, activation, budget, explanation is not None)
+            unless_vals = [c.program.run(activation, budget) for c in rule.unless] if rule.unless else []
             outcome, err = _decide.condition_outcome(when_vals, unless_vals)
             outcomes[rule.id] = outcome
             if explanation is not None:
@@ -138,17 +139,17 @@ class Policy:
             counts = _decide.TABLE[(rule.effect, outcome)]
             if rule.mode == "warn" and counts in ("deny", "attach", "permit", "none"):
                 if counts != "none":
-                    warnings.append(_ref(rule, self._message(rule, activation)))
+                    warnings.append(_ref(rule, self._message(rule, activation, budget)))
                 continue
             if counts == "deny":
-                determining_deny.append(_ref(rule, self._message(rule, activation)))
+                determining_deny.append(_ref(rule, self._message(rule, activation, budget)))
             elif counts == "permit":
-                permits.append(_ref(rule, self._message(rule, activation)))
+                permits.append(_ref(rule, self._message(rule, activation, budget)))
                 obligations.extend(_sourced(rule))
             elif counts == "attach":
                 obligations.extend(_sourced(rule))
             elif counts == "warn":
-                warnings.append(_ref(rule, self._message(rule, activation)))
+                warnings.append(_ref(rule, self._message(rule, activation, budget)))
         if explanation is not None:
             explanation = {"rules": explanation}
         if determining_deny:
@@ -160,10 +161,10 @@ class Policy:
             obligations=_decide.merge_obligations(obligations), rules=outcomes, explanation=explanation,
         )
 
-    def _message(self, rule: Rule, activation: Any) -> dict[str, str]:
+    def _message(self, rule: Rule, activation: Any, budget: Any) -> dict[str, str]:
         msg = {"en": rule.message_en, "zh": rule.message_zh}
         if rule.message_expr is not None:
-            value = rule.message_expr.program.run(activation)
+            value = rule.message_expr.program.run(activation, budget)
             if isinstance(value, str):
                 msg["detail"] = value
         return msg
@@ -219,11 +220,11 @@ def _index_by_operation(rules: tuple[Rule, ...]) -> dict[str, tuple[Rule, ...]]:
     return {op: tuple(rule for rule, ops in limits if ops is None or op in ops) for op in operations}
 
 
-def _lazy_values(conditions: tuple[Any, ...], activation: Any, all_values: bool) -> list[Any]:
+def _lazy_values(conditions: tuple[Any, ...], activation: Any, budget: Any, all_values: bool) -> list[Any]:
     """Evaluate ``when`` items in order, stopping at the first ``false`` unless explaining."""
     values = []
     for cond in conditions:
-        v = cond.program.run(activation)
+        v = cond.program.run(activation, budget)
         values.append(v)
         if v is False and not all_values:
             break

@@ -1,0 +1,66 @@
+"""The gate with the SQLite evidence store: consent from the registry, templates, withdrawal."""
+
+from __future__ import annotations
+
+import pytest
+
+import facegate
+from facegate import Gate
+from facegate._plugins import load_registry
+from facegate.store import SQLiteStore
+from facegate.testing import fake_info, fake_plugin, synthetic_face_image
+from facegate.testing._conformance import conformance_policy
+from fg_paths import EXAMPLE
+
+
+@pytest.fixture
+def store(tmp_path):
+    with SQLiteStore(tmp_path / "fg.db") as s:
+        yield s
+
+
+@pytest.fixture
+def registry():
+    return load_registry((), extra=[("fakes", fake_plugin(fake_info()))])
+
+
+def test_enrolled_template_rests_on_the_consent_record_and_withdrawal_erases_it(store, registry):
+    gate = Gate(conformance_policy(), "fake", registry=registry, store=store, consent_mode="registry-overrides")
+    cid = store.consent.grant("alice", type="separate", given_by="subject", purposes=["attendance"])
+    enroll = {"operation": "enroll", "purpose": "attendance", "subject": {"id": "alice"}, "storage": {"retention_days": 30, "location": "server"}}
+    out = gate.process(enroll, synthetic_face_image(7))
+    assert out.status == "executed", out.error
+    found = gate.process({"operation": "identify", "purpose": "attendance", "subject": {"id": "probe"}}, synthetic_face_image(7))
+    assert [m.subject_id for m in found.result.matches] == ["alice"]
+    store.withdraw_consent(cid)
+    gone = gate.process({"operation": "identify", "purpose": "attendance", "subject": {"id": "probe"}}, synthetic_face_image(7))
+    assert gone.status == "executed" and gone.result.matches == ()
+    assert store.audit.verify().ok
+
+
+def test_registry_only_ignores_consent_the_request_claims(store, registry):
+    policy = facegate.load_policy(EXAMPLE)
+    gate = Gate(policy, "fake", registry=registry, store=store, consent_mode="registry-only")
+    req = {"operation": "verify", "purpose": "payment", "subject": {"id": "bob", "age": 30},
+           "consent": {"type": "separate", "purposes": ["payment"]}}
+    assert gate.process(req, synthetic_face_image(), reference=synthetic_face_image()).decision.effect == "deny"
+    store.consent.grant("bob", type="separate", given_by="subject", purposes=["payment"])
+    out = gate.process(req, synthetic_face_image(), reference=synthetic_face_image())
+    assert out.decision.effect == "permit" and out.result.same_person
+    store.consent.withdraw("bob")
+    assert gate.process(req, synthetic_face_image(), reference=synthetic_face_image()).decision.effect == "deny"
+
+
+def test_stored_persons_comes_from_the_gallery_not_the_caller(store, registry):
+    gate = Gate(conformance_policy(), "fake", registry=registry, store=store)
+    for i in range(3):
+        gate.process({"operation": "enroll", "purpose": "attendance", "subject": {"id": f"p{i}"}, "storage": {"retention_days": 5}}, synthetic_face_image(i))
+    gate.process({"operation": "detect", "purpose": "attendance", "actor": {"stored_persons": 999999}}, synthetic_face_image())
+    decisions = [r for r in store.audit.query(kind="decision")]
+    assert decisions[-1]["record"]["request"]["actor"]["stored_persons"] == 3
+
+
+def test_the_log_never_holds_the_subject_id_in_clear(store, registry):
+    gate = Gate(conformance_policy(), "fake", registry=registry, store=store)
+    gate.process({"operation": "detect", "purpose": "attendance", "subject": {"id": "carol-secret-id"}}, synthetic_face_image())
+    assert "carol-secret-id" not in str(list(store.audit.query()))
