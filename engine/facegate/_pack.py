@@ -45,6 +45,8 @@ class Rule:
     message_en: str
     message_zh: str
     message_expr: Condition | None
+    when_all: Any  # the ``when`` items joined with CEL's ``&&``: one program for the fast path
+    unless_all: Any  # likewise for ``unless``; None without exceptions
     obligations: tuple[dict[str, Any], ...]
     valid_from: str | None
     valid_until: str | None
@@ -238,12 +240,21 @@ class _Loader:
         try:
             if expanded != text:  # syntax errors are located in the text as written, not as expanded
                 _compile.check_syntax(text)
-            program = _compile.compile_expression(expanded, schema=self._activation_schema(parameters), backend=self.backend, functions=self.functions)
+            self._schema = self._activation_schema(parameters)
+            program = _compile.compile_expression(expanded, schema=self._schema, backend=self.backend, functions=self.functions)
         except _compile.CompileError as exc:
             where = f" (expression line {exc.line}, column {exc.column})" if exc.line is not None else ""
             self.problems.append(Problem(doc.path, line, col, ptr, f"{what}: {exc.message}{where}"))
             return None
         return Condition(text, expanded, program, (doc.path, line, col))
+
+    def conjunction(self, conditions: tuple[Condition, ...]) -> Any:
+        """One program equal to the items joined with ``&&`` (CEL's ``&&`` absorbs errors exactly
+        as :func:`facegate._decide.condition_outcome` combines items), returning its ``run``."""
+        if len(conditions) == 1:
+            return conditions[0].program.program.run
+        text = " && ".join(f"({c.expanded})" for c in conditions)
+        return _compile.compile_expression(text, schema=self._schema, backend=self.backend, functions=self.functions).program.run
 
     def _activation_schema(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -286,6 +297,8 @@ class _Loader:
             self.problems.append(doc.problem(ptr + "/valid_until", f"rule `{rid}`: `valid_until` {vu} is before `valid_from` {vf}"))
         if when is None or unless is None:
             return None
+        when_all = self.conjunction(when)
+        unless_all = self.conjunction(unless) if unless else None
         line, _ = doc.locate(ptr)
         return Rule(
             id=rid,
@@ -300,6 +313,8 @@ class _Loader:
             message_en=msg["en"],
             message_zh=msg["zh"],
             message_expr=message_expr,
+            when_all=when_all,
+            unless_all=unless_all,
             obligations=obligations,
             valid_from=vf,
             valid_until=vu,

@@ -82,6 +82,7 @@ class Policy:
         self._activation = _compile.activation_factory({"params": pack.parameters}, pack.backend)
         self._rules = pack.rules
         self._by_operation = _index_by_operation(pack.rules)
+        self._all_not_applicable = dict.fromkeys((r.id for r in pack.rules), _decide.NOT_APPLICABLE)
 
     def __repr__(self) -> str:
         return f"<Policy {self.id} {self.version} {len(self._rules)} rules>"
@@ -115,23 +116,12 @@ class Policy:
         obligations: list[dict[str, Any]] = []
         explanation: dict[str, Any] | None = {} if explain else None
         if explain:
-            candidates = self._rules
+            evaluated = self._explained(activation, budget, day, outcomes, explanation)
         else:
             candidates = self._by_operation.get(request["operation"], self._rules)
-            if len(candidates) != len(self._rules):
-                outcomes = dict.fromkeys((r.id for r in self._rules), _decide.NOT_APPLICABLE)
-        for rule in candidates:
-            if (rule.valid_from and day < rule.valid_from) or (rule.valid_until and day > rule.valid_until):
-                outcomes[rule.id] = _decide.SKIPPED
-                continue
-            when_vals = _lazy_values(rule.when, activation, budget, explanation is not None)
-            unless_vals = [c.program.run(activation, budget) for c in rule.unless] if rule.unless else []
-            outcome, err = _decide.condition_outcome(when_vals, unless_vals)
-            outcomes[rule.id] = outcome
-            if explanation is not None:
-                explanation[rule.id] = _explain_rule(rule, when_vals, unless_vals, outcome)
-            if outcome == _decide.NOT_APPLICABLE:
-                continue
+            outcomes = dict(self._all_not_applicable)
+            evaluated = _fast(candidates, activation, budget, day, outcomes)
+        for rule, outcome, err in evaluated:
             if outcome == _decide.ERROR:
                 errors.append({"rule": rule.id, "provision": rule.provision, "mode": rule.mode, "error": err})
             if rule.mode == "audit":
@@ -160,6 +150,24 @@ class Policy:
             "permit", "permitted", started, now, determining=permits, errors=errors, warnings=warnings,
             obligations=_decide.merge_obligations(obligations), rules=outcomes, explanation=explanation,
         )
+
+    def _explained(self, activation: Any, budget: Any, day: str, outcomes: dict[str, str],
+                   explanation: dict[str, Any] | None) -> list[tuple[Rule, str, str | None]]:
+        """Every rule, every condition item evaluated and kept for the explanation."""
+        assert explanation is not None
+        out = []
+        for rule in self._rules:
+            if (rule.valid_from and day < rule.valid_from) or (rule.valid_until and day > rule.valid_until):
+                outcomes[rule.id] = _decide.SKIPPED
+                continue
+            when_vals = [c.program.run(activation, budget) for c in rule.when]
+            unless_vals = [c.program.run(activation, budget) for c in rule.unless]
+            outcome, err = _decide.condition_outcome(when_vals, unless_vals)
+            outcomes[rule.id] = outcome
+            explanation[rule.id] = _explain_rule(rule, when_vals, unless_vals, outcome)
+            if outcome != _decide.NOT_APPLICABLE:
+                out.append((rule, outcome, err))
+        return out
 
     def _message(self, rule: Rule, activation: Any, budget: Any) -> dict[str, str]:
         msg = {"en": rule.message_en, "zh": rule.message_zh}
@@ -220,15 +228,39 @@ def _index_by_operation(rules: tuple[Rule, ...]) -> dict[str, tuple[Rule, ...]]:
     return {op: tuple(rule for rule, ops in limits if ops is None or op in ops) for op in operations}
 
 
-def _lazy_values(conditions: tuple[Any, ...], activation: Any, budget: Any, all_values: bool) -> list[Any]:
-    """Evaluate ``when`` items in order, stopping at the first ``false`` unless explaining."""
-    values = []
-    for cond in conditions:
-        v = cond.program.run(activation, budget)
-        values.append(v)
-        if v is False and not all_values:
-            break
-    return values
+def _fast(candidates: tuple[Rule, ...], activation: Any, budget: Any, day: str,
+          outcomes: dict[str, str]) -> list[tuple[Rule, str, str | None]]:
+    """The per-request path: one program per rule side, outcomes as in ``_decide.condition_outcome``."""
+    out = []
+    for rule in candidates:
+        if rule.valid_from or rule.valid_until:
+            if (rule.valid_from and day < rule.valid_from) or (rule.valid_until and day > rule.valid_until):
+                outcomes[rule.id] = _decide.SKIPPED
+                continue
+        v = rule.when_all(activation, budget)
+        if v is False:
+            continue
+        if v is True:
+            if rule.unless_all is None:
+                outcome, err = _decide.APPLIED, None
+            else:
+                u = rule.unless_all(activation, budget)
+                if u is True:
+                    continue
+                if u is False:
+                    outcome, err = _decide.APPLIED, None
+                else:
+                    outcome, err = _decide.ERROR, "exception (`unless`) could not be evaluated: " + _error_text(u)
+        else:
+            outcome, err = _decide.ERROR, _error_text(v)
+        outcomes[rule.id] = outcome
+        out.append((rule, outcome, err))
+    return out
+
+
+def _error_text(value: Any) -> str:
+    message = getattr(value, "message", None)
+    return message if isinstance(message, str) else f"condition returned `{type(value).__name__}`, not a bool"
 
 
 def _sourced(rule: Rule) -> list[dict[str, Any]]:
