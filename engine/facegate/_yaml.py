@@ -56,7 +56,8 @@ class _Build:
     def node(self, node: yaml.Node, pointer: str) -> Any:
         self.positions[pointer] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if node.tag not in _PLAIN_TAGS:
-            self._problem(node, pointer, f"yaml tag `{node.tag}` is not allowed (plain data only)")
+            hint = "; a value starting with `!` must be quoted" if node.tag.startswith("!") else ""
+            self._problem(node, pointer, f"yaml tag `{node.tag}` is not allowed (plain data only){hint}")
             return None
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
