@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,18 +90,23 @@ class Settings:
         if quick:
             return cls(True, repeats or 2, 0.02, 12, 24, (1, 2), 3, 1, ("obama-240p.jpg", "obama-240p.jpg"),
                        (1,), 20, 40, ("obama-240p.jpg",), 1)
-        return cls(False, repeats or 3, 0.4, None, 300, (1, 10, 100), 6, 8, ("obama.jpg", "obama2.jpg"),
+        return cls(False, repeats or 3, 0.4, None, 300, (1, 10, 100), 6, 12, ("obama.jpg", "obama2.jpg"),
                    (1, 16), 400, 3000, None, 2)
 
 
 # --- machine and versions -------------------------------------------------------------------
 
 
-def _version(dist: str) -> str | None:
+def _version(dist: str, module: str | None = None) -> str | None:
+    """The installed version of ``dist``; else ``module.__version__`` (a build without metadata)."""
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
-        return None
+        pass
+    if module and importlib.util.find_spec(module) is not None:
+        with contextlib.suppress(Exception):
+            return str(importlib.import_module(module).__version__)
+    return None
 
 
 def machine() -> dict[str, Any]:
@@ -127,7 +133,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "revision": revision,
-        "versions": {d: _version(d) for d in dists},
+        "versions": {d: _version(d, "dlib" if d == "dlib" else None) for d in dists},
         "cel_backends": list(_compile.BACKENDS),
     }
 
@@ -231,6 +237,7 @@ class Engine:
     version: str | None = None
     reports_rules: bool = True
     load_ms: float | None = None
+    memory_kib: float | None = None  # Python heap retained by a loaded policy (tracemalloc; facegate only)
     note: str = ""
     facegate_backend: str | None = None
 
@@ -254,13 +261,18 @@ def facegate_engines() -> list[Engine]:
                                   facegate_backend=backend))
             continue
         load_ms = (time.perf_counter() - started) * 1000
+        tracemalloc.start()  # a second load, traced: tracing slows it, so it is not the timed one
+        traced = facegate.load_policy(PACK, backend=backend)
+        retained_kib = tracemalloc.get_traced_memory()[0] / 1024
+        tracemalloc.stop()
+        del traced
 
         def decide(request: Request, policy: facegate.Policy = policy) -> tuple[str, list[str]]:
             decision = policy.decide(request)
             return decision.effect, [d["rule"] for d in decision.determining]
 
         engines.append(Engine(f"facegate-{backend}", backend_label(backend), decide=decide, timed=policy.decide,
-                              version=facegate.__version__, load_ms=load_ms, facegate_backend=backend,
+                              version=facegate.__version__, load_ms=load_ms, memory_kib=retained_kib, facegate_backend=backend,
                               note="request validated against request.v1.json; full Decision (rules, obligations, ids)"))
     return engines
 
@@ -437,7 +449,7 @@ def decisions(settings: Settings) -> dict[str, Any]:
           f"{settings.repeats} repeats; ratios to {base.label}")
     for engine in engines:
         row: dict[str, Any] = {"key": engine.key, "label": engine.label, "status": engine.status, "version": engine.version,
-                               "load_ms": engine.load_ms, "note": engine.note}
+                               "load_ms": engine.load_ms, "memory_kib": engine.memory_kib, "note": engine.note}
         counts = cases["counts"].get(engine.key, {"disagreements": 0, "rule_differences": 0})
         row["disagreements"] = counts["disagreements"] + perturbed_result["counts"].get(engine.key, {"disagreements": 0})["disagreements"]
         if engine.status == "ok":
@@ -782,22 +794,29 @@ next to the face recognition it guards.  Every figure below comes from one run o
 one machine, and is quoted as a ratio against a baseline measured in the same run:
 
     .venv/bin/pip install -r benchmarks/requirements.txt   # the peers: cedarpy, regopy, casbin, faiss-cpu
-    .venv/bin/python benchmarks/run.py
+    .venv/bin/python benchmarks/run.py                     # about 3 minutes; rewrites this file below the marker
 
-The peers get the CAC-2023 pack (`policies/cn-cac-2023-draft`) translated by hand into their own
-languages (`benchmarks/peers/`), and the same requests: the 91 requests of the pack's cases, a mix
-of permits and denies.  Before anything is timed, every engine must give facegate's decision on
-every one of them and on a few hundred perturbed copies (facts removed or changed); the
-disagreements are listed, and an engine that disagrees is flagged in the tables.
+**What is compared.**  The CAC-2023 pack (`policies/cn-cac-2023-draft`) decided by facegate on each
+CEL backend it has (`facegate._compile.BACKENDS`: cel-python's interpreter, the semantic
+reference, and the compiled backend once it lands — ratios are then taken to the compiled one),
+and the same pack translated by hand for Cedar (`cedarpy`), OPA Rego (`regopy`, rego-cpp) and
+Casbin (`casbin`, ABAC with `eval()`), plus a hand-written Python version as the floor
+(`benchmarks/peers/`).  All get the same requests: the 91 requests of the pack's cases, a mix of
+permits and denies, each engine called in-process from Python the way an integrator would call
+it.
 
-**Read the numbers as ratios, not absolutes.**  The machine these were measured on has 2 cores
-shared with other workers: absolute times move by tens of percent between runs, which is why
-every figure is the median of 3 repeats with the spread (min–max of the repeat medians) beside it,
-and why the runs are kept short (the whole run takes a few minutes).  Nothing here is asserted
-by the test suite; `tests/test_benchmarks_smoke.py` only checks that `--quick` runs and that the
-engines agree.
+**Wrong answers are not benchmarked.**  Before anything is timed, every engine must give
+facegate's decision on every one of those requests and on a few hundred perturbed copies of them
+(facts removed or changed, still schema-valid); the disagreements are printed and tabled, and an
+engine that disagrees is flagged in every table.  What the translations could not express one to
+one is said under the decision table.
 
-What the translations could not express one to one is said under each table.
+**Read the numbers as ratios, not absolutes.**  The machine has 2 cores shared with other
+workers: absolute times move by tens of percent between runs (the recognizer figures most), which
+is why every figure is the median of 3 repeats with the spread (min–max of the repeat medians)
+beside it, why rows that are compared are measured interleaved or back to back, and why the run is
+kept short.  Nothing here is asserted by the test suite; `tests/test_benchmarks_smoke.py` only
+checks that `--quick` runs and that the installed engines agree with facegate.
 """
 
 
@@ -920,6 +939,10 @@ def _render_decisions(d: Mapping[str, Any]) -> list[str]:
                    f"{_ratio(e['floor_ratio'])} | "
                    f"{t['permit_median_us']['median']:,.1f} | {t['deny_median_us']['median']:,.1f} | "
                    f"{e['load_ms']:,.0f} | {flag} |")
+    loads = "; ".join(f"{e['label']} {e['load_ms']:,.0f} ms cold, {e['memory_kib']:,.0f} KiB retained"
+                      for e in d["engines"] if e.get("memory_kib") is not None)
+    out.append(f"\nLoading the pack (read, validate, compile every condition): {loads} (tracemalloc, a second load). "
+               f"The peers' load times are in the table; their memory is held by native code tracemalloc cannot see.")
     v = d["validation"]["median_us"]
     out.append(f"\nfacegate's figures include validating the request against `request.v1.json` "
                f"(jsonschema_rs): {v['median']:.2f} µs median on its own; no peer validates.  facegate returns a full "
@@ -1034,6 +1057,11 @@ def _render_gate(g: Mapping[str, Any]) -> list[str]:
                "store both are durable (WAL, `synchronous=FULL`, group commit) and the gallery is asked for its "
                "subject count.  The last column is the ratio the gate would have with a decision that costs "
                "nothing — what a compiled CEL backend approaches (see section 1).\n")
+    if any(r["beyond_ms"]["median"] < 0 for r in g["rows"] if r["row"] != "direct"):
+        out.append("A negative \"beyond\" means the decision measured inside the gate ran slower than the gate's "
+                   "other work saved against the direct call next to it: on 2 shared cores the recognizer runtime's "
+                   "worker threads keep spinning for a moment after each call and slow the decision that follows, "
+                   "so subtracting it over-corrects.  Read those rows from the paired column.\n")
     return out
 
 
