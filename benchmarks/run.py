@@ -436,10 +436,14 @@ def decisions(settings: Settings) -> dict[str, Any]:
     assert ref.decide is not None
     all_effects = {rid: ref.decide(r)[0] for rid, r in everything}
     chosen = pick(everything, settings.requests, all_effects)
+    decisive = sum(1 for rule in facegate.load_policy(PACK).rules
+                   if rule.mode == "enforce" and rule.effect in ("forbid", "permit"))
     cases = agreement(engines, chosen)
+    cases["decisive_rules"] = decisive
     print_agreement("agreement on the pack's case requests", cases, labels)
     variants = perturbed([r for _, r in everything], settings.variants)
     perturbed_result = agreement(engines, [(f"perturbed-{i:03d}", r) for i, r in enumerate(variants)])
+    perturbed_result["decisive_rules"] = decisive
     print_agreement("agreement on perturbed requests (facts removed or changed, schema-valid)", perturbed_result, labels)
     requests = [r for _, r in chosen]
     effects = [cases["effects"][rid] for rid, _ in chosen]
@@ -993,9 +997,12 @@ def _render_agreement(title: str, a: Mapping[str, Any], labels: Mapping[str, str
     per = "; ".join(f"{labels[k]} {c['disagreements']}" + (f" (+{c['rule_differences']} with other determining rules)" if c["rule_differences"] else "")
                     for k, c in a["counts"].items())
     effects = list(a["effects"].values())
+    rule_diffs = sum(c["rule_differences"] for c in a["counts"].values())
+    decisive = f" of the {a['decisive_rules']} rules that can decide a request" if a.get("decisive_rules") else " rules"
     out = [(f"**{title}** ({a['requests']} requests: {effects.count('permit')} permitted, {effects.count('deny')} denied; "
-            f"{len(a['deciding_rules'])} different rules determine at least one of the decisions; answers compared "
-            f"with {labels[a['reference']]}): {total} disagreements — {per}.\n")]
+            f"{len(a['deciding_rules'])}{decisive} determine at least one of these decisions; answers "
+            f"compared with {labels[a['reference']]}): {total} disagreements — {per}.  The determining rules are "
+            f"compared too, for the engines that report them (all but Casbin): {rule_diffs} differ.\n")]
     if a["rows"]:
         keys = list(a["rows"][0]["answers"])
         out.append("| request | " + " | ".join(labels.get(k, k) for k in keys) + " |")
