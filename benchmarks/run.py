@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import copy
 import datetime as _dt
+import functools
 import gc
 import importlib
 import importlib.metadata
@@ -548,7 +549,7 @@ def scaling(settings: Settings) -> dict[str, Any]:
     by_op: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for rid, r in everything:
         by_op.setdefault(r["operation"], []).append((rid, r))
-    chosen = []
+    chosen: list[tuple[str, dict[str, Any]]] = []
     while len(chosen) < settings.scaling_requests and any(by_op.values()):
         for op in sorted(by_op):
             if by_op[op] and len(chosen) < settings.scaling_requests:
@@ -635,7 +636,7 @@ def gate_overhead(settings: Settings) -> dict[str, Any]:
         gates += [memory, durable]
         for name, gate in ((f"gate, in-memory audit ({backend_label(backend)})", memory),
                            (f"gate, SQLite store ({backend_label(backend)})", durable)):
-            rows[name] = lambda gate=gate: gate.process(request, image, reference=reference_image)
+            rows[name] = functools.partial(gate.process, request, image, reference=reference_image)
     try:
         for name, call in rows.items():  # warm-up, and check the gate really executes
             out = call()
@@ -662,10 +663,10 @@ def gate_overhead(settings: Settings) -> dict[str, Any]:
                 extra[name].append(statistics.median(g - d for g, d, _ in pairs))
                 beyond[name].append(statistics.median(g - d - x for g, d, x in pairs))
                 decided[name].append(statistics.median(decisions_ms[name]))
-        result = []
+        result: list[dict[str, Any]] = []
         for name in rows:
             ratios = [g / d for g, d in zip(medians[name], medians["direct"])]
-            row = {"row": name, "ms": spread(medians[name]), "ratio": spread(ratios), "extra_ms": spread(extra[name]),
+            row: dict[str, Any] = {"row": name, "ms": spread(medians[name]), "ratio": spread(ratios), "extra_ms": spread(extra[name]),
                    "decision_ms": spread(decided[name]), "beyond_ms": spread(beyond[name])}
             result.append(row)
             print(f"  {name:<70} {_fmt(row['ms'])} ms  × direct {_fmt(row['ratio'], 3)}  "
