@@ -8,6 +8,7 @@ writes through its own C calls is outside its reach (documented in docs/vendors.
 from __future__ import annotations
 
 import os
+import queue
 import sys
 import threading
 from typing import Any, Callable
@@ -51,32 +52,65 @@ class CallResult:
         self.timed_out = False
 
 
-def guarded_call(fn: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> CallResult:
-    """Run ``fn(*args)`` in a fresh daemon thread under the guard; wait at most ``timeout`` seconds.
+class _Worker(threading.Thread):
+    """A long-lived guarded thread for recognizer calls.
 
-    A call that does not finish in time is abandoned (Python cannot kill a thread): its result
-    is never read, and the caller must treat any buffer it was given as lost to it.
+    Reusing threads matters: native runtimes keep per-thread state (ONNX Runtime's is ~1 ms
+    to build), which a fresh thread per call would pay every time.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(name="facegate-recognizer", daemon=True)
+        self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.start()
+
+    def run(self) -> None:
+        _state.guarded = True
+        while True:
+            task = self.inbox.get()
+            if task is None:
+                return
+            fn, args, out, done = task
+            del task
+            _state.violations = out.violations
+            try:
+                out.value = fn(*args)
+            except BaseException as exc:  # a recognizer's failure is data, not a crash
+                exc.__traceback__ = None  # its frames would keep the image alive
+                out.error = exc
+            finally:
+                del fn, args  # hold no image between calls
+                done.set()
+
+
+_idle: list[_Worker] = []
+_idle_lock = threading.Lock()
+MAX_IDLE = 8
+
+
+def guarded_call(fn: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> CallResult:
+    """Run ``fn(*args)`` on a guarded worker thread; wait at most ``timeout`` seconds.
+
+    A call that does not finish in time is abandoned with its worker (Python cannot kill a
+    thread): its result is never read, the worker is never reused, and the caller must treat
+    any buffer it was given as lost to it.
     """
     install()
+    with _idle_lock:
+        worker = _idle.pop() if _idle else None
+    if worker is None:
+        worker = _Worker()
     out = CallResult()
     done = threading.Event()
-
-    def run() -> None:
-        _state.guarded = True
-        _state.violations = out.violations
-        try:
-            out.value = fn(*args)
-        except BaseException as exc:  # a recognizer's failure is data, not a crash
-            exc.__traceback__ = None  # its frames would keep the image alive
-            out.error = exc
-        finally:
-            _state.guarded = False
-            done.set()
-
-    worker = threading.Thread(target=run, name="facegate-recognizer", daemon=True)
-    worker.start()
+    worker.inbox.put((fn, args, out, done))
+    del args
     if not done.wait(timeout):
         out.timed_out = True
         return out
-    worker.join()
+    with _idle_lock:
+        if len(_idle) < MAX_IDLE:
+            _idle.append(worker)
+            worker = None
+    if worker is not None:
+        worker.inbox.put(None)
     return out
