@@ -208,3 +208,11 @@ def test_native_and_interpreter_backends_decide_the_example_cases_alike():
     for backend in ("native", "interpreter"):
         report = run_pack_tests(facegate.load_policy(EXAMPLE_DIR, backend=backend))
         assert report.passed, (backend, [r.failures for r in report.results if not r.passed])
+
+
+def test_operation_patterns_recognised_for_the_index():
+    from facegate.policy import _unwrap
+
+    assert _unwrap('((request.operation != "erase"))') == 'request.operation != "erase"'
+    assert _unwrap('(a) || (b)') == '(a) || (b)'
+    assert facegate.policy._new_id().count("-") == 4 and facegate.policy._new_id()[14] == "4"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -190,7 +190,7 @@ class Policy:
             obligations=tuple(obligations or ()),
             violations=tuple(violations or ()),
             policy=self._ident,
-            decision_id=str(uuid.uuid4()),
+            decision_id=_new_id(),
             evaluated_at=now.isoformat(),
             duration_us=(time.perf_counter() - started) * 1e6,
             rules=rules or {},
@@ -198,7 +198,9 @@ class Policy:
         )
 
 
+_OPERATIONS: tuple[str, ...] = tuple(_schema.load_schema("request.v1.json")["properties"]["operation"]["enum"])
 _OP_EQ = re.compile(r'^\s*request\.operation\s*==\s*"([a-z_]+)"\s*$')
+_OP_NE = re.compile(r'^\s*request\.operation\s*!=\s*"([a-z_]+)"\s*$')
 _OP_IN = re.compile(r'^\s*request\.operation\s+in\s+\[\s*((?:"[a-z_]+"\s*,\s*)*"[a-z_]+")\s*,?\s*\]\s*$')
 
 
@@ -211,21 +213,38 @@ def _operations_of(rule: Rule) -> frozenset[str] | None:
     """
     allowed: frozenset[str] | None = None
     for cond in rule.when:
-        m = _OP_EQ.match(cond.expanded)
+        text = _unwrap(cond.expanded)
+        m = _OP_EQ.match(text)
         ops = frozenset({m.group(1)}) if m else None
         if ops is None:
-            m = _OP_IN.match(cond.expanded)
+            m = _OP_IN.match(text)
             ops = frozenset(re.findall(r'"([a-z_]+)"', m.group(1))) if m else None
+        if ops is None:
+            m = _OP_NE.match(text)
+            ops = frozenset(_OPERATIONS) - {m.group(1)} if m else None
         if ops is not None:
             allowed = ops if allowed is None else allowed & ops
     return allowed
 
 
+def _unwrap(text: str) -> str:
+    """Strip parentheses that enclose the whole text (inlined variables are parenthesised)."""
+    text = text.strip()
+    while text.startswith("(") and text.endswith(")"):
+        depth = 0
+        for i, ch in enumerate(text):
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 0 and i < len(text) - 1:
+                return text  # the first "(" closes before the end: not one group
+        text = text[1:-1].strip()
+    return text
+
+
 def _index_by_operation(rules: tuple[Rule, ...]) -> dict[str, tuple[Rule, ...]]:
     """Rules per request operation, so a decision evaluates only those that can apply."""
-    operations = _schema.load_schema("request.v1.json")["properties"]["operation"]["enum"]
     limits = [(rule, _operations_of(rule)) for rule in rules]
-    return {op: tuple(rule for rule, ops in limits if ops is None or op in ops) for op in operations}
+    return {op: tuple(rule for rule, ops in limits if ops is None or op in ops) for op in _OPERATIONS}
 
 
 def _fast(candidates: tuple[Rule, ...], activation: Any, budget: Any, day: str,
@@ -261,6 +280,15 @@ def _fast(candidates: tuple[Rule, ...], activation: Any, budget: Any, day: str,
 def _error_text(value: Any) -> str:
     message = getattr(value, "message", None)
     return message if isinstance(message, str) else f"condition returned `{type(value).__name__}`, not a bool"
+
+
+def _new_id() -> str:
+    """A random (version 4) UUID string; the same as ``str(uuid.uuid4())``, at half the cost."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _sourced(rule: Rule) -> list[dict[str, Any]]:
