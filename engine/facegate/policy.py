@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as _dt
-import re
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,14 +41,21 @@ class Decision:
     def permitted(self) -> bool:
         return self.effect == "permit"
 
+    @classmethod
+    def _make(cls, **fields: Any) -> Decision:
+        """Build without the frozen dataclass's per-field ``object.__setattr__`` (the hot path)."""
+        obj = object.__new__(cls)
+        obj.__dict__.update(fields)
+        return obj
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "decision": self.effect,
             "reason": self.reason,
-            "determining": [dict(d) for d in self.determining],
+            "determining": [{**d, "message": dict(d["message"])} for d in self.determining],
             "errors": [dict(e) for e in self.errors],
-            "warnings": [dict(w) for w in self.warnings],
-            "obligations": [dict(o) for o in self.obligations],
+            "warnings": [{**w, "message": dict(w["message"])} for w in self.warnings],
+            "obligations": [{**o, "sources": [dict(s) for s in o.get("sources", ())]} for o in self.obligations],
             "violations": [dict(v) for v in self.violations],
             "policy": dict(self.policy),
             "decision_id": self.decision_id,
@@ -60,13 +67,13 @@ class Decision:
         return out
 
 
-def _ref(rule: Rule, message: dict[str, str] | None = None) -> dict[str, Any]:
+def _ref(rule: Rule) -> dict[str, Any]:
     return {
         "rule": rule.id,
         "provision": rule.provision,
         "article": rule.article,
         "article_verified": rule.article_verified,
-        "message": message or {"en": rule.message_en, "zh": rule.message_zh},
+        "message": {"en": rule.message_en, "zh": rule.message_zh},
     }
 
 
@@ -83,6 +90,8 @@ class Policy:
         self._rules = pack.rules
         self._by_operation = _index_by_operation(pack.rules)
         self._all_not_applicable = dict.fromkeys((r.id for r in pack.rules), _decide.NOT_APPLICABLE)
+        self._refs = {r.id: _ref(r) for r in pack.rules}
+        self._sourced = {r.id: _sourced(r) for r in pack.rules}
 
     def __repr__(self) -> str:
         return f"<Policy {self.id} {self.version} {len(self._rules)} rules>"
@@ -129,17 +138,17 @@ class Policy:
             counts = _decide.TABLE[(rule.effect, outcome)]
             if rule.mode == "warn" and counts in ("deny", "attach", "permit", "none"):
                 if counts != "none":
-                    warnings.append(_ref(rule, self._message(rule, activation, budget)))
+                    warnings.append(self._refer(rule, activation, budget))
                 continue
             if counts == "deny":
-                determining_deny.append(_ref(rule, self._message(rule, activation, budget)))
+                determining_deny.append(self._refer(rule, activation, budget))
             elif counts == "permit":
-                permits.append(_ref(rule, self._message(rule, activation, budget)))
-                obligations.extend(_sourced(rule))
+                permits.append(self._refer(rule, activation, budget))
+                obligations.extend(self._sourced[rule.id])
             elif counts == "attach":
-                obligations.extend(_sourced(rule))
+                obligations.extend(self._sourced[rule.id])
             elif counts == "warn":
-                warnings.append(_ref(rule, self._message(rule, activation, budget)))
+                warnings.append(self._refer(rule, activation, budget))
         if explanation is not None:
             explanation = {"rules": explanation}
         if determining_deny:
@@ -169,19 +178,20 @@ class Policy:
                 out.append((rule, outcome, err))
         return out
 
-    def _message(self, rule: Rule, activation: Any, budget: Any) -> dict[str, str]:
-        msg = {"en": rule.message_en, "zh": rule.message_zh}
+    def _refer(self, rule: Rule, activation: Any, budget: Any) -> dict[str, Any]:
+        """The rule's reference for a decision, with its message detail evaluated if it has one."""
+        ref = dict(self._refs[rule.id])
         if rule.message_expr is not None:
             value = rule.message_expr.program.run(activation, budget)
             if isinstance(value, str):
-                msg["detail"] = value
-        return msg
+                ref["message"] = {**ref["message"], "detail": value}
+        return ref
 
     def _finish(self, effect: str, reason: str, started: float, now: _dt.datetime, *, determining: list[dict[str, Any]] | None = None,
                 errors: list[dict[str, Any]] | None = None, warnings: list[dict[str, Any]] | None = None,
                 obligations: list[dict[str, Any]] | None = None, violations: list[dict[str, str]] | None = None,
                 rules: dict[str, str] | None = None, explanation: dict[str, Any] | None = None) -> Decision:
-        return Decision(
+        return Decision._make(
             effect=effect,
             reason=reason,
             determining=tuple(determining or ()),
