@@ -143,7 +143,7 @@ def validate_recognizer_info(info: Any) -> None:
     if not isinstance(info.threshold, (int, float)) or isinstance(info.threshold, bool) or not math.isfinite(info.threshold):
         raise PluginError(f"recognizer `{info.id}`: threshold must be a finite number")
     try:
-        jsonschema.validators.validator_for(info.config_schema).check_schema(info.config_schema)
+        jsonschema.validators.validator_for(info.config_schema).check_schema(dict(info.config_schema))
     except jsonschema.SchemaError as exc:
         raise PluginError(f"recognizer `{info.id}`: config_schema is not a valid json schema: {exc.message}") from exc
 
@@ -180,9 +180,9 @@ def load_registry(allow: Iterable[str] = (), *, builtins: bool = True, extra: It
             dist = ep.dist.name if ep.dist else ""
             registry.plugins.append(LoadedPlugin(name, dist, ep.dist.version if ep.dist else "", allowed=False, loaded=False))
     for name in allowed:
-        ep = found.get(name)
-        if ep is None:
+        if name not in found:
             raise PluginError(f"allowed plugin `{name}` is not installed (installed: {', '.join(found) or 'none'})")
+        ep = found[name]
         try:
             module = ep.load()
         except Exception as exc:

@@ -60,12 +60,13 @@ def _explain(error: jsonschema.ValidationError) -> Iterator[tuple[str, str]]:
         yield where, str(error.message).replace("'", "`", 2).replace(" is a required property", " is required")
         return
     if error.validator == "enum":
-        options = ", ".join(f"`{o}`" for o in error.validator_value)
-        hint = ""
+        choices = list(error.validator_value) if isinstance(error.validator_value, (list, tuple)) else []
+        options = ", ".join(f"`{o}`" for o in choices)
+        suggestion = ""
         if isinstance(error.instance, str):
-            close = difflib.get_close_matches(error.instance, [str(o) for o in error.validator_value], n=1)
-            hint = f"; did you mean `{close[0]}`?" if close else ""
-        yield where, f"`{_short(error.instance)}` is not one of {options}{hint}"
+            near = difflib.get_close_matches(error.instance, [str(o) for o in choices], n=1)
+            suggestion = f"; did you mean `{near[0]}`?" if near else ""
+        yield where, f"`{_short(error.instance)}` is not one of {options}{suggestion}"
         return
     if error.validator == "const":
         yield where, f"must be `{error.validator_value}`, not `{_short(error.instance)}`"

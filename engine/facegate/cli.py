@@ -184,7 +184,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         config, _ = read_config(args.config)
         allow += config.get("plugins", {}).get("allow", [])
     registry = load_registry(allow)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for p in registry.plugins:
         recognizers = []
         for rid in p.recognizers:

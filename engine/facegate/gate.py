@@ -12,7 +12,7 @@ import datetime as _dt
 import math
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, cast
 
 import numpy as np
 
@@ -107,11 +107,12 @@ class Gate:
         if not isinstance(built, Recognizer):
             raise ConfigError(f"recognizer `{recognizer}`'s factory returned `{type(built).__name__}`, which lacks detect/embed")
         self._recognizer = built
-        self.audit = audit if audit is not None else getattr(store, "audit", None)
-        if self.audit is None or not callable(getattr(self.audit, "append", None)):
+        log = audit if audit is not None else getattr(store, "audit", None)
+        if log is None or not callable(getattr(log, "append", None)):
             raise ConfigError("the gate needs an audit log (`store=` or `audit=` with a durable `append`)")
-        self.consent = getattr(store, "consent", None)
-        self.gallery = getattr(store, "gallery", None)
+        self.audit: Any = log
+        self.consent: Any = getattr(store, "consent", None)
+        self.gallery: Any = getattr(store, "gallery", None)
         if consent_mode not in CONSENT_MODES:
             raise ConfigError(f"consent mode `{consent_mode}` is not one of {', '.join(CONSENT_MODES)}")
         if consent_mode != "request-only" and self.consent is None:
@@ -276,7 +277,7 @@ class Gate:
 
         first = _on_private(image, discard, notes, on_image)
         if not isinstance(first, np.ndarray):
-            return first
+            return cast(Result, first)
         vector = first
         if op == "verify":
             if reference is not None:

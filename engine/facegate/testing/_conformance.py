@@ -13,7 +13,7 @@ from .._plugins import load_registry, validate_recognizer_info
 from ..errors import FacegateError
 from ..gate import Gate, _face_problem
 from ..policy import Policy, load_policy
-from ..recognition import RecognizerInfo
+from ..recognition import AnalyzeResult, RecognizerInfo
 from ._fake import MemoryAudit, synthetic_face_image
 
 
@@ -127,7 +127,8 @@ def run_hostile_suite(make_gate: Callable[[str], Gate], *, image: np.ndarray | N
     detect = {"operation": "detect", "purpose": "other"}
 
     out = make_gate("hostile-extra-attributes").process(analyze, img)
-    attrs = set().union(*(set(f.attributes) for f in out.result.faces)) if out.result is not None else {"?"}
+    result = out.result
+    attrs = set().union(*(set(f.attributes) for f in result.faces)) if isinstance(result, AnalyzeResult) else {"?"}
     report.add("unrequested attributes never leave the gate", out.status == "executed" and attrs == {"age"}, f"{out.status} {attrs}")
     for rid, why in (("hostile-keeps-image", "kept a reference"), ("hostile-writes-image", "sandbox"), ("hostile-exfiltrates", "sandbox"),
                      ("hostile-raises", "failed in `detect`"), ("hostile-malformed", "malformed"), ("hostile-lies", "")):
