@@ -54,3 +54,22 @@ def test_ci_runs_the_readme_test_command():
     assert len(commands) == 2, "the README starts with exactly two commands"
     assert commands[1] in ci.splitlines()
     assert "pytest" in commands[1] and "facegate demo" in commands[0]
+
+
+def test_readme_example_decides_as_shown():
+    import facegate
+
+    policy = facegate.load_policy(ROOT / "policies" / "cn-cac-2023-draft")
+    request = {
+        "operation": "analyze", "attributes": ["ethnicity"], "purpose": "marketing", "jurisdiction": "CN",
+        "place": {"type": "business_premises", "signage": True},
+        "actor": {"role": "business_premises", "sector": "retail", "stored_persons": 0, "filing": "none",
+                  "pia": {"completed": True, "covers_purpose": True}},
+    }
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert '"operation": "analyze", "attributes": ["ethnicity"], "purpose": "marketing"' in readme
+    decision = policy.decide(request)
+    assert decision.effect == "deny" and [d["provision"] for d in decision.determining] == ["CN23-14"]
+    assert decision.determining[0]["article"] == "11" and not decision.determining[0]["article_verified"]
+    del request["place"]
+    assert "CN23-06" in [d["provision"] for d in policy.decide(request).determining]
