@@ -8,7 +8,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import jsonschema_rs
 
@@ -17,6 +17,38 @@ from ._compile import EvalError
 from ._pack import Pack, Rule, load_pack
 
 _REQUEST_VALIDATOR = jsonschema_rs.validator_for(_schema.load_schema("request.v1.json"))
+
+
+class RuleOutcomes(Mapping[str, str]):
+    """Every rule's outcome; rules the operation index ruled out read as ``not_applicable``.
+
+    Only the rules a decision evaluated are stored, so its cost follows the rules that can
+    apply to the request, not the size of the pack.
+    """
+
+    __slots__ = ("_evaluated", "_ids", "_known")
+
+    def __init__(self, evaluated: dict[str, str], ids: tuple[str, ...], known: frozenset[str]) -> None:
+        self._evaluated = evaluated
+        self._ids = ids
+        self._known = known
+
+    def __getitem__(self, rule_id: str) -> str:
+        found = self._evaluated.get(rule_id)
+        if found is not None:
+            return found
+        if rule_id in self._known:
+            return _decide.NOT_APPLICABLE
+        raise KeyError(rule_id)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __repr__(self) -> str:
+        return f"RuleOutcomes({dict(self)!r})"
 
 
 @dataclass(frozen=True)
@@ -34,7 +66,7 @@ class Decision:
     decision_id: str
     evaluated_at: str
     duration_us: float
-    rules: dict[str, str] = field(repr=False)
+    rules: Mapping[str, str] = field(repr=False)
     explanation: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
@@ -89,7 +121,8 @@ class Policy:
         self._activation = _compile.activation_factory({"params": pack.parameters}, pack.backend)
         self._rules = pack.rules
         self._by_operation = _index_by_operation(pack.rules)
-        self._all_not_applicable = dict.fromkeys((r.id for r in pack.rules), _decide.NOT_APPLICABLE)
+        self._rule_ids = tuple(r.id for r in pack.rules)
+        self._rule_id_set = frozenset(self._rule_ids)
         self._refs = {r.id: _ref(r) for r in pack.rules}
         self._sourced = {r.id: _sourced(r) for r in pack.rules}
 
@@ -128,7 +161,6 @@ class Policy:
             evaluated = self._explained(activation, budget, day, outcomes, explanation)
         else:
             candidates = self._by_operation.get(request["operation"], self._rules)
-            outcomes = dict(self._all_not_applicable)
             evaluated = _fast(candidates, activation, budget, day, outcomes)
         for rule, outcome, err in evaluated:
             if outcome == _decide.ERROR:
@@ -203,7 +235,7 @@ class Policy:
             decision_id=_new_id(),
             evaluated_at=now.isoformat(),
             duration_us=(time.perf_counter() - started) * 1e6,
-            rules=rules or {},
+            rules=RuleOutcomes(rules or {}, self._rule_ids, self._rule_id_set),
             explanation=explanation,
         )
 
