@@ -64,3 +64,23 @@ def test_the_log_never_holds_the_subject_id_in_clear(store, registry):
     gate = Gate(conformance_policy(), "fake", registry=registry, store=store)
     gate.process({"operation": "detect", "purpose": "attendance", "subject": {"id": "carol-secret-id"}}, synthetic_face_image())
     assert "carol-secret-id" not in str(list(store.audit.query()))
+
+
+def test_observers_see_records_masked_as_the_log_holds_them(store):
+    import types
+
+    from facegate import hookimpl
+
+    seen = []
+
+    @hookimpl
+    def record_decision(record):
+        seen.append(record)
+
+    observer = types.ModuleType("observer")
+    observer.record_decision = record_decision
+    registry = load_registry((), extra=[("fakes", fake_plugin(fake_info())), ("observer", observer)])
+    gate = Gate(conformance_policy(), "fake", registry=registry, store=store)
+    gate.process({"operation": "detect", "purpose": "attendance", "subject": {"id": "dave-secret-id"}}, synthetic_face_image())
+    assert [r["kind"] for r in seen] == ["decision", "outcome"]
+    assert "dave-secret-id" not in str(seen) and seen[0]["request"]["subject"]["id"].startswith("hmac-sha256:")

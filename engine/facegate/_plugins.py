@@ -109,6 +109,10 @@ class Registry:
         if self.manager.is_registered(module):
             self.manager.unregister(module)
 
+    @property
+    def has_observers(self) -> bool:
+        return bool(self.manager.hook.record_decision.get_hookimpls())
+
     def notify(self, record: Mapping[str, Any]) -> list[str]:
         """Call every ``record_decision`` observer; failures are collected, never raised."""
         problems = []

@@ -171,11 +171,12 @@ class Gate:
             facts, consent_record = request, None
             decision = _denied(self.policy.decide(request), "evidence_unavailable", "facegate.evidence", f"consent registry or gallery failed: {exc}")
         try:
-            self.audit.append(_decision_record(decision, facts))
+            record = _decision_record(decision, facts)
+            self.audit.append(record)
         except Exception as exc:
             decision = _denied(decision, "audit_unavailable", "facegate.audit", f"decision record not written: {exc}")
             return Outcome(decision, "denied", None, f"audit log unavailable: {exc}", (), ())
-        self.registry.notify(_decision_record(decision, facts))
+        self._observe(record)
         if not decision.permitted:
             return self._finish(decision, "denied", None, None, (), (), operation=_op(facts))
         enforced = tuple(o for o in decision.obligations if o["type"] in ENGINE_ENFORCED)
@@ -206,10 +207,22 @@ class Gate:
         }
         try:
             self.audit.append(record)
+            self._observe(record)
         except Exception as exc:
             if status == "executed":
                 return Outcome(decision, "error", None, f"outcome record not written, result withheld: {exc}", left, enforced, tuple(notes))
         return Outcome(decision, status, result, error, left, enforced, tuple(notes))
+
+    def _observe(self, record: dict[str, Any]) -> None:
+        """Hand a durably written record to the ``record_decision`` observers, masked as the log has it."""
+        if not self.registry.has_observers:
+            return
+        mask = getattr(self.audit, "mask", None)
+        try:
+            shown = mask(record) if callable(mask) else record
+        except Exception:  # masking failed: observers get nothing rather than raw facts
+            return
+        self.registry.notify(shown)
 
     # -- facts from evidence ----------------------------------------------------------------
     def _facts(self, request: Mapping[str, Any]) -> tuple[Any, str | None]:

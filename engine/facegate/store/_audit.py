@@ -142,6 +142,10 @@ class SQLiteAuditLog:
         """
         return self._submit([self._prepare(record)])[0]
 
+    def mask(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """``record`` as the log would hold it (identifiers pseudonymised, biometric data removed)."""
+        return self._masker.mask(record)
+
     def append_many(self, records: Iterable[Mapping[str, Any]]) -> list[AuditReceipt]:
         """Append several records as consecutive entries of one commit (all or none)."""
         prepared = [self._prepare(record) for record in records]
