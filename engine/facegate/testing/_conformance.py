@@ -84,6 +84,12 @@ def check_recognizer(info: RecognizerInfo, *, config: Mapping[str, Any] | None =
         report.add("face images given", False, "pass at least one image with a face")
     outcome = gate.process({"operation": "detect", "purpose": "other"}, np.zeros((32, 32, 3), np.uint8))
     report.add("the gate runs it without raising", outcome.status in ("executed", "error"), outcome.error or "")
+    sample = next(iter(face_images), None) if isinstance(face_images, (list, tuple)) else None
+    if sample is not None:  # a deadline far shorter than any real model: the gate must not wait it out
+        quick = Gate(conformance_policy(), info.id, registry=registry, recognizer_config=config or {}, audit=MemoryAudit(), timeout=1e-4)
+        out = quick.process({"operation": "detect", "purpose": "other"}, sample)
+        honoured = out.status == "executed" or (out.status == "error" and "timeout" in (out.error or "") and out.result is None)
+        report.add("timeouts are honoured (error outcome, no result)", honoured, f"{out.status}: {out.error}")
     return report
 
 
