@@ -644,9 +644,12 @@ def gate_overhead(settings: Settings) -> dict[str, Any]:
         for _ in range(settings.repeats):
             samples: dict[str, list[float]] = {name: [] for name in rows}
             decisions_ms: dict[str, list[float]] = {name: [] for name in rows}
-            for i in range(settings.gate_iterations):
+            order = random.Random(2023)
+            for _ in range(settings.gate_iterations):
+                # A fresh random order each time: a fixed cyclic rotation would always put the same
+                # row after the slow (interpreter) rows, whose 30 ms of Python leave caches cold.
                 names = list(rows)
-                names = names[i % len(names):] + names[:i % len(names)]  # rotate the order: load shifts hit every row
+                order.shuffle(names)
                 for name in names:
                     t0 = time.perf_counter()
                     out = rows[name]()
