@@ -18,6 +18,7 @@ from .errors import (
     StoreError,
 )
 from .gate import Gate, Outcome
+from ._plugins import load_registry as load_plugins
 from .hookspecs import hookimpl
 from .policy import Decision, Policy, load_policy
 
@@ -39,5 +40,6 @@ __all__ = [
     "StoreError",
     "__version__",
     "hookimpl",
+    "load_plugins",
     "load_policy",
 ]
