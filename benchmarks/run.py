@@ -588,9 +588,6 @@ def gate_overhead(settings: Settings) -> dict[str, Any]:
         return {"status": "not installed", "note": "facegate-onnx (the default recognizer) is not installed"}
     import facegate_onnx
     import numpy as np
-    from facegate._plugins import (
-        load_registry,  # no public constructor for a registry yet
-    )
     from facegate.store import SQLiteStore
     from facegate.testing import MemoryAudit
 
@@ -599,7 +596,7 @@ def gate_overhead(settings: Settings) -> dict[str, Any]:
         return {"status": "no photos", "note": f"the photographs are not in `{backends.FACES}` (set FACEGATE_FACES)"}
     image, reference_image = (backends.read(p) for p in settings.gate_photos)
     request = dict(next(r for rid, r in case_requests() if rid == "bank-verifies-customer-with-separate-consent"))
-    registry = load_registry(["onnx"])
+    registry = facegate.load_plugins(["onnx"])
     # One recognizer instance for every row: each ONNX Runtime session has its own spinning
     # thread pool, and several sessions on two cores slow each other down, which would be
     # measured as "gate overhead".  The gates below are given this same instance.
