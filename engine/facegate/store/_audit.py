@@ -5,9 +5,9 @@ Chain: record ``n`` stores ``prev`` (record ``n-1``'s hash, 64 zeros for ``n = 1
 record, stored verbatim (see ``_canonical``).  Editing, removing or reordering a record breaks
 the hash of that record or the ``prev`` link of the next; ``verify`` names the sequence number.
 
-Group commit: ``append`` masks and encodes the record in the caller's thread, puts it in the
-open batch and waits.  One writer thread swaps the batch out, assigns sequence numbers and
-hashes inside ``BEGIN IMMEDIATE`` (reading the head from the file, so two processes sharing a
+Group commit: ``append`` puts the record in the open batch and waits.  One writer thread swaps
+the batch out, masks and encodes each record (one that cannot be encoded fails its own caller
+only; ``append_many`` encodes in the caller, all or none), assigns sequence numbers and hashes inside ``BEGIN IMMEDIATE`` (reading the head from the file, so two processes sharing a
 file still form one chain), inserts all rows and commits once: with ``synchronous=FULL`` the
 WAL is fsynced before ``COMMIT`` returns.  Only then is every waiter handed its receipt.  A
 failed batch is rolled back and each of its callers gets ``AuditWriteError``; nothing is
@@ -38,12 +38,14 @@ _Row = tuple[str, str, str | None, str | None, str | None, str | None]  # body +
 
 
 class _Batch:
-    __slots__ = ("error", "items", "receipts", "waiters")
+    __slots__ = ("error", "failed", "items", "receipts", "waiters")
 
     def __init__(self) -> None:
-        self.items: list[_Row] = []
+        # Each item is a prepared row, or a raw record the writer prepares (``append``).
+        self.items: list[_Row | Mapping[str, Any]] = []
         self.waiters: list[Any] = []  # one held lock per caller, released when the batch is done
-        self.receipts: list[AuditReceipt] = []
+        self.receipts: list[AuditReceipt | None] = []
+        self.failed: dict[int, str] = {}  # item index -> why that record alone could not be logged
         self.error: str | None = None
 
     def finish(self) -> None:
@@ -140,7 +142,12 @@ class SQLiteAuditLog:
         Raises ``AuditWriteError`` (one line, naming the file) when the record cannot be
         encoded or written, or the store is closed or read-only: the gate then denies.
         """
-        return self._submit([self._prepare(record)])[0]
+        if not isinstance(record, Mapping):
+            raise AuditWriteError(f"cannot log record to `{self._store.path}`: an audit record must be a mapping, "
+                                  f"not {type(record).__name__}")
+        # Masking and encoding run in the writer thread, one batch at a time: many threads each
+        # doing that Python work would spend more on handing the GIL around than on the work.
+        return self._submit([record])[0]
 
     def mask(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """``record`` as the log would hold it (identifiers pseudonymised, biometric data removed)."""
@@ -151,13 +158,20 @@ class SQLiteAuditLog:
         prepared = [self._prepare(record) for record in records]
         return self._submit(prepared) if prepared else []
 
-    def _prepare(self, record: Mapping[str, Any]) -> _Row:
+    def _closed_error(self) -> AuditWriteError:
         path = self._store.path
+        if self._fork_orphan:
+            return AuditWriteError(f"audit log `{path}` was opened before this process forked; "
+                                   "open the store in each process")
+        return AuditWriteError(f"audit log `{path}` is {'read-only' if self._store.readonly else 'closed'}")
+
+    def _prepare(self, record: Mapping[str, Any]) -> _Row:
         if self._closed:
-            if self._fork_orphan:
-                raise AuditWriteError(f"audit log `{path}` was opened before this process forked; "
-                                      "open the store in each process")
-            raise AuditWriteError(f"audit log `{path}` is {'read-only' if self._store.readonly else 'closed'}")
+            raise self._closed_error()
+        return self._encode(record)
+
+    def _encode(self, record: Mapping[str, Any]) -> _Row:
+        path = self._store.path
         try:
             masked = self._masker.mask(record)
             if masked.get("time") is None:
@@ -169,14 +183,14 @@ class SQLiteAuditLog:
             raise AuditWriteError(f"cannot log record to `{path}`: {exc}") from exc
         return body, time, kind, effect, decision_id, provisions
 
-    def _submit(self, rows: list[_Row]) -> list[AuditReceipt]:
+    def _submit(self, rows: list[_Row] | list[Mapping[str, Any]]) -> list[AuditReceipt]:
         # A private lock per caller (not an Event per batch): waking a caller then touches
         # nothing shared, which matters with hundreds of threads in one commit.
         waiter = _allocate_lock()
         waiter.acquire()
         with self._cv:
             if self._closed:
-                raise AuditWriteError(f"audit log `{self._store.path}` is closed")
+                raise self._closed_error()
             batch = self._open
             start = len(batch.items)
             batch.items.extend(rows)
@@ -186,7 +200,10 @@ class SQLiteAuditLog:
         waiter.acquire()
         if batch.error is not None:
             raise AuditWriteError(batch.error)
-        return batch.receipts[start:start + len(rows)]
+        for index in range(start, start + len(rows)):
+            if index in batch.failed:
+                raise AuditWriteError(batch.failed[index])
+        return batch.receipts[start:start + len(rows)]  # type: ignore[return-value]
 
     def _run(self) -> None:
         while True:
@@ -206,12 +223,27 @@ class SQLiteAuditLog:
     def _commit(self, batch: _Batch) -> None:
         """Write one batch as one transaction; on a sequence clash (another process appended)
         re-read the head and try again."""
+        prepared: list[_Row] = []
+        order: list[int] = []
+        for index, item in enumerate(batch.items):
+            if isinstance(item, tuple):
+                prepared.append(item)
+                order.append(index)
+                continue
+            try:
+                prepared.append(self._encode(item))
+                order.append(index)
+            except AuditWriteError as exc:
+                batch.failed[index] = str(exc)
+        if not prepared:
+            batch.receipts = [None] * len(batch.items)
+            return
         for _ in range(8):
             try:
                 if self._head is None:
                     row = self._conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
                     self._head = (int(row[0]), str(row[1])) if row else (0, GENESIS)
-                rows, receipts = self._chain(batch.items, *self._head)
+                rows, receipts = self._chain(prepared, *self._head)
                 self._write(rows)
             except sqlite3.IntegrityError:
                 self._head = None  # our head is stale: someone else appended
@@ -220,9 +252,12 @@ class SQLiteAuditLog:
                 self._head = None
                 batch.error = f"cannot write audit log `{self._store.path}`: {exc}"
                 return
-            self._head = (receipts[-1].seq, receipts[-1].hash)
-            self.commits += 1
-            batch.receipts = receipts
+            if receipts:
+                self._head = (receipts[-1].seq, receipts[-1].hash)
+                self.commits += 1
+            batch.receipts = [None] * len(batch.items)
+            for index, receipt in zip(order, receipts, strict=True):
+                batch.receipts[index] = receipt
             return
         batch.error = f"cannot write audit log `{self._store.path}`: other writers keep taking the next sequence number"
 
