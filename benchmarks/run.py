@@ -93,7 +93,7 @@ class Settings:
             return cls(True, repeats or 2, 0.02, 12, 24, (1, 2), 3, 1, ("obama-240p.jpg", "obama-240p.jpg"),
                        (1,), 20, 40, ("obama-240p.jpg",), 1)
         return cls(False, repeats or 3, 0.4, None, 300, (1, 10, 100), 6, 12, ("obama.jpg", "obama2.jpg"),
-                   (1, 16), 400, 3000, None, 2)
+                   (1, 16, 64), 400, 6000, None, 2)
 
 
 # --- machine and versions -------------------------------------------------------------------
