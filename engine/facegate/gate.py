@@ -403,7 +403,7 @@ def _on_private(image: Any, wipe: bool, notes: list[str], work: Callable[[np.nda
             buffer.fill(0)
         del buffer
     if kept:
-        notes.append("recognizer kept a reference to the image; the buffer was wiped")
+        notes.append("the image was still referenced after the call (kept by the recognizer, or a call still running); the buffer was wiped")
         if not failed:
             raise _Refused("recognizer kept a reference to the image after the call; result withheld")
     return value
