@@ -127,3 +127,27 @@ def test_fake_info_is_conformant(recognizer_conformance):
 
     report = recognizer_conformance(fake_info(), face_images=[synthetic_face_image(1)], empty_images=[synthetic_face_image(1)[:, :, :] * 0])
     report.assert_ok()
+
+
+def test_an_allowed_plugin_that_fails_to_import_is_a_one_line_error(monkeypatch):
+    import importlib.metadata as md
+
+    from facegate import _plugins
+
+    broken = md.EntryPoint(name="broken", value="facegate_no_such_module_xyz", group="facegate")
+    monkeypatch.setattr(_plugins, "installed_entry_points", lambda: [broken])
+    with pytest.raises(PluginError) as info:
+        load_registry(["broken"])
+    assert str(info.value).startswith("plugin `broken` failed to import: ModuleNotFoundError")
+    assert "\n" not in str(info.value)
+
+
+def test_plugins_command_reports_a_broken_plugin_without_a_traceback(monkeypatch, capsys):
+    import importlib.metadata as md
+
+    from facegate import _plugins
+
+    broken = md.EntryPoint(name="broken", value="facegate_no_such_module_xyz", group="facegate")
+    monkeypatch.setattr(_plugins, "installed_entry_points", lambda: [broken])
+    assert main(["plugins", "--allow", "broken"]) == 2
+    assert capsys.readouterr().err.startswith("facegate: error: plugin `broken` failed to import")
