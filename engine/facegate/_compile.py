@@ -58,10 +58,6 @@ class Compiled:
             return EvalError(value.message)
         return value
 
-    @property
-    def references(self) -> frozenset[str]:
-        return self.program.references
-
 
 def compile_expression(
     text: str,

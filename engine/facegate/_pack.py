@@ -180,6 +180,7 @@ class _Loader:
                     self.problems.append(doc.problem(f"/parameters/{name}", f"parameter `{name}` is defined twice"))
                 parameters[name] = spec["value"]
                 parameter_docs[name] = spec
+        self._schema = self._activation_schema(parameters)  # what every condition is checked against
         for doc in docs:
             for i, var in enumerate(doc.data.get("variables", [])):
                 ptr = f"/variables/{i}"
@@ -240,7 +241,6 @@ class _Loader:
         try:
             if expanded != text:  # syntax errors are located in the text as written, not as expanded
                 _compile.check_syntax(text)
-            self._schema = self._activation_schema(parameters)
             program = _compile.compile_expression(expanded, schema=self._schema, backend=self.backend, functions=self.functions)
         except _compile.CompileError as exc:
             where = f" (expression line {exc.line}, column {exc.column})" if exc.line is not None else ""

@@ -502,5 +502,3 @@ def _jsonable(value: Any) -> Any:
         return {k: _jsonable(v) for k, v in value.items()}
     return value
 
-
-Factory = Callable[[Mapping[str, Any]], Recognizer]
