@@ -235,3 +235,145 @@ def test_store_failure_during_execution_is_an_error_outcome(registry, audit):
     assert out.status == "error" and "disk full" in out.error and out.result is None
     out = gate.process({**req, "storage": {}}, synthetic_face_image())
     assert out.status == "error" and "retention period" in out.error
+
+
+class ThreadRecorder:
+    """Records which thread runs each call and keeps a weak reference to every image it is shown."""
+
+    def __init__(self, config):
+        from facegate.testing import FakeRecognizer
+
+        self.inner = FakeRecognizer(config)
+        self.threads: list[int] = []
+        self.seen: list[weakref.ref] = []
+
+    def detect(self, image):
+        import threading
+
+        self.threads.append(threading.get_ident())
+        self.seen.append(weakref.ref(image))
+        return self.inner.detect(image)
+
+    def embed(self, image, face):
+        import threading
+
+        self.threads.append(threading.get_ident())
+        return self.inner.embed(image, face)
+
+
+def _wiped_copies(monkeypatch):
+    """Record, for every private copy the gate wipes, whether it is all zeros afterwards."""
+    from facegate import gate as gate_module
+
+    wiped: list[bool] = []
+    real = gate_module._wipe
+
+    def recording(buffer):
+        real(buffer)
+        wiped.append(not buffer.any())
+
+    monkeypatch.setattr(gate_module, "_wipe", recording)
+    return wiped
+
+
+def _settle():
+    """Wait until no worker is still wiping a finished job's copies (they do it after the hand-back)."""
+    import time
+
+    from facegate import _sandbox
+
+    deadline = time.monotonic() + 5
+    while _sandbox._finishing and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def test_verify_runs_all_recognizer_work_in_one_hand_off_and_wipes_every_copy(registry, audit, monkeypatch):
+    import threading
+
+    wiped = _wiped_copies(monkeypatch)
+    gate = Gate(conformance_policy(), "fake", registry=registry, audit=audit)
+    gate._recognizer = recorder = ThreadRecorder({})
+    out = gate.process({"operation": "verify", "purpose": "other"}, synthetic_face_image(3), reference=synthetic_face_image(3))
+    _settle()
+    assert out.status == "executed" and out.result.same_person
+    assert len(recorder.threads) == 4 and len(set(recorder.threads)) == 1  # detect, embed, detect, embed: one worker
+    assert recorder.threads[0] != threading.get_ident()
+    assert wiped == [True, True]  # both private copies zeroed
+    assert all(ref() is None for ref in recorder.seen)  # and released
+
+
+def test_denied_request_copies_are_wiped_and_never_shown(example_policy, registry, audit, monkeypatch):
+    CountingRecognizer.calls.clear()
+    wiped = _wiped_copies(monkeypatch)
+    gate = Gate(example_policy, "counting", registry=registry, audit=audit)
+    image = synthetic_face_image()
+    out = gate.process({**PERMIT, "place": {"type": "private_space"}}, image)
+    _settle()
+    assert out.status == "denied" and CountingRecognizer.calls == []
+    assert wiped in ([], [True])  # staged (if the worker got that far) and wiped
+    assert image.any()  # the caller's array is untouched
+
+
+def test_kept_image_is_wiped_before_the_outcome_returns(registry, audit):
+    gate = Gate(conformance_policy(), "hostile-keeps-image", registry=registry, audit=audit)
+    out = gate.process({"operation": "detect", "purpose": "other"}, synthetic_face_image())
+    assert out.status == "error" and out.result is None and "kept a reference" in out.error
+    kept = gate._recognizer.kept[-1]
+    assert kept.size and not kept.any()  # no waiting: a held copy is wiped before the result is handed back
+
+
+def test_timeout_names_the_call_that_overran(registry, audit):
+    from facegate.testing._hostile import HANG
+
+    gate = Gate(conformance_policy(), "hostile-hangs", registry=registry, audit=audit, timeout=0.2)
+    HANG.clear()  # an earlier test may have released it
+    try:
+        out = gate.process({"operation": "detect", "purpose": "other"}, synthetic_face_image())
+    finally:
+        HANG.set()
+    assert out.status == "error" and out.result is None
+    assert "exceeded its 0.2 s timeout in `detect`" in out.error
+
+
+class FixedEmbedding:
+    """Finds the fake's faces, then returns whatever embedding the test set."""
+
+    vector: object = None
+
+    def __init__(self, config):
+        from facegate.testing import FakeRecognizer
+
+        self.inner = FakeRecognizer(config)
+
+    def detect(self, image):
+        return self.inner.detect(image)
+
+    def embed(self, image, face):
+        return FixedEmbedding.vector
+
+
+@pytest.mark.parametrize(("vector", "problem"), [
+    (np.array([0.5, np.nan, 0.1]), "non-finite"),
+    (np.array([0.5, np.inf, 0.1]), "non-finite"),
+    (np.array([3e38, 3e38, 1.0]), "non-finite"),  # finite, but its square overflows float32
+    (np.array([1e39, 1.0, 1.0]), "non-finite"),  # finite in float64, too large for float32
+    (np.zeros(3), "zero embedding"),
+    (np.array([1, 2, 3]), "malformed"),  # integers
+    (np.zeros((2, 3)), "malformed"),
+    ([0.1, 0.2], "malformed"),
+])
+def test_bad_embeddings_are_refused(audit, vector, problem):
+    FixedEmbedding.vector = vector
+    registry = load_registry((), extra=[("fixed", fake_plugin(fake_info("fixed", factory=FixedEmbedding)))])
+    gate = Gate(conformance_policy(), "fixed", registry=registry, audit=audit)
+    out = gate.process({"operation": "verify", "purpose": "other"}, synthetic_face_image(3), reference=synthetic_face_image(3))
+    assert out.status == "error" and out.result is None and problem in out.error
+
+
+def test_embeddings_are_copied_and_normalised(audit):
+    FixedEmbedding.vector = np.array([3.0, 4.0, 0.0], dtype=np.float16)
+    registry = load_registry((), extra=[("fixed", fake_plugin(fake_info("fixed", factory=FixedEmbedding)))])
+    gate = Gate(conformance_policy(), "fixed", registry=registry, audit=audit)
+    out = gate.process({"operation": "verify", "purpose": "other"}, synthetic_face_image(3), reference=synthetic_face_image(3))
+    assert out.status == "executed" and out.result.score == pytest.approx(1.0)
+    assert FixedEmbedding.vector.tolist() == [3.0, 4.0, 0.0]  # the recognizer's array is not normalised in place

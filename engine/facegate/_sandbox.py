@@ -52,11 +52,108 @@ class CallResult:
         self.timed_out = False
 
 
+def _cleared(exc: BaseException) -> BaseException:
+    """``exc`` without its traceback: the frames would keep the recognizer's arguments (the image) alive."""
+    exc.__traceback__ = None
+    return exc
+
+
+class _Call:
+    """``fn(*args)`` as one task for a worker."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.fn: Callable[..., Any] | None = fn
+        self.args: tuple[Any, ...] | None = args
+        self.out = CallResult()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        fn, args = self.fn, self.args
+        self.fn = self.args = None  # hold no image after the call
+        try:
+            assert fn is not None and args is not None
+            self.out.value = fn(*args)
+        except BaseException as exc:  # a recognizer's failure is data, not a crash
+            self.out.error = _cleared(exc)
+        finally:
+            del fn, args
+            self.done.set()
+
+
+class Job:
+    """One request's recognizer work on one guarded worker thread, overlapped with deciding.
+
+    The worker runs ``stage()`` at once (gate code: the private image copies) while the caller
+    decides and writes the decision record; then it waits.  :meth:`release` hands it the approved
+    ``work(staged)``; :meth:`cancel` hands it nothing, and ``discard(staged)`` runs instead.  No
+    recognizer code runs before :meth:`release`.  :meth:`wait` waits for the result at most
+    ``timeout`` seconds from the release; a job that overruns is abandoned with its worker.
+    """
+
+    def __init__(self, stage: Callable[[], list[Any]], discard: Callable[[list[Any]], None]) -> None:
+        self.out = CallResult()
+        self.staged: list[Any] | None = None
+        self._stage: Callable[[], list[Any]] | None = stage
+        self._discard = discard
+        self._work: Callable[[list[Any]], Any] | None = None
+        self._go = threading.Event()
+        self._published = threading.Event()
+        self.finishing = False
+        _submit(self)
+
+    def run(self) -> None:  # on the worker
+        try:
+            stage, self._stage = self._stage, None
+            assert stage is not None
+            self.staged = stage()
+        except BaseException as exc:
+            self.out.error = _cleared(exc)
+        self._go.wait()
+        work, self._work = self._work, None
+        try:
+            if work is not None and self.out.error is None and self.staged is not None:
+                try:
+                    self.out.value = work(self.staged)
+                except BaseException as exc:
+                    self.out.error = _cleared(exc)
+        finally:
+            del work
+            staged, self.staged = self.staged, None
+            # The result goes out first; discarding (wiping) the staged values follows on this
+            # thread, and callers wanting a worker meanwhile wait for this one (see _submit).
+            global _finishing
+            with _idle_cv:
+                _finishing += 1  # the worker loop takes it back when this worker is idle again
+                self.finishing = True
+            self._published.set()
+            try:
+                if staged is not None:
+                    self._discard(staged)
+            finally:
+                del staged
+
+    def release(self, work: Callable[[list[Any]], Any]) -> None:
+        """Run the approved ``work`` on the staged values (once; later calls are ignored)."""
+        if not self._go.is_set():
+            self._work = work
+            self._go.set()
+
+    def cancel(self) -> None:
+        """Nothing was approved: the worker discards what it staged.  No-op after :meth:`release`."""
+        self._go.set()
+
+    def wait(self, timeout: float) -> CallResult:
+        if not self._published.wait(timeout):
+            self.out.timed_out = True
+        return self.out
+
+
 class _Worker(threading.Thread):
     """A long-lived guarded thread for recognizer calls.
 
     Reusing threads matters: native runtimes keep per-thread state (ONNX Runtime's is ~1 ms
-    to build), which a fresh thread per call would pay every time.
+    to build), which a fresh thread per call would pay every time.  A worker goes back to the
+    idle pool when its task has finished; one stuck in a call that overran its timeout never does.
     """
 
     def __init__(self) -> None:
@@ -70,47 +167,50 @@ class _Worker(threading.Thread):
             task = self.inbox.get()
             if task is None:
                 return
-            fn, args, out, done = task
+            _state.violations = task.out.violations
+            task.run()  # never raises
+            finished = getattr(task, "finishing", False)
             del task
-            _state.violations = out.violations
-            try:
-                out.value = fn(*args)
-            except BaseException as exc:  # a recognizer's failure is data, not a crash
-                exc.__traceback__ = None  # its frames would keep the image alive
-                out.error = exc
-            finally:
-                del fn, args  # hold no image between calls
-                done.set()
+            global _finishing
+            with _idle_cv:
+                if finished:
+                    _finishing -= 1
+                if len(_idle) >= MAX_IDLE:
+                    _idle_cv.notify()
+                    return
+                _idle.append(self)
+                _idle_cv.notify()
 
 
 _idle: list[_Worker] = []
-_idle_lock = threading.Lock()
+_idle_cv = threading.Condition(threading.Lock())
+_finishing = 0  # workers that have handed back a job's result and are discarding its staged values
 MAX_IDLE = 8
+FINISHING_WAIT = 0.005  # seconds a caller waits for a finishing worker before starting a new one
+
+
+def _submit(task: Any) -> None:
+    install()
+    with _idle_cv:
+        if not _idle and _finishing:
+            # The worker that just ran a job is wiping its buffers: take it rather than start a
+            # thread, whose first ONNX Runtime call would rebuild per-thread state (~1 ms).
+            _idle_cv.wait_for(lambda: bool(_idle) or not _finishing, FINISHING_WAIT)
+        worker = _idle.pop() if _idle else None
+    if worker is None:
+        worker = _Worker()
+    worker.inbox.put(task)
 
 
 def guarded_call(fn: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> CallResult:
     """Run ``fn(*args)`` on a guarded worker thread; wait at most ``timeout`` seconds.
 
-    A call that does not finish in time is abandoned with its worker (Python cannot kill a
-    thread): its result is never read, the worker is never reused, and the caller must treat
-    any buffer it was given as lost to it.
+    A call that does not finish in time is abandoned: its result is never read, and the caller
+    must treat any buffer it was given as lost to it.
     """
-    install()
-    with _idle_lock:
-        worker = _idle.pop() if _idle else None
-    if worker is None:
-        worker = _Worker()
-    out = CallResult()
-    done = threading.Event()
-    worker.inbox.put((fn, args, out, done))
+    task = _Call(fn, args)
     del args
-    if not done.wait(timeout):
-        out.timed_out = True
-        return out
-    with _idle_lock:
-        if len(_idle) < MAX_IDLE:
-            _idle.append(worker)
-            worker = None
-    if worker is not None:
-        worker.inbox.put(None)
-    return out
+    _submit(task)
+    if not task.done.wait(timeout):
+        task.out.timed_out = True
+    return task.out

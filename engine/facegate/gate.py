@@ -12,7 +12,7 @@ import datetime as _dt
 import math
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, cast
+from typing import Any, Mapping, cast
 
 import numpy as np
 
@@ -164,6 +164,13 @@ class Gate:
     # -- the one path --------------------------------------------------------------------
     def process(self, request: Mapping[str, Any], image: np.ndarray | None = None, *, reference: np.ndarray | None = None, top_k: int = 5) -> Outcome:
         """Decide ``request``; if permitted, run exactly its operation on ``image`` and return the filtered result."""
+        staged = _Staging(request, image, reference)  # private copies start on a worker while we decide
+        try:
+            return self._process(request, staged, top_k)
+        finally:
+            staged.cancel()  # anything not approved is wiped, never shown to the recognizer
+
+    def _process(self, request: Mapping[str, Any], staged: "_Staging", top_k: int) -> Outcome:
         try:
             facts, consent_record = self._facts(request)
             decision = self.policy.decide(facts)
@@ -183,7 +190,7 @@ class Gate:
         left = tuple(o for o in decision.obligations if o["type"] not in ENGINE_ENFORCED)
         notes: list[str] = []
         try:
-            result = self._execute(facts, decision, image, reference, top_k, notes, consent_record)
+            result = self._execute(facts, decision, staged, top_k, notes, consent_record)
         except _Refused as exc:
             return self._finish(decision, "error", None, str(exc), left, enforced, notes, operation=_op(facts))
         except Exception as exc:  # the gallery or consent store failed while executing
@@ -248,8 +255,8 @@ class Gate:
         return facts, record_id
 
     # -- execution ---------------------------------------------------------------------------
-    def _execute(self, facts: Mapping[str, Any], decision: Decision, image: np.ndarray | None,
-                 reference: np.ndarray | None, top_k: int, notes: list[str], consent_record: str | None) -> Result:
+    def _execute(self, facts: Mapping[str, Any], decision: Decision, staged: "_Staging", top_k: int,
+                 notes: list[str], consent_record: str | None) -> Result:
         op = facts["operation"]
         caps = self.info.capabilities
         if op in NEEDS_RECOGNIZER and op not in caps.operations:
@@ -260,47 +267,19 @@ class Gate:
                 raise _Refused("erase needs a gallery and `subject.id`")
             return EraseResult(int(self.gallery.erase_subject(subject_id)))
         types = {o["type"]: o for o in decision.obligations}
-        discard = "discard_raw_image" in types or facts.get("storage", {}).get("raw_image", "discard") != "retain"
+        wanted: frozenset[str] = frozenset()
         if op == "analyze":
             wanted = frozenset(facts.get("attributes", ()))
             if not wanted:
                 raise _Refused("analyze needs `attributes`")
             if not wanted <= caps.attributes:
                 raise _Refused(f"recognizer `{self.info.id}` cannot analyze {sorted(wanted - caps.attributes)}")
-        def on_image(img: np.ndarray) -> Result | np.ndarray:
-            faces = self._detect(img)
-            if op == "detect":
-                return DetectResult(tuple(faces))
-            if op == "analyze":
-                out = []
-                for face in faces:
-                    attrs = self._call("analyze", img, face, wanted)
-                    if not isinstance(attrs, Mapping):
-                        raise _Refused(f"recognizer `{self.info.id}` returned malformed analyze output `{type(attrs).__name__}`")
-                    extra = sorted(set(attrs) - wanted)
-                    if extra:
-                        notes.append(f"dropped attributes the decision did not approve: {extra}")
-                    out.append(FaceAttributes(face, {k: _plain(attrs[k]) for k in sorted(wanted) if k in attrs}))
-                return AnalyzeResult(tuple(out))
-            if not faces:
-                return self._no_face(op)
-            if op == "enroll" and len(faces) != 1:
-                raise _Refused(f"enroll needs exactly one face in the image, found {len(faces)}")
-            return self._embed(img, max(faces, key=lambda f: f.box[2] * f.box[3]))
-
-        first = _on_private(image, discard, notes, on_image)
+        first, ref_vec = self._recognize(staged, op, wanted, notes)
         if not isinstance(first, np.ndarray):
-            return cast(Result, first)
+            return first
         vector = first
         if op == "verify":
-            if reference is not None:
-                def on_reference(ref: np.ndarray) -> np.ndarray | None:
-                    ref_faces = self._detect(ref)
-                    if not ref_faces:
-                        return None
-                    return self._embed(ref, max(ref_faces, key=lambda f: f.box[2] * f.box[3]))
-
-                ref_vec = _on_private(reference, discard, notes, on_reference)
+            if staged.count > 1:
                 if ref_vec is None:
                     return VerifyResult(False, None, self.info.threshold, self.info.metric, "no face in the reference image")
                 score = _score(vector, ref_vec, self.info.metric)
@@ -330,6 +309,105 @@ class Gate:
                                   retention_days=days, location=location, model_id=self.info.id, decision_id=decision.decision_id)
         return EnrollResult(str(tid), subject_id, days, location)
 
+    def _recognize(self, staged: "_Staging", op: str, wanted: frozenset[str], notes: list[str]) -> tuple[Result | np.ndarray, np.ndarray | None]:
+        """Run the approved recognizer work for ``op`` on the staged private copies, in one hand-off.
+
+        Returns the first image's result (or its embedding) and, for verify against a reference,
+        the reference's embedding (``None`` if it shows no face).  Every copy is checked for
+        holders on the worker before the result is handed back; a copy still held is wiped then,
+        every other copy right after (on the worker, off the caller's path).
+        """
+        if staged.problem:
+            raise _Refused(staged.problem)
+        if staged.job is None:
+            raise _Refused("an image (numpy array) is required, not `NoneType`")
+        info, rec, stage = self.info, self._recognizer, ["detect"]
+        violations = staged.job.out.violations
+
+        def invoke(method: str, *args: Any) -> Any:
+            fn = getattr(rec, method, None)
+            if not callable(fn):
+                raise _Refused(f"recognizer `{info.id}` declares it but has no `{method}`")
+            stage[0], seen = method, len(violations)
+            try:
+                value = fn(*args)
+            except BaseException as exc:  # a recognizer's failure is data, not a crash
+                exc.__traceback__ = None  # its frames would keep the image alive
+                if len(violations) > seen:
+                    raise _Refused(f"recognizer `{info.id}` broke the sandbox in `{method}`: {'; '.join(violations[seen:])}") from None
+                raise _Refused(str(RecognizerError(f"recognizer `{info.id}` failed in `{method}`: {type(exc).__name__}: {exc}"))) from exc
+            if len(violations) > seen:
+                raise _Refused(f"recognizer `{info.id}` broke the sandbox in `{method}`: {'; '.join(violations[seen:])}")
+            return value
+
+        def detect(img: np.ndarray) -> list[Face]:
+            faces = invoke("detect", img)
+            if not isinstance(faces, (list, tuple)):
+                raise _Refused(f"recognizer `{info.id}` returned malformed detect output `{type(faces).__name__}`")
+            h, w = img.shape[:2]
+            for f in faces:
+                problem = _face_problem(f, w, h)
+                if problem:
+                    raise _Refused(f"recognizer `{info.id}` returned a malformed face: {problem}")
+            return list(faces)
+
+        def on_image(img: np.ndarray) -> Result | np.ndarray:
+            faces = detect(img)
+            if op == "detect":
+                return DetectResult(tuple(faces))
+            if op == "analyze":
+                out = []
+                for face in faces:
+                    attrs = invoke("analyze", img, face, wanted)
+                    if not isinstance(attrs, Mapping):
+                        raise _Refused(f"recognizer `{info.id}` returned malformed analyze output `{type(attrs).__name__}`")
+                    extra = sorted(set(attrs) - wanted)
+                    if extra:
+                        notes.append(f"dropped attributes the decision did not approve: {extra}")
+                    out.append(FaceAttributes(face, {k: _plain(attrs[k]) for k in sorted(wanted) if k in attrs}))
+                return AnalyzeResult(tuple(out))
+            if not faces:
+                return self._no_face(op)
+            if op == "enroll" and len(faces) != 1:
+                raise _Refused(f"enroll needs exactly one face in the image, found {len(faces)}")
+            return self._checked_embedding(invoke("embed", img, _largest(faces)))
+
+        def on_reference(ref: np.ndarray) -> np.ndarray | None:
+            ref_faces = detect(ref)
+            return self._checked_embedding(invoke("embed", ref, _largest(ref_faces))) if ref_faces else None
+
+        def work(bufs: list[np.ndarray]) -> tuple[Any, BaseException | None, list[bool]]:  # on the worker
+            value: Any = None
+            error: BaseException | None = None
+            try:
+                first = on_image(bufs[0])
+                value = (first, on_reference(bufs[1]) if isinstance(first, np.ndarray) and len(bufs) > 1 else None)
+            except BaseException as exc:
+                error = exc
+                exc.__traceback__ = None  # its frames would keep the image alive
+            kept = [sys.getrefcount(bufs[i]) > 2 for i in range(len(bufs))]  # the list + getrefcount's argument
+            for i in range(len(bufs)):
+                if kept[i]:  # wiped before anyone hears of it; the others right after the hand-back
+                    _wipe(bufs[i])
+            return value, error, kept
+
+        staged.job.release(work)
+        call = staged.job.wait(self.timeout)
+        if call.timed_out:
+            staged.wipe_abandoned()
+            notes.append(_KEPT_NOTE)
+            raise _Refused(f"recognizer `{info.id}` exceeded its {self.timeout:g} s timeout in `{stage[0]}`")
+        if call.error is not None:  # gate code failed on the worker (not the recognizer: that is `error` below)
+            raise _Refused(f"staging the image failed: {type(call.error).__name__}: {call.error}")
+        value, error, kept = call.value
+        if any(kept):
+            notes.append(_KEPT_NOTE)
+            if error is None:
+                raise _Refused("recognizer kept a reference to the image after the call; result withheld")
+        if error is not None:
+            raise error
+        return cast(tuple[Result | np.ndarray, np.ndarray | None], value)
+
     def _no_face(self, op: str) -> Result:
         if op == "verify":
             return VerifyResult(False, None, self.info.threshold, self.info.metric, "no face found")
@@ -337,76 +415,87 @@ class Gate:
             return IdentifyResult((), "no face found")
         raise _Refused("no face found in the image")
 
-    def _call(self, method: str, *args: Any) -> Any:
-        fn = getattr(self._recognizer, method, None)
-        if not callable(fn):
-            raise _Refused(f"recognizer `{self.info.id}` declares it but has no `{method}`")
-        call = _sandbox.guarded_call(fn, args, self.timeout)
-        if call.timed_out:
-            raise _Refused(f"recognizer `{self.info.id}` exceeded its {self.timeout:g} s timeout in `{method}`")
-        if call.violations:
-            raise _Refused(f"recognizer `{self.info.id}` broke the sandbox in `{method}`: {'; '.join(call.violations)}")
-        if call.error is not None:
-            err = RecognizerError(f"recognizer `{self.info.id}` failed in `{method}`: {type(call.error).__name__}: {call.error}")
-            raise _Refused(str(err)) from call.error
-        return call.value
-
-    def _detect(self, img: np.ndarray) -> list[Face]:
-        faces = self._call("detect", img)
-        if not isinstance(faces, (list, tuple)):
-            raise _Refused(f"recognizer `{self.info.id}` returned malformed detect output `{type(faces).__name__}`")
-        h, w = img.shape[:2]
-        for f in faces:
-            problem = _face_problem(f, w, h)
-            if problem:
-                raise _Refused(f"recognizer `{self.info.id}` returned a malformed face: {problem}")
-        return list(faces)
-
-    def _embed(self, img: np.ndarray, face: Face) -> np.ndarray:
-        vec = self._call("embed", img, face)
-        if not isinstance(vec, np.ndarray) or vec.ndim != 1 or vec.size == 0 or not np.issubdtype(vec.dtype, np.floating):
+    def _checked_embedding(self, vec: Any) -> np.ndarray:
+        """The recognizer's embedding, validated and copied (and unit length for cosine)."""
+        if not isinstance(vec, np.ndarray) or vec.ndim != 1 or vec.size == 0 or vec.dtype.kind != "f":
             raise _Refused(f"recognizer `{self.info.id}` returned a malformed embedding")
         if self.info.embedding_size is not None and vec.size != self.info.embedding_size:
             raise _Refused(f"recognizer `{self.info.id}` returned {vec.size} values, declared {self.info.embedding_size}")
-        out = np.array(vec, dtype=np.float32, copy=True)
-        if not np.all(np.isfinite(out)):
+        with np.errstate(all="ignore"):  # an overflow is refused below, not warned about
+            out = vec.astype(np.float32)  # a copy: the recognizer keeps no handle on what leaves the gate
+            squares = float(np.dot(out, out))  # NaN or inf if any value is, or too large for float32
+        if not math.isfinite(squares):
             raise _Refused(f"recognizer `{self.info.id}` returned a non-finite embedding")
         if self.info.metric == "cosine":
-            norm = float(np.linalg.norm(out))
-            if norm == 0.0:
+            if squares == 0.0:
                 raise _Refused(f"recognizer `{self.info.id}` returned a zero embedding")
-            out /= norm
+            out /= math.sqrt(squares)
         return out
 
 
-def _on_private(image: Any, wipe: bool, notes: list[str], work: Callable[[np.ndarray], Any]) -> Any:
-    """Run ``work`` on a private read-only RGB copy of ``image``; then wipe it and check for leaks.
+class _Staging:
+    """The images a request brings, copied into private read-only buffers on a guarded worker.
 
-    The caller's array is never handed to a recognizer and never modified.  After ``work`` returns,
-    the copy must have no holder other than this frame -- a recognizer that kept it (or a view of
-    it) is caught by its reference count, and its result is withheld.
+    Copying starts before the decision, so it overlaps deciding and the durable decision record;
+    the recognizer sees the copies only after :meth:`Job.release`.  The caller's arrays are never
+    handed to a recognizer and never modified.  Images the operation does not use are not copied.
     """
+
+    def __init__(self, request: Any, image: Any, reference: Any) -> None:
+        self.problem = ""
+        self.job: _sandbox.Job | None = None
+        self.count = 0
+        op = request.get("operation") if isinstance(request, Mapping) else None
+        if op not in NEEDS_RECOGNIZER or image is None:
+            return
+        images = [image] + ([reference] if op == "verify" and reference is not None else [])
+        for item in images:
+            self.problem = _image_problem(item)
+            if self.problem:
+                return
+        self.count = len(images)
+        self.job = _sandbox.Job(lambda: [_private_copy(i) for i in images], _wipe_all)
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    def wipe_abandoned(self) -> None:
+        """A call overran its timeout and still runs: wipe the copies under it."""
+        for buf in (self.job.staged if self.job is not None else None) or ():
+            _wipe(buf)
+
+
+_KEPT_NOTE = "the image was still referenced after the call (kept by the recognizer, or a call still running); the buffer was wiped"
+
+
+def _image_problem(image: Any) -> str:
     if not isinstance(image, np.ndarray):
-        raise _Refused(f"an image (numpy array) is required, not `{type(image).__name__}`")
+        return f"an image (numpy array) is required, not `{type(image).__name__}`"
     if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)) or min(image.shape[:2]) < 8:
-        raise _Refused(f"image must be uint8 (H, W), (H, W, 3) or (H, W, 4) and at least 8×8, got {image.dtype} {image.shape}")
+        return f"image must be uint8 (H, W), (H, W, 3) or (H, W, 4) and at least 8×8, got {image.dtype} {image.shape}"
+    return ""
+
+
+def _private_copy(image: np.ndarray) -> np.ndarray:
+    """A C-contiguous read-only RGB copy that only the gate holds."""
     buffer = np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else np.array(image[:, :, :3], copy=True, order="C")
     buffer.flags.writeable = False
-    failed = True
-    try:
-        value = work(buffer)
-        failed = False
-    finally:
-        kept = sys.getrefcount(buffer) > 2  # this frame + getrefcount's own argument
-        if wipe or kept:
-            buffer.flags.writeable = True
-            buffer.fill(0)
-        del buffer
-    if kept:
-        notes.append("the image was still referenced after the call (kept by the recognizer, or a call still running); the buffer was wiped")
-        if not failed:
-            raise _Refused("recognizer kept a reference to the image after the call; result withheld")
-    return value
+    return buffer
+
+
+def _wipe(buffer: np.ndarray) -> None:
+    buffer.flags.writeable = True
+    buffer.fill(0)
+
+
+def _wipe_all(buffers: list[np.ndarray]) -> None:
+    for buffer in buffers:
+        _wipe(buffer)
+
+
+def _largest(faces: list[Face]) -> Face:
+    return max(faces, key=lambda f: f.box[2] * f.box[3])
 
 
 def _face_problem(f: Any, w: int, h: int) -> str:
