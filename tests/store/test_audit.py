@@ -231,6 +231,79 @@ def test_concurrent_appends_share_commits_and_form_one_chain(store, make_decisio
     assert report.ok and report.checked == threads * per
 
 
+def test_a_lone_append_commits_on_its_own_thread(store, make_decision, monkeypatch):
+    writers: list[int] = []
+    real = type(store.audit)._write
+
+    def recording(self, rows):
+        writers.append(threading.get_ident())
+        return real(self, rows)
+
+    monkeypatch.setattr(type(store.audit), "_write", recording)
+    assert store.audit.append(make_decision(1)).seq == 1
+    assert writers == [threading.get_ident()]  # no hand-off to the writer thread when nothing waits
+
+
+def test_appends_during_a_direct_commit_queue_for_the_writer_and_chain_on(store, make_decision, monkeypatch):
+    real = type(store.audit)._write
+    entered, release = threading.Event(), threading.Event()
+    writers: list[tuple[int, int]] = []
+
+    def slow_first(self, rows):
+        writers.append((threading.get_ident(), len(rows)))
+        if len(writers) == 1:
+            entered.set()
+            assert release.wait(10)
+        return real(self, rows)
+
+    monkeypatch.setattr(type(store.audit), "_write", slow_first)
+    first: list[AuditReceipt] = []
+    leader = threading.Thread(target=lambda: first.append(store.audit.append(make_decision(0))))
+    leader.start()
+    assert entered.wait(10)  # the lone append is committing on its own thread, and is held there
+    late: list[AuditReceipt] = []
+    lock = threading.Lock()
+
+    def follower(i: int) -> None:
+        receipt = store.audit.append(make_decision(i))
+        with lock:
+            late.append(receipt)
+
+    followers = [threading.Thread(target=follower, args=(i,)) for i in range(1, 6)]
+    for t in followers:
+        t.start()
+    closer = threading.Thread(target=store.close)  # must wait for the held commit and the queue
+    release.wait(0.3)  # let the followers queue behind the held commit
+    closer.start()
+    release.set()
+    for t in [leader, *followers, closer]:
+        t.join(10)
+    assert first[0].seq == 1 and sorted(r.seq for r in late) == [2, 3, 4, 5, 6]
+    assert writers[0] == (leader.ident, 1)
+    assert sum(n for _, n in writers) == 6 and len(writers) < 6  # the queued ones shared a commit
+    with SQLiteStore(store.path, readonly=True) as reopened:
+        report = reopened.audit.verify()
+    assert report.ok and report.checked == 6
+
+
+def test_a_failed_direct_commit_fails_its_caller_and_the_log_recovers(store, make_decision, monkeypatch):
+    real = type(store.audit)._write
+    calls = []
+
+    def failing_once(self, rows):
+        calls.append(len(rows))
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(self, rows)
+
+    monkeypatch.setattr(type(store.audit), "_write", failing_once)
+    with pytest.raises(AuditWriteError, match="disk I/O error") as exc:
+        store.audit.append(make_decision(1))
+    _one_line_naming(exc, store.path)
+    assert store.audit.append(make_decision(2)).seq == 1  # nothing of the failed append was kept
+    assert store.audit.verify().ok
+
+
 def test_append_many_is_one_contiguous_run(store, make_decision):
     store.audit.append(make_decision(0))
     receipts = store.audit.append_many([make_decision(i) for i in range(1, 4)])
