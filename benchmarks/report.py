@@ -137,11 +137,11 @@ def _render_headlines(results: Mapping[str, Any]) -> list[str]:
                    f"with {last['candidates'] / first['candidates']:.1f}× the rules that can apply to a request.")
     if g := _ok(results, "gate"):
         rows = [r for r in g["rows"] if r["row"] != "direct"]
-        direct = next(r for r in g["rows"] if r["row"] == "direct")["ms"]["median"]
+        own = {r["row"]: r for r in g.get("own", ())}
         out.append("- **The gate** (section 3, goal ≤ 1.01 × calling the recognizer directly): "
-                   + "; ".join(f"{r['row']} {r['ratio']['median']:.3f}×, of which the decision "
-                               f"{r['decision_ms']['median']:,.1f} ms — {(direct + r['beyond_ms']['median']) / direct:.3f}× "
-                               f"without it" for r in rows) + ".")
+                   + "; ".join(f"{r['row']} {_s(r['ratio'], 3)}× direct, {r['extra_ms']['median']:+.2f} ms"
+                               + (f" (own time {own[r['row']]['own']:.2f} ms = {1 + own[r['row']]['own_pct'] / 100:.4f}× "
+                                  f"the recognizer's)" if r["row"] in own else "") for r in rows) + ".")
     if a := _ok(results, "audit"):
         top = max(r["threads"] for r in a["rows"])
         rate = {r["mode"]: r["rate"]["median"] for r in a["rows"] if r["threads"] == top}
@@ -277,33 +277,53 @@ def _render_gate(g: Mapping[str, Any]) -> list[str]:
     if g.get("status") != "ok":
         return out + [f"Not measured: {g.get('note', g.get('status'))}.\n"]
     a, b = g["photos"]
-    out += [(f"`Gate.process` on a permitted request (case `{g['request']}`: verify 1:1 against a reference photo) "
-            f"against the same recognizer plugin (`onnx`, built with the same configuration) called directly — "
-            f"detect and embed on `{a}`, then on `{b}` as the reference, and the cosine — on the same images.  "
-            f"Calls are interleaved (the order rotates every iteration) so load on the shared cores hits every "
-            f"row alike; {g['iterations']} iterations per repeat.  Goal: ≤ 1.01 × direct.\n"),
-            "| path | ms per request | × direct | + ms over direct (paired) | of which the decision, ms | + ms beyond the decision | × direct without the decision |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
-    direct = next(r for r in g["rows"] if r["row"] == "direct")["ms"]["median"]
+    out += [(f"`Gate.process` on a permitted request (case `{g['request']}`: verify 1:1 against a reference photo, "
+            f"the default compiled CEL backend) against the same recognizer plugin (`onnx`, the same instance) "
+            f"called directly — detect and embed on `{a}`, then on `{b}` as the reference, and the cosine.  Rows are "
+            f"measured in blocks: each of {g['rounds']} rounds per repeat visits the rows in a fresh random order, "
+            f"and each visit makes one unmeasured call, then {g['block']} timed calls whose median is the row's "
+            f"figure for that round.  Goal: ≤ 1.01 × direct.\n"),
+            "| path | ms per request | × direct | + ms over direct (paired by round) | of which the decision, ms |",
+            "|---|---:|---:|---:|---:|"]
     for r in g["rows"]:
         if r["row"] == "direct":
-            out.append(f"| direct (detect + embed, twice) | {_s(r['ms'])} | 1 | | | | |")
+            out.append(f"| direct (detect + embed, twice, on the caller's thread) | {_s(r['ms'])} | 1 | | |")
             continue
-        out.append(f"| {r['row']} | {_s(r['ms'])} | {_s(r['ratio'], 3)} | {_s(r['extra_ms'])} | {_s(r['decision_ms'])} | "
-                   f"{_s(r['beyond_ms'])} | {(direct + r['beyond_ms']['median']) / direct:.3f} |")
-    out.append("\nThe paired columns take each gate call minus the direct call next to it (medians of those "
-               "differences), so they are steadier than the difference of two medians.  \"Beyond the decision\" is "
-               "what the gate adds besides deciding: it copies each image into a private read-only buffer and wipes "
-               "it afterwards, runs every recognizer call in a fresh guarded thread with a timeout, validates faces "
-               "and embeddings, and appends two audit records (decision before, outcome after); with the SQLite "
-               "store both are durable (WAL, `synchronous=FULL`, group commit) and the gallery is asked for its "
-               "subject count.  The last column is the ratio the gate would have with a decision that costs "
-               "nothing — what a compiled CEL backend approaches (see section 1).\n")
-    if any(r["beyond_ms"]["median"] < 0 for r in g["rows"] if r["row"] != "direct"):
-        out.append("A negative \"beyond\" means the decision measured inside the gate ran slower than the gate's "
-                   "other work saved against the direct call next to it: on 2 shared cores the recognizer runtime's "
-                   "worker threads keep spinning for a moment after each call and slow the decision that follows, "
-                   "so subtracting it over-corrects.  Read those rows from the paired column.\n")
+        decision = _s(r["decision_ms"], 2) if r["decision_ms"]["max"] > 0 else ""
+        out.append(f"| {r['row']} | {_s(r['ms'])} | {_s(r['ratio'], 3)} | {_s(r['extra_ms'], 2)} | {decision} |")
+    if g.get("own"):
+        out += ["\n**The gate's own time**, measured directly: each call's wall time minus the time spent inside the "
+                "recognizer's `detect`/`embed` calls (a thin timing proxy on the recognizer and on the audit log; "
+                f"{g['own'][0]['calls']} calls per gate, medians).  This does not difference two noisy 50 ms figures, "
+                "so it is the steadier measure of what the gate adds.\n",
+                "| path | recognizer ms | gate's own ms | own / recognizer | audit log ms | decision ms | the rest ms |",
+                "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in g["own"]:
+            out.append(f"| {r['row']} | {r['recognizer']:.1f} | {r['own']:.2f} | {r['own_pct']:.2f} % | {r['audit']:.2f} | "
+                       f"{r['decision']:.2f} | {r['rest']:.2f} |")
+        out.append("\n\"The rest\" is the hand-off to the worker thread and back, the image copies (overlapping the "
+                   "decision record's commit when that blocks on the disk), face and embedding checks, the outcome "
+                   "and the cosine.  The decision runs in 23 µs back to back (section 1) but ~0.2 ms here, right "
+                   "after 50 ms of recognizer work: on this virtual machine any short piece of Python is several "
+                   "times slower when it follows other work.\n")
+    by = {r["row"]: r for r in g["rows"]}
+    memory, durable = by.get("gate, in-memory audit log"), by.get("gate, SQLite store (durable audit log)")
+    out.append("\nWhat the gate does besides the recognizer's work: validates the request and decides it; appends "
+               "the decision record (durably, with the SQLite store) before anything runs; meanwhile a guarded worker "
+               "thread copies each image into a private read-only buffer; on the release it runs all of the "
+               "request's recognizer calls in one hand-off under the timeout and the write/network guard, validates "
+               "faces and embeddings, checks that nothing kept the copies, and hands the result back, then wipes the "
+               "copies; the gate appends the outcome record.  \"Direct, on one worker thread\" is the direct calls "
+               "handed to that kind of thread in one piece: the price of running the recognizer off the caller's "
+               "thread alone.\n")
+    if memory and durable:
+        durable_ms = durable["extra_ms"]["median"] - memory["extra_ms"]["median"]
+        out.append(f"The durable log's share is the difference of the two gate rows, {durable_ms:+.2f} ms: two commits "
+                   f"(decision before, outcome after), each a WAL append fsynced before it returns — this disk's fsync "
+                   f"alone takes {g['fsync_ms']:.3f} ms (write 4 KiB + fsync, median, measured in this run).  Both "
+                   f"waits are part of the contract (no recognizer runs before its decision is on disk; no result "
+                   f"leaves before its outcome is), so on this disk the durable gate cannot reach 1.01 × however "
+                   f"little the gate itself costs; the image copies overlap the first commit.\n")
     return out
 
 
