@@ -55,6 +55,7 @@ PACK = ROOT / "policies" / "cn-cac-2023-draft"
 DOC = ROOT / "docs" / "performance.md"
 REQUEST_SCHEMA = ROOT / "engine" / "facegate" / "schemas" / "request.v1.json"
 COMMAND = ".venv/bin/python benchmarks/run.py"
+LAST_RUN = BENCH / "last-run.json"  # the raw results behind docs/performance.md (`--render` redraws it)
 SECTIONS = ("decisions", "scaling", "gate", "audit", "gallery", "backends", "cel", "validation")
 OPERATIONS = ("detect", "verify", "identify", "enroll", "analyze", "erase")
 if str(BENCH) not in sys.path:
@@ -865,8 +866,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per figure (default 3)")
     parser.add_argument("--output", type=Path, default=None, help=f"the Markdown report (default: {DOC.relative_to(ROOT)} for a full run)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON")
+    parser.add_argument("--json", type=Path, default=None,
+                        help=f"also write the raw results as JSON (a full run writes {LAST_RUN.relative_to(ROOT)})")
+    parser.add_argument("--render", type=Path, default=None, metavar="JSON",
+                        help="measure nothing: rewrite the report from results saved by an earlier run")
     args = parser.parse_args(argv)
+    if args.render is not None:
+        saved = json.loads(args.render.read_text(encoding="utf-8"))
+        _write_doc(saved, args.output or DOC)
+        print(f"wrote {args.output or DOC} from {args.render}")
+        return dict(saved)
     settings = Settings.make(args.quick, args.repeats)
     chosen = args.only or list(SECTIONS)
     started = time.perf_counter()
@@ -899,8 +908,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if output is not None:
         _write_doc(results, output)
         print(f"\nwrote {output}")
-    if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
+    raw = args.json or (None if args.quick or args.only else LAST_RUN)
+    if raw is not None:
+        raw.write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
+        print(f"wrote {raw}")
     print(f"done in {results['seconds']:.0f} s")
     return results
 
