@@ -277,7 +277,8 @@ def _render_gate(g: Mapping[str, Any]) -> list[str]:
     if g.get("status") != "ok":
         return out + [f"Not measured: {g.get('note', g.get('status'))}.\n"]
     a, b = g["photos"]
-    out += [(f"`Gate.process` on a permitted request (case `{g['request']}`: verify 1:1 against a reference photo, "
+    out += [(f"From `benchmarks/gate_overhead.py` (also runnable alone: `.venv/bin/python benchmarks/gate_overhead.py`).  "
+             f"`Gate.process` on a permitted request (case `{g['request']}`: verify 1:1 against a reference photo, "
             f"the default compiled CEL backend) against the same recognizer plugin (`onnx`, the same instance) "
             f"called directly — detect and embed on `{a}`, then on `{b}` as the reference, and the cosine.  Rows are "
             f"measured in blocks: each of {g['rounds']} rounds per repeat visits the rows in a fresh random order, "

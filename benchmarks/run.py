@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import copy
 import datetime as _dt
-import functools
 import gc
 import importlib
 import importlib.metadata
@@ -585,163 +584,10 @@ def _load_script(name: str) -> ModuleType:
 
 
 def gate_overhead(settings: Settings) -> dict[str, Any]:
-    """``Gate.process`` (verify with a reference photo, a permitted request) vs detect + embed called directly.
-
-    Rows are measured in blocks: each round visits the rows in a fresh random order, and each
-    visit makes one unmeasured call, then ``gate_block`` timed calls (their median is the row's
-    figure for the round).  Single interleaved calls would measure something else: ONNX Runtime
-    pays about a millisecond when consecutive calls come from different threads, so a direct
-    call (caller's thread) placed after a gate call (worker thread) is charged for the switch,
-    and the gate looked faster than calling the recognizer directly.
-    """
-    if importlib.util.find_spec("facegate_onnx") is None:
-        return {"status": "not installed", "note": "facegate-onnx (the default recognizer) is not installed"}
-    import facegate_onnx
-    import numpy as np
-    from facegate import _sandbox
-    from facegate.store import SQLiteStore
-    from facegate.testing import MemoryAudit
-
-    backends = _load_script("backends")
-    if not all((backends.FACES / p).exists() for p in settings.gate_photos):
-        return {"status": "no photos", "note": f"the photographs are not in `{backends.FACES}` (set FACEGATE_FACES)"}
-    image, reference_image = (backends.read(p) for p in settings.gate_photos)
-    request = dict(next(r for rid, r in case_requests() if rid == "bank-verifies-customer-with-separate-consent"))
-    registry = facegate.load_plugins(["onnx"])
-    # One recognizer instance for every row: each ONNX Runtime session has its own thread pool,
-    # and several sessions on two cores slow each other down, which would be measured as "gate
-    # overhead".  The gates below are given this same instance.
-    direct = facegate_onnx.make({})
-
-    def largest(faces: Sequence[Any]) -> Any:
-        return max(faces, key=lambda f: f.box[2] * f.box[3])
-
-    def call_direct() -> float:
-        faces = direct.detect(image)
-        vector = direct.embed(image, largest(faces))
-        ref_faces = direct.detect(reference_image)
-        ref_vector = direct.embed(reference_image, largest(ref_faces))
-        return float(vector @ ref_vector / np.linalg.norm(vector) / np.linalg.norm(ref_vector))
-
-    def call_on_worker() -> float:
-        call = _sandbox.guarded_call(call_direct, (), 60.0)
-        if call.error is not None:
-            raise call.error
-        return float(call.value)
-
-    tmp = tempfile.TemporaryDirectory(prefix="facegate-gate-")
-    policy = facegate.load_policy(PACK, functions=registry.functions)  # the default (compiled) backend
-    memory = facegate.Gate(policy, "onnx", registry=registry, audit=MemoryAudit())
-    store = SQLiteStore(Path(tmp.name) / "gate.db")
-    durable = facegate.Gate(policy, "onnx", registry=registry, store=store)
-    for gate in (memory, durable):
-        gate._recognizer = direct  # the same instance as the direct rows (see above)
-    rows: dict[str, Callable[[], Any]] = {
-        "direct": call_direct,
-        "direct, on one worker thread": call_on_worker,
-        "gate, in-memory audit log": functools.partial(memory.process, request, image, reference=reference_image),
-        "gate, SQLite store (durable audit log)": functools.partial(durable.process, request, image, reference=reference_image),
-    }
-    gates = {"gate, in-memory audit log": memory, "gate, SQLite store (durable audit log)": durable}
-    try:
-        for name, call in rows.items():  # warm-up, and check the gate really executes
-            out = call()
-            if name in gates and out.status != "executed":
-                raise RuntimeError(f"{name}: the gate did not execute the request ({out.status}: {out.error})")
-        fsync_ms = _load_script("audit_append").fsync_probe(Path(tmp.name), 20 if settings.quick else 100) * 1000
-        medians: dict[str, list[float]] = {name: [] for name in rows}
-        extra: dict[str, list[float]] = {name: [] for name in rows}  # paired: this row minus direct, same round
-        decided: dict[str, list[float]] = {name: [] for name in rows}
-        order = random.Random(2023)
-        for _ in range(settings.repeats):
-            per_round: dict[str, list[float]] = {name: [] for name in rows}
-            decisions_ms: dict[str, list[float]] = {name: [] for name in rows}
-            for _ in range(settings.gate_rounds):
-                names = list(rows)
-                order.shuffle(names)
-                for name in names:
-                    rows[name]()  # unmeasured: lets the runtime settle on this row's thread
-                    block = []
-                    for _ in range(settings.gate_block):
-                        t0 = time.perf_counter()
-                        out = rows[name]()
-                        block.append((time.perf_counter() - t0) * 1000)
-                        decisions_ms[name].append(out.decision.duration_us / 1000 if name in gates else 0.0)
-                    per_round[name].append(statistics.median(block))
-            for name in rows:
-                medians[name].append(statistics.median(per_round[name]))
-                extra[name].append(statistics.median(g - d for g, d in zip(per_round[name], per_round["direct"])))
-                decided[name].append(statistics.median(decisions_ms[name]))
-        own = _gate_own_time(gates, request, image, reference_image, settings.repeats * settings.gate_rounds * settings.gate_block)
-        result: list[dict[str, Any]] = []
-        for name in rows:
-            ratios = [g / d for g, d in zip(medians[name], medians["direct"])]
-            row: dict[str, Any] = {"row": name, "ms": spread(medians[name]), "ratio": spread(ratios), "extra_ms": spread(extra[name]),
-                                   "decision_ms": spread(decided[name])}
-            result.append(row)
-            print(f"  {name:<45} {_fmt(row['ms'])} ms  × direct {_fmt(row['ratio'], 3)}  "
-                  f"{row['extra_ms']['median']:+.2f} ms, decision {row['decision_ms']['median']:.2f} ms")
-    finally:
-        store.close()
-        tmp.cleanup()
-    return {"status": "ok", "photos": list(settings.gate_photos), "rounds": settings.gate_rounds, "block": settings.gate_block,
-            "request": "bank-verifies-customer-with-separate-consent", "fsync_ms": fsync_ms, "rows": result, "own": own}
-
-
-class _Timed:
-    """A thin proxy adding up the wall time spent inside the wrapped object's calls."""
-
-    def __init__(self, inner: Any, methods: Sequence[str]) -> None:
-        self.inner, self.spent = inner, 0.0
-        for method in methods:
-            setattr(self, method, self._timed(getattr(inner, method)))
-
-    def _timed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def call(*args: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return fn(*args)
-            finally:
-                self.spent += time.perf_counter() - t0
-        return call
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
-def _gate_own_time(gates: Mapping[str, Any], request: Request, image: Any, reference: Any, calls: int) -> list[dict[str, Any]]:
-    """Each gate's wall time outside the recognizer's own calls, split into the audit log, the decision and the rest.
-
-    Measured per call in a separate pass (the proxies cost about a microsecond per call), with
-    no difference of two noisy 50 ms figures involved.
-    """
-    rows = []
-    for name, gate in gates.items():
-        recognizer, audit = gate._recognizer, gate.audit
-        timed_rec = _Timed(recognizer, ("detect", "embed"))
-        timed_audit = _Timed(audit, ("append",))
-        gate._recognizer, gate.audit = timed_rec, timed_audit
-        samples: dict[str, list[float]] = {"recognizer": [], "own": [], "audit": [], "decision": [], "rest": []}
-        try:
-            gate.process(request, image, reference=reference)
-            for _ in range(calls):
-                timed_rec.spent = timed_audit.spent = 0.0
-                t0 = time.perf_counter()
-                out = gate.process(request, image, reference=reference)
-                total = time.perf_counter() - t0
-                own = total - timed_rec.spent
-                decision = out.decision.duration_us / 1e6
-                for key, value in (("recognizer", timed_rec.spent), ("own", own), ("audit", timed_audit.spent),
-                                   ("decision", decision), ("rest", own - timed_audit.spent - decision)):
-                    samples[key].append(value * 1000)
-        finally:
-            gate._recognizer, gate.audit = recognizer, audit
-        row = {"row": name, "calls": calls, **{k: statistics.median(v) for k, v in samples.items()}}
-        row["own_pct"] = 100 * statistics.median(o / r for o, r in zip(samples["own"], samples["recognizer"]))
-        rows.append(row)
-        print(f"  {name:<45} own {row['own']:.2f} ms ({row['own_pct']:.2f} % of the recognizer's {row['recognizer']:.1f} ms): "
-              f"audit {row['audit']:.2f}, decision {row['decision']:.2f}, rest {row['rest']:.2f}")
-    return rows
+    """``Gate.process`` against the recognizer called directly: ``benchmarks/gate_overhead.py``."""
+    module = _load_script("gate_overhead")
+    return module.measure(settings.gate_photos, rounds=settings.gate_rounds, block=settings.gate_block,
+                          repeats=settings.repeats, quick=settings.quick)
 
 
 # --- audit append, gallery, recognizer backends, CEL: the other scripts ------------------------------

@@ -1,0 +1,231 @@
+"""The cost of the gate: ``Gate.process`` against the same recognizer called directly.
+
+    .venv/bin/python benchmarks/gate_overhead.py [--rounds 12] [--block 4] [--repeats 3]
+
+A permitted CAC-2023 request (verify 1:1 against a reference photo) through the gate, with an
+in-memory and with a durable (SQLite) audit log, against detect + embed on the same two photos
+called directly on the caller's thread, and on one worker thread.  Ratios are to the direct
+calls, measured in the same run; a second pass times each gate from the inside (its wall time
+minus the recognizer's calls).  ``benchmarks/run.py`` runs this as section 3 of
+``docs/performance.md``.  Needs ``facegate-onnx`` and the shared photographs (``$FACEGATE_FACES``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PACK = ROOT / "policies" / "cn-cac-2023-draft"
+PHOTOS = ("obama.jpg", "obama2.jpg")
+REQUEST = "bank-verifies-customer-with-separate-consent"
+Request = Mapping[str, Any]
+
+
+def _script(name: str) -> ModuleType:
+    """Import ``benchmarks/<name>.py`` under a private module name."""
+    spec = importlib.util.spec_from_file_location(f"facegate_gate_overhead_{name}", Path(__file__).with_name(f"{name}.py"))
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def _fmt(s: Mapping[str, float], digits: int = 1) -> str:
+    return f"{s['median']:,.{digits}f} ({s['min']:,.{digits}f}–{s['max']:,.{digits}f})"
+
+
+def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 12, block: int = 4, repeats: int = 3, quick: bool = False) -> dict[str, Any]:
+    """``Gate.process`` (verify with a reference photo, a permitted request) vs detect + embed called directly.
+
+    Rows are measured in blocks: each round visits the rows in a fresh random order, and each
+    visit makes one unmeasured call, then ``block`` timed calls (their median is the row's
+    figure for the round).  Single interleaved calls would measure something else: ONNX Runtime
+    pays about a millisecond when consecutive calls come from different threads, so a direct
+    call (caller's thread) placed after a gate call (worker thread) is charged for the switch,
+    and the gate looked faster than calling the recognizer directly.
+    """
+    if importlib.util.find_spec("facegate_onnx") is None:
+        return {"status": "not installed", "note": "facegate-onnx (the default recognizer) is not installed"}
+    import facegate_onnx
+
+    import facegate
+    from facegate._cases import load_cases
+    import numpy as np
+    from facegate import _sandbox
+    from facegate.store import SQLiteStore
+    from facegate.testing import MemoryAudit
+
+    backends = _script("backends")
+    if not all((backends.FACES / p).exists() for p in photos):
+        return {"status": "no photos", "note": f"the photographs are not in `{backends.FACES}` (set FACEGATE_FACES)"}
+    image, reference_image = (backends.read(p) for p in photos)
+    request = next(case["request"] for case, _, _ in load_cases(PACK) if case["id"] == REQUEST)
+    registry = facegate.load_plugins(["onnx"])
+    # One recognizer instance for every row: each ONNX Runtime session has its own thread pool,
+    # and several sessions on two cores slow each other down, which would be measured as "gate
+    # overhead".  The gates below are given this same instance.
+    direct = facegate_onnx.make({})
+
+    def largest(faces: Sequence[Any]) -> Any:
+        return max(faces, key=lambda f: f.box[2] * f.box[3])
+
+    def call_direct() -> float:
+        faces = direct.detect(image)
+        vector = direct.embed(image, largest(faces))
+        ref_faces = direct.detect(reference_image)
+        ref_vector = direct.embed(reference_image, largest(ref_faces))
+        return float(vector @ ref_vector / np.linalg.norm(vector) / np.linalg.norm(ref_vector))
+
+    def call_on_worker() -> float:
+        call = _sandbox.guarded_call(call_direct, (), 60.0)
+        if call.error is not None:
+            raise call.error
+        return float(call.value)
+
+    tmp = tempfile.TemporaryDirectory(prefix="facegate-gate-")
+    policy = facegate.load_policy(PACK, functions=registry.functions)  # the default (compiled) backend
+    memory = facegate.Gate(policy, "onnx", registry=registry, audit=MemoryAudit())
+    store = SQLiteStore(Path(tmp.name) / "gate.db")
+    durable = facegate.Gate(policy, "onnx", registry=registry, store=store)
+    for gate in (memory, durable):
+        gate._recognizer = direct  # the same instance as the direct rows (see above)
+    rows: dict[str, Callable[[], Any]] = {
+        "direct": call_direct,
+        "direct, on one worker thread": call_on_worker,
+        "gate, in-memory audit log": functools.partial(memory.process, request, image, reference=reference_image),
+        "gate, SQLite store (durable audit log)": functools.partial(durable.process, request, image, reference=reference_image),
+    }
+    gates = {"gate, in-memory audit log": memory, "gate, SQLite store (durable audit log)": durable}
+    try:
+        for name, call in rows.items():  # warm-up, and check the gate really executes
+            out = call()
+            if name in gates and out.status != "executed":
+                raise RuntimeError(f"{name}: the gate did not execute the request ({out.status}: {out.error})")
+        fsync_ms = _script("audit_append").fsync_probe(Path(tmp.name), 20 if quick else 100) * 1000
+        medians: dict[str, list[float]] = {name: [] for name in rows}
+        extra: dict[str, list[float]] = {name: [] for name in rows}  # paired: this row minus direct, same round
+        decided: dict[str, list[float]] = {name: [] for name in rows}
+        order = random.Random(2023)
+        for _ in range(repeats):
+            per_round: dict[str, list[float]] = {name: [] for name in rows}
+            decisions_ms: dict[str, list[float]] = {name: [] for name in rows}
+            for _ in range(rounds):
+                names = list(rows)
+                order.shuffle(names)
+                for name in names:
+                    rows[name]()  # unmeasured: lets the runtime settle on this row's thread
+                    timed: list[float] = []
+                    for _ in range(block):
+                        t0 = time.perf_counter()
+                        out = rows[name]()
+                        timed.append((time.perf_counter() - t0) * 1000)
+                        decisions_ms[name].append(out.decision.duration_us / 1000 if name in gates else 0.0)
+                    per_round[name].append(statistics.median(timed))
+            for name in rows:
+                medians[name].append(statistics.median(per_round[name]))
+                extra[name].append(statistics.median(g - d for g, d in zip(per_round[name], per_round["direct"])))
+                decided[name].append(statistics.median(decisions_ms[name]))
+        own = _gate_own_time(gates, request, image, reference_image, repeats * rounds * block)
+        result: list[dict[str, Any]] = []
+        for name in rows:
+            ratios = [g / d for g, d in zip(medians[name], medians["direct"])]
+            row: dict[str, Any] = {"row": name, "ms": spread(medians[name]), "ratio": spread(ratios), "extra_ms": spread(extra[name]),
+                                   "decision_ms": spread(decided[name])}
+            result.append(row)
+            print(f"  {name:<45} {_fmt(row['ms'])} ms  × direct {_fmt(row['ratio'], 3)}  "
+                  f"{row['extra_ms']['median']:+.2f} ms, decision {row['decision_ms']['median']:.2f} ms")
+    finally:
+        store.close()
+        tmp.cleanup()
+    return {"status": "ok", "photos": list(photos), "rounds": rounds, "block": block,
+            "request": REQUEST, "fsync_ms": fsync_ms, "rows": result, "own": own}
+
+
+class _Timed:
+    """A thin proxy adding up the wall time spent inside the wrapped object's calls."""
+
+    def __init__(self, inner: Any, methods: Sequence[str]) -> None:
+        self.inner, self.spent = inner, 0.0
+        for method in methods:
+            setattr(self, method, self._timed(getattr(inner, method)))
+
+    def _timed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                self.spent += time.perf_counter() - t0
+        return call
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def _gate_own_time(gates: Mapping[str, Any], request: Request, image: Any, reference: Any, calls: int) -> list[dict[str, Any]]:
+    """Each gate's wall time outside the recognizer's own calls, split into the audit log, the decision and the rest.
+
+    Measured per call in a separate pass (the proxies cost about a microsecond per call), with
+    no difference of two noisy 50 ms figures involved.
+    """
+    rows = []
+    for name, gate in gates.items():
+        recognizer, audit = gate._recognizer, gate.audit
+        timed_rec = _Timed(recognizer, ("detect", "embed"))
+        timed_audit = _Timed(audit, ("append",))
+        gate._recognizer, gate.audit = timed_rec, timed_audit
+        samples: dict[str, list[float]] = {"recognizer": [], "own": [], "audit": [], "decision": [], "rest": []}
+        try:
+            gate.process(request, image, reference=reference)
+            for _ in range(calls):
+                timed_rec.spent = timed_audit.spent = 0.0
+                t0 = time.perf_counter()
+                out = gate.process(request, image, reference=reference)
+                total = time.perf_counter() - t0
+                own = total - timed_rec.spent
+                decision = out.decision.duration_us / 1e6
+                for key, value in (("recognizer", timed_rec.spent), ("own", own), ("audit", timed_audit.spent),
+                                   ("decision", decision), ("rest", own - timed_audit.spent - decision)):
+                    samples[key].append(value * 1000)
+        finally:
+            gate._recognizer, gate.audit = recognizer, audit
+        row = {"row": name, "calls": calls, **{k: statistics.median(v) for k, v in samples.items()}}
+        row["own_pct"] = 100 * statistics.median(o / r for o, r in zip(samples["own"], samples["recognizer"]))
+        rows.append(row)
+        print(f"  {name:<45} own {row['own']:.2f} ms ({row['own_pct']:.2f} % of the recognizer's {row['recognizer']:.1f} ms): "
+              f"audit {row['audit']:.2f}, decision {row['decision']:.2f}, rest {row['rest']:.2f}")
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=12, help="rounds per repeat (each visits every row once)")
+    parser.add_argument("--block", type=int, default=4, help="timed calls per visit, after one unmeasured call")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--photos", nargs=2, default=PHOTOS, metavar=("PROBE", "REFERENCE"))
+    args = parser.parse_args()
+    result = measure(tuple(args.photos), rounds=args.rounds, block=args.block, repeats=args.repeats)
+    if result["status"] != "ok":
+        print(result.get("note", result["status"]))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
