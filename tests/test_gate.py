@@ -377,3 +377,46 @@ def test_embeddings_are_copied_and_normalised(audit):
     out = gate.process({"operation": "verify", "purpose": "other"}, synthetic_face_image(3), reference=synthetic_face_image(3))
     assert out.status == "executed" and out.result.score == pytest.approx(1.0)
     assert FixedEmbedding.vector.tolist() == [3.0, 4.0, 0.0]  # the recognizer's array is not normalised in place
+
+
+def _held_job(monkeypatch, stage, discard):
+    """A Job whose worker has not picked it up yet: the test runs it when it chooses."""
+    from facegate import _sandbox
+
+    held: list[_sandbox.Job] = []
+    monkeypatch.setattr(_sandbox, "_submit", held.append)
+    job = _sandbox.Job(stage, discard)
+    assert held == [job]
+    return job
+
+
+def _run_held(job):
+    """Run a held job here, then settle its accounting as the worker loop would."""
+    from facegate import _sandbox
+
+    job.run()
+    if job.finishing:
+        with _sandbox._idle_cv:
+            _sandbox._finishing -= 1
+
+
+def test_a_job_cancelled_before_its_worker_starts_stages_nothing(monkeypatch):
+    staged, discarded = [], []
+    job = _held_job(monkeypatch, lambda: staged.append(1) or [np.ones(3)], discarded.append)
+    job.cancel()
+    _run_held(job)
+    assert staged == [] and discarded == [] and job.wait(1).value is None
+
+
+def test_a_released_job_stages_runs_then_discards(monkeypatch):
+    from facegate import _sandbox
+
+    before = _sandbox._finishing
+    order: list[str] = []
+    job = _held_job(monkeypatch, lambda: order.append("stage") or [np.ones(3)], lambda values: order.append("discard"))
+    job.release(lambda values: order.append("work") or float(values[0].sum()))
+    _run_held(job)
+    call = job.wait(1)
+    assert order == ["stage", "work", "discard"] and call.value == 3.0 and call.error is None
+    assert job.staged is None  # nothing held once the job is done
+    assert _sandbox._finishing == before

@@ -85,8 +85,9 @@ class Job:
 
     The worker runs ``stage()`` at once (gate code: the private image copies) while the caller
     decides and writes the decision record; then it waits.  :meth:`release` hands it the approved
-    ``work(staged)``; :meth:`cancel` hands it nothing, and ``discard(staged)`` runs instead.  No
-    recognizer code runs before :meth:`release`.  :meth:`wait` waits for the result at most
+    ``work(staged)``; :meth:`cancel` hands it nothing, and ``discard(staged)`` runs instead (a job
+    cancelled before its worker picked it up stages nothing).  No recognizer code runs before
+    :meth:`release`.  :meth:`wait` waits for the result at most
     ``timeout`` seconds from the release; a job that overruns is abandoned with its worker.
     """
 
@@ -102,12 +103,14 @@ class Job:
         _submit(self)
 
     def run(self) -> None:  # on the worker
-        try:
-            stage, self._stage = self._stage, None
-            assert stage is not None
-            self.staged = stage()
-        except BaseException as exc:
-            self.out.error = _cleared(exc)
+        stage, self._stage = self._stage, None
+        if not (self._go.is_set() and self._work is None):  # cancelled before we got here: stage nothing
+            try:
+                assert stage is not None
+                self.staged = stage()
+            except BaseException as exc:
+                self.out.error = _cleared(exc)
+        del stage
         self._go.wait()
         work, self._work = self._work, None
         try:
