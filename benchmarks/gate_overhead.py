@@ -55,10 +55,11 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 12, block: int = 4,
 
     Rows are measured in blocks: each round visits the rows in a fresh random order, and each
     visit makes one unmeasured call, then ``block`` timed calls (their median is the row's
-    figure for the round).  Single interleaved calls would measure something else: ONNX Runtime
-    pays about a millisecond when consecutive calls come from different threads, so a direct
-    call (caller's thread) placed after a gate call (worker thread) is charged for the switch,
-    and the gate looked faster than calling the recognizer directly.
+    figure for the round).  Single interleaved calls would measure something else: the recognizer
+    ran about a millisecond slower when the previous call had come from another thread (direct on
+    the caller's thread vs the same calls on a worker: ~1.5 ms apart interleaved, ~0.4 ms in
+    blocks), so a direct call placed after a gate call was charged for the switch, and the gate
+    read faster than calling the recognizer directly.
     """
     if importlib.util.find_spec("facegate_onnx") is None:
         return {"status": "not installed", "note": "facegate-onnx (the default recognizer) is not installed"}
