@@ -50,15 +50,16 @@ def _fmt(s: Mapping[str, float], digits: int = 1) -> str:
     return f"{s['median']:,.{digits}f} ({s['min']:,.{digits}f}–{s['max']:,.{digits}f})"
 
 
-def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 12, block: int = 4, repeats: int = 3, quick: bool = False) -> dict[str, Any]:
+def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 12, block: int = 4, repeats: int = 3, quick: bool = False,
+            settle: bool = True) -> dict[str, Any]:
     """``Gate.process`` (verify with a reference photo, a permitted request) vs detect + embed called directly.
 
     Rows are measured in blocks: each round visits the rows in a fresh random order, and each
     visit makes one unmeasured call, then ``block`` timed calls (their median is the row's
-    figure for the round).  Single interleaved calls would measure something else: the recognizer
-    ran about a millisecond slower when the previous call had come from another thread (direct on
-    the caller's thread vs the same calls on a worker: ~1.5 ms apart interleaved, ~0.4 ms in
-    blocks), so a direct call placed after a gate call was charged for the switch, and the gate
+    figure for the round).  Single interleaved calls (``settle=False, block=1``; ``--interleave``)
+    would measure something else: the recognizer ran one to a few milliseconds slower when the previous
+    call had come from another thread (compare the "direct, on one worker thread" row of the two
+    modes), so a direct call placed after a gate call was charged for the switch, and the gate
     read faster than calling the recognizer directly.
     """
     if importlib.util.find_spec("facegate_onnx") is None:
@@ -130,7 +131,8 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 12, block: int = 4,
                 names = list(rows)
                 order.shuffle(names)
                 for name in names:
-                    rows[name]()  # unmeasured: lets the runtime settle on this row's thread
+                    if settle:
+                        rows[name]()  # unmeasured: lets the runtime settle on this row's thread
                     timed: list[float] = []
                     for _ in range(block):
                         t0 = time.perf_counter()
@@ -154,7 +156,7 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 12, block: int = 4,
     finally:
         store.close()
         tmp.cleanup()
-    return {"status": "ok", "photos": list(photos), "rounds": rounds, "block": block,
+    return {"status": "ok", "photos": list(photos), "rounds": rounds, "block": block, "settle": settle,
             "request": REQUEST, "fsync_ms": fsync_ms, "rows": result, "own": own}
 
 
@@ -220,8 +222,11 @@ def main() -> int:
     parser.add_argument("--block", type=int, default=4, help="timed calls per visit, after one unmeasured call")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--photos", nargs=2, default=PHOTOS, metavar=("PROBE", "REFERENCE"))
+    parser.add_argument("--interleave", action="store_true",
+                        help="single timed calls, rows interleaved, no unmeasured call (the misleading way, for comparison)")
     args = parser.parse_args()
-    result = measure(tuple(args.photos), rounds=args.rounds, block=args.block, repeats=args.repeats)
+    result = measure(tuple(args.photos), rounds=args.rounds, block=1 if args.interleave else args.block, repeats=args.repeats,
+                     settle=not args.interleave)
     if result["status"] != "ok":
         print(result.get("note", result["status"]))
         return 1

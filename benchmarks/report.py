@@ -283,9 +283,10 @@ def _render_gate(g: Mapping[str, Any]) -> list[str]:
             f"called directly — detect and embed on `{a}`, then on `{b}` as the reference, and the cosine.  Rows are "
             f"measured in blocks: each of {g['rounds']} rounds per repeat visits the rows in a fresh random order, "
             f"and each visit makes one unmeasured call, then {g['block']} timed calls whose median is the row's "
-            f"figure for that round.  Single interleaved calls would mislead: the recognizer ran about a "
-            f"millisecond slower when the previous call had come from another thread, which charged the direct "
-            f"row for every switch and made the gate read below 1×.  Goal: ≤ 1.01 × direct.\n"),
+            f"figure for that round.  Single interleaved calls would mislead: the recognizer ran one to a few "
+            f"milliseconds slower when the previous call had come from another thread, which charged the direct "
+            f"row for every switch and made the gate read below 1× (`benchmarks/gate_overhead.py --interleave` "
+            f"measures that way, for comparison).  Goal: ≤ 1.01 × direct.\n"),
             "| path | ms per request | × direct | + ms over direct (paired by round) | of which the decision, ms |",
             "|---|---:|---:|---:|---:|"]
     for r in g["rows"]:
