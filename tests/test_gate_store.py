@@ -84,3 +84,39 @@ def test_observers_see_records_masked_as_the_log_holds_them(store):
     gate.process({"operation": "detect", "purpose": "attendance", "subject": {"id": "dave-secret-id"}}, synthetic_face_image())
     assert [r["kind"] for r in seen] == ["decision", "outcome"]
     assert "dave-secret-id" not in str(seen) and seen[0]["request"]["subject"]["id"].startswith("hmac-sha256:")
+
+
+def test_concurrent_requests_through_one_gate_each_get_their_own_result(store, registry):
+    """Eight threads share a gate: every verify gets the answer for its own images, denies stay denied,
+    and the log holds one decision and one outcome per request in one intact chain."""
+    import threading
+
+    gate = Gate(conformance_policy(), "fake", registry=registry, store=store)
+    threads, per = 8, 12
+    answers: list[tuple[bool, bool]] = []
+    denied: list[str] = []
+    lock = threading.Lock()
+
+    def work(t: int) -> None:
+        for i in range(per):
+            if i % 4 == 3:  # a request the policy cannot permit (malformed): never reaches the recognizer
+                out = gate.process({"operation": "verify"}, synthetic_face_image(t), reference=synthetic_face_image(t))
+                with lock:
+                    denied.append(out.status)
+                continue
+            same = (t + i) % 2 == 0
+            out = gate.process({"operation": "verify", "purpose": "other"}, synthetic_face_image(t + 1),
+                               reference=synthetic_face_image(t + 1 if same else t + 2))
+            with lock:
+                answers.append((same, out.status == "executed" and out.result.same_person))
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert not any(w.is_alive() for w in workers)
+    assert len(answers) == threads * per * 3 // 4 and all(same == got for same, got in answers)
+    assert denied == ["denied"] * (threads * per // 4)
+    report = store.audit.verify()
+    assert report.ok and report.checked == 2 * threads * per
