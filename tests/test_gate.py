@@ -420,3 +420,9 @@ def test_a_released_job_stages_runs_then_discards(monkeypatch):
     assert order == ["stage", "work", "discard"] and call.value == 3.0 and call.error is None
     assert job.staged is None  # nothing held once the job is done
     assert _sandbox._finishing == before
+
+
+@pytest.mark.parametrize("request_", [{"operation": ["detect"]}, {"operation": {"op": "detect"}}, ["detect"], None, 42])
+def test_malformed_requests_are_denied_not_raised(registry, audit, request_):
+    out = Gate(conformance_policy(), "fake", registry=registry, audit=audit).process(request_, synthetic_face_image())
+    assert out.status == "denied" and out.result is None and out.decision.reason == "invalid_request"

@@ -61,3 +61,31 @@ def test_operation_index_never_changes_a_decision(example_policy, req, cac):
     fast, full = policy.decide(req), policy.decide(req, explain=True)
     assert (fast.effect, fast.reason, fast.rules) == (full.effect, full.reason, full.rules)
     assert [d["rule"] for d in fast.determining] == [d["rule"] for d in full.determining]
+
+
+_GATES: dict[str, object] = {}
+
+
+def _gate(example_policy):
+    """One gate (fake recognizer, in-memory log) for all examples: building it per example is the slow part."""
+    from facegate import Gate
+    from facegate._plugins import load_registry
+    from facegate.testing import MemoryAudit, fake_info, fake_plugin
+
+    if "gate" not in _GATES:
+        registry = load_registry((), extra=[("fakes", fake_plugin(fake_info()))])
+        _GATES["gate"] = Gate(example_policy, "fake", registry=registry, audit=MemoryAudit())
+    return _GATES["gate"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(requests(malformed=True))
+def test_the_gate_never_raises_and_executes_only_permits(example_policy, req):
+    from facegate.testing import synthetic_face_image
+
+    out = _gate(example_policy).process(req, synthetic_face_image(), reference=synthetic_face_image())
+    assert out.status in ("executed", "denied", "error")
+    if out.status == "executed":
+        assert out.decision.effect == "permit" and out.result is not None
+    if out.decision.effect != "permit":
+        assert out.status == "denied" and out.result is None

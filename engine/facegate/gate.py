@@ -319,8 +319,7 @@ class Gate:
         """
         if staged.problem:
             raise _Refused(staged.problem)
-        if staged.job is None:
-            raise _Refused("an image (numpy array) is required, not `NoneType`")
+        assert staged.job is not None  # no problem means the images were staged
         info, rec, stage = self.info, self._recognizer, ["detect"]
         violations = staged.job.out.violations
 
@@ -329,15 +328,17 @@ class Gate:
             if not callable(fn):
                 raise _Refused(f"recognizer `{info.id}` declares it but has no `{method}`")
             stage[0], seen = method, len(violations)
+            failure: BaseException | None = None
             try:
                 value = fn(*args)
             except BaseException as exc:  # a recognizer's failure is data, not a crash
                 exc.__traceback__ = None  # its frames would keep the image alive
-                if len(violations) > seen:
-                    raise _Refused(f"recognizer `{info.id}` broke the sandbox in `{method}`: {'; '.join(violations[seen:])}") from None
-                raise _Refused(str(RecognizerError(f"recognizer `{info.id}` failed in `{method}`: {type(exc).__name__}: {exc}"))) from exc
-            if len(violations) > seen:
+                failure = exc
+            if len(violations) > seen:  # even if the recognizer swallowed the refusal
                 raise _Refused(f"recognizer `{info.id}` broke the sandbox in `{method}`: {'; '.join(violations[seen:])}")
+            if failure is not None:
+                raise _Refused(str(RecognizerError(f"recognizer `{info.id}` failed in `{method}`: "
+                                                   f"{type(failure).__name__}: {failure}"))) from failure
             return value
 
         def detect(img: np.ndarray) -> list[Face]:
@@ -446,7 +447,7 @@ class _Staging:
         self.job: _sandbox.Job | None = None
         self.count = 0
         op = request.get("operation") if isinstance(request, Mapping) else None
-        if op not in NEEDS_RECOGNIZER or image is None:
+        if not isinstance(op, str) or op not in NEEDS_RECOGNIZER:  # a malformed request is denied; nothing to stage
             return
         images = [image] + ([reference] if op == "verify" and reference is not None else [])
         for item in images:
