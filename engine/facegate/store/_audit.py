@@ -161,6 +161,9 @@ class SQLiteAuditLog:
         prepared = [self._prepare(record) for record in records]
         return self._submit(prepared) if prepared else []
 
+    def _write_error(self, why: object) -> str:
+        return f"cannot write audit log `{self._store.path}`: {why}"
+
     def _closed_error(self) -> AuditWriteError:
         path = self._store.path
         if self._fork_orphan:
@@ -214,7 +217,7 @@ class SQLiteAuditLog:
             try:
                 self._commit(batch)
             except Exception as exc:
-                batch.error = f"cannot write audit log `{self._store.path}`: {exc}"
+                batch.error = self._write_error(exc)
             finally:
                 with self._cv:
                     self._busy = False
@@ -240,7 +243,7 @@ class SQLiteAuditLog:
             try:
                 self._commit(batch)
             except BaseException as exc:  # noqa: BLE001 - whatever happened, no caller may wait forever
-                batch.error = f"cannot write audit log `{self._store.path}`: {exc}"
+                batch.error = self._write_error(exc)
             finally:
                 with self._cv:
                     self._busy = False
@@ -276,7 +279,7 @@ class SQLiteAuditLog:
                 continue
             except sqlite3.Error as exc:
                 self._head = None
-                batch.error = f"cannot write audit log `{self._store.path}`: {exc}"
+                batch.error = self._write_error(exc)
                 return
             if receipts:
                 self._head = (receipts[-1].seq, receipts[-1].hash)
@@ -285,7 +288,7 @@ class SQLiteAuditLog:
             for index, receipt in zip(order, receipts, strict=True):
                 batch.receipts[index] = receipt
             return
-        batch.error = f"cannot write audit log `{self._store.path}`: other writers keep taking the next sequence number"
+        batch.error = self._write_error("other writers keep taking the next sequence number")
 
     @staticmethod
     def _chain(items: list[_Row], seq: int, prev: str) -> tuple[list[tuple[Any, ...]], list[AuditReceipt]]:
