@@ -13,9 +13,9 @@ expression that works directly on the request's dicts, lists, strings and number
 conformance and differential tests compare against.  Values: see :mod:`._values`.
 """
 
-from ._compiler import Budget
 from ._errors import CELCheckError, CELCompileError, CELEvalError, CELSyntaxError
 from ._functions import CelFunction
+from ._namespace import Budget
 from ._program import Limits, Program, compile
 from ._values import CELError, CelType, Duration, Timestamp, UInt
 from .testing import DifferentialReport, random_activations, testing_differential

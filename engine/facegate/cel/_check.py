@@ -15,164 +15,28 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from . import _ast as ast
 from ._errors import CELCheckError
 from ._functions import BUILTINS, CelFunction, compile_regex
-from ._values import TYPE_DENOTATIONS, CELError, CelType, Duration, Timestamp, UInt
-
-
-@dataclass(frozen=True, eq=False)
-class T:
-    """A static type.  ``kind`` is a CEL type name, ``number`` (int or double: JSON
-    Schema's ``number``), ``object`` (a schema object: a map with known fields) or ``dyn``."""
-
-    kind: str
-    elem: T | None = None  # list element
-    key: T | None = None  # map key
-    value: T | None = None  # map value, or an object's undeclared properties (None: closed)
-    fields: Mapping[str, T] | None = None  # object properties
-    bound: int | None = None  # maxItems / maxProperties / literal size
-    enum: frozenset[Any] | None = None
-    where: str = ""  # the dotted path it came from, for messages
-
-    def describe(self) -> str:
-        if self.kind == "list" and self.elem is not None and self.elem.kind != "dyn":
-            return f"list({self.elem.describe()})"
-        if self.kind == "object":
-            return "map"
-        if self.kind == "number":
-            return "double"
-        return self.kind
-
-
-DYN: Final = T("dyn")
-BOOL: Final = T("bool")
-INT: Final = T("int")
-UINT: Final = T("uint")
-DOUBLE: Final = T("double")
-STRING: Final = T("string")
-BYTES: Final = T("bytes")
-NULL: Final = T("null_type")
-TYPE: Final = T("type")
-TIMESTAMP: Final = T("timestamp")
-DURATION: Final = T("duration")
-_NUMERIC: Final = frozenset(["int", "uint", "double", "number"])
-_ORDERED: Final = _NUMERIC | {"string", "bytes", "bool", "timestamp", "duration"}
-_MAPLIKE: Final = frozenset(["map", "object"])
-_SIMPLE: Final = {
-    t.kind: t for t in (BOOL, INT, UINT, DOUBLE, STRING, BYTES, NULL, TYPE, TIMESTAMP, DURATION, DYN)
-}
-_SIMPLE["list"] = T("list", elem=DYN)
-_SIMPLE["map"] = T("map", key=DYN, value=DYN)
-_SIMPLE["number"] = T("number")
-_JSON_TYPES: Final = {
-    "string": STRING,
-    "integer": INT,
-    "number": T("number"),
-    "boolean": BOOL,
-    "null": NULL,
-}
-
-
-def literal_type(value: Any) -> T:
-    kind = {
-        bool: "bool",
-        int: "int",
-        UInt: "uint",
-        float: "double",
-        str: "string",
-        bytes: "bytes",
-        type(None): "null_type",
-        Timestamp: "timestamp",
-        Duration: "duration",
-        CelType: "type",
-    }.get(type(value), "dyn")
-    return _SIMPLE[kind]
-
-
-class SchemaTypes:
-    """Converts the activation's JSON Schema into :class:`T` values."""
-
-    def __init__(self, root: Mapping[str, Any]) -> None:
-        self.root = root
-
-    def convert(self, schema: Any, where: str, depth: int = 0) -> T:
-        if not isinstance(schema, Mapping) or depth > 32:
-            return T("dyn", where=where)
-        ref = schema.get("$ref")
-        if isinstance(ref, str):
-            return self.convert(self._resolve(ref), where, depth + 1)
-        for combinator in ("allOf",):
-            parts = schema.get(combinator)
-            if isinstance(parts, list) and len(parts) == 1:
-                return self.convert(parts[0], where, depth + 1)
-        values = schema.get("enum", [schema["const"]] if "const" in schema else None)
-        if isinstance(values, list) and values:
-            kinds = {literal_type(v).kind for v in values}
-            common = kinds.pop() if len(kinds) == 1 else "dyn"
-            return T(
-                common if common in _SIMPLE else "dyn",
-                enum=frozenset(v for v in values if _hashable(v)),
-                where=where,
-            )
-        kind = schema.get("type")
-        if isinstance(kind, list):  # a union of JSON types: dyn, unless it is just one
-            kind = kind[0] if len(kind) == 1 else None
-        if kind == "object" or (kind is None and "properties" in schema):
-            props = schema.get("properties", {})
-            fields = {
-                name: self.convert(sub, f"{where}.{name}" if where else name, depth + 1)
-                for name, sub in (props.items() if isinstance(props, Mapping) else ())
-            }
-            extra = schema.get("additionalProperties", True)
-            value: T | None
-            if extra is False:
-                value = None
-            elif isinstance(extra, Mapping):
-                value = self.convert(extra, f"{where}.*", depth + 1)
-            else:
-                value = DYN
-            bound = schema.get("maxProperties")
-            if value is None and bound is None:
-                bound = len(fields)
-            return T(
-                "object",
-                fields=fields,
-                value=value,
-                key=STRING,
-                bound=bound if isinstance(bound, int) else None,
-                where=where,
-            )
-        if kind == "array":
-            items = schema.get("items")
-            elem = self.convert(items, f"{where}[]", depth + 1) if isinstance(items, Mapping) else DYN
-            bound = schema.get("maxItems")
-            return T("list", elem=elem, bound=bound if isinstance(bound, int) else None, where=where)
-        if isinstance(kind, str) and kind in _JSON_TYPES:
-            base = _JSON_TYPES[kind]
-            return T(base.kind, where=where)
-        return T("dyn", where=where)
-
-    def _resolve(self, ref: str) -> Any:
-        if not ref.startswith("#"):
-            return None  # remote references are not followed: the type is dyn
-        node: Any = self.root
-        for part in ref[1:].split("/")[1:]:
-            part = part.replace("~1", "/").replace("~0", "~")
-            if not isinstance(node, Mapping) or part not in node:
-                return None
-            node = node[part]
-        return node
-
-
-def _hashable(value: Any) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
+from ._types import (
+    _MAPLIKE,
+    _NUMERIC,
+    _ORDERED,
+    _SIMPLE,
+    BOOL,
+    DURATION,
+    DYN,
+    INT,
+    STRING,
+    TIMESTAMP,
+    TYPE,
+    SchemaTypes,
+    T,
+    literal_type,
+)
+from ._values import TYPE_DENOTATIONS, CELError, CelType
 
 
 @dataclass

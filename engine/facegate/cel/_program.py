@@ -8,9 +8,10 @@ from typing import Any, Final
 
 from . import _parse
 from ._check import Checker
-from ._compiler import Budget, compile_function
+from ._compiler import compile_function
 from ._errors import CELCheckError, CELEvalError
 from ._functions import BUILTINS, CelFunction
+from ._namespace import Budget
 from ._values import CELError
 
 BACKENDS: Final = ("native", "interpreter")
