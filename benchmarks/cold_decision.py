@@ -15,12 +15,10 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
+from _common import PACK, case_requests
 
-ROOT = Path(__file__).resolve().parent.parent
-PACK = ROOT / "policies" / "cn-cac-2023-draft"
 
 
 def _busy(seconds: float) -> None:
@@ -31,12 +29,11 @@ def _busy(seconds: float) -> None:
 
 def main() -> int:
     import facegate
-    from facegate._cases import load_cases
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=25, help="timed decisions per condition")
     args = parser.parse_args()
-    request = next(case["request"] for case, _, _ in load_cases(PACK) if case["id"] == "bank-verifies-customer-with-separate-consent")
+    request = next(r for rid, r in case_requests() if rid == "bank-verifies-customer-with-separate-consent")
     policy = facegate.load_policy(PACK)
     memory = np.random.default_rng(0).random((4000, 4000))  # 128 MB
     before: dict[str, Callable[[], object]] = {

@@ -17,37 +17,16 @@ import functools
 import importlib.util
 import random
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-PACK = ROOT / "policies" / "cn-cac-2023-draft"
+from _common import PACK, Request, case_requests, fmt, load_script, spread
+
 PHOTOS = ("obama.jpg", "obama2.jpg")
 REQUEST = "bank-verifies-customer-with-separate-consent"
-Request = Mapping[str, Any]
-
-
-def _script(name: str) -> ModuleType:
-    """Import ``benchmarks/<name>.py`` under a private module name."""
-    spec = importlib.util.spec_from_file_location(f"facegate_gate_overhead_{name}", Path(__file__).with_name(f"{name}.py"))
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def spread(values: Sequence[float]) -> dict[str, float]:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
-
-
-def _fmt(s: Mapping[str, float], digits: int = 1) -> str:
-    return f"{s['median']:,.{digits}f} ({s['min']:,.{digits}f}–{s['max']:,.{digits}f})"
 
 
 def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 12, block: int = 4, repeats: int = 3, quick: bool = False,
@@ -67,17 +46,16 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 12, block: int = 4,
     import facegate_onnx
 
     import facegate
-    from facegate._cases import load_cases
     import numpy as np
     from facegate import _sandbox
     from facegate.store import SQLiteStore
     from facegate.testing import MemoryAudit
 
-    backends = _script("backends")
+    backends = load_script("backends")
     if not all((backends.FACES / p).exists() for p in photos):
         return {"status": "no photos", "note": f"the photographs are not in `{backends.FACES}` (set FACEGATE_FACES)"}
     image, reference_image = (backends.read(p) for p in photos)
-    request = next(case["request"] for case, _, _ in load_cases(PACK) if case["id"] == REQUEST)
+    request = next(r for rid, r in case_requests() if rid == REQUEST)
     registry = facegate.load_plugins(["onnx"])
     # One recognizer instance for every row: each ONNX Runtime session has its own thread pool,
     # and several sessions on two cores slow each other down, which would be measured as "gate
@@ -119,7 +97,7 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 12, block: int = 4,
             out = call()
             if name in gates and out.status != "executed":
                 raise RuntimeError(f"{name}: the gate did not execute the request ({out.status}: {out.error})")
-        fsync_ms = _script("audit_append").fsync_probe(Path(tmp.name), 20 if quick else 100) * 1000
+        fsync_ms = load_script("audit_append").fsync_probe(Path(tmp.name), 20 if quick else 100) * 1000
         medians: dict[str, list[float]] = {name: [] for name in rows}
         extra: dict[str, list[float]] = {name: [] for name in rows}  # paired: this row minus direct, same round
         decided: dict[str, list[float]] = {name: [] for name in rows}
@@ -151,7 +129,7 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 12, block: int = 4,
             row: dict[str, Any] = {"row": name, "ms": spread(medians[name]), "ratio": spread(ratios), "extra_ms": spread(extra[name]),
                                    "decision_ms": spread(decided[name])}
             result.append(row)
-            print(f"  {name:<45} {_fmt(row['ms'])} ms  × direct {_fmt(row['ratio'], 3)}  "
+            print(f"  {name:<45} {fmt(row['ms'])} ms  × direct {fmt(row['ratio'], 3)}  "
                   f"{row['extra_ms']['median']:+.2f} ms, decision {row['decision_ms']['median']:.2f} ms")
     finally:
         store.close()

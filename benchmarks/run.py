@@ -20,50 +20,37 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import datetime as _dt
-import gc
 import importlib
 import importlib.metadata
 import importlib.util
 import json
 import os
 import platform
-import random
 import re
-import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import BENCH, PACK, ROOT, Request, backend_label, case_requests, fmt, load_script, spread, time_decisions  # noqa: E402
 from report import _ratio, _write_doc  # noqa: E402  (benchmarks/ is not a package)
+from request_set import REQUEST_SCHEMA, perturbed, pick  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "benchmarks"
-PACK = ROOT / "policies" / "cn-cac-2023-draft"
 DOC = ROOT / "docs" / "performance.md"
-REQUEST_SCHEMA = ROOT / "engine" / "facegate" / "schemas" / "request.v1.json"
 COMMAND = ".venv/bin/python benchmarks/run.py"
 LAST_RUN = BENCH / "last-run.json"  # the raw results behind docs/performance.md (`--render` redraws it)
 SECTIONS = ("decisions", "scaling", "gate", "audit", "gallery", "backends", "cel", "validation")
-OPERATIONS = ("detect", "verify", "identify", "enroll", "analyze", "erase")
-if str(BENCH) not in sys.path:
-    sys.path.insert(0, str(BENCH))
-
 import facegate
 from facegate import _compile
 
-Request = Mapping[str, Any]
 Decide = Callable[[Request], tuple[str, list[str]]]
 
 
@@ -141,92 +128,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-# --- the request set --------------------------------------------------------------------------
-
-
-def case_requests() -> list[tuple[str, dict[str, Any]]]:
-    """Every case request of the CAC-2023 pack, in file order: (case id, request)."""
-    from facegate._cases import load_cases
-
-    return [(case["id"], case["request"]) for case, _file, _line in load_cases(PACK)]
-
-
-def pick(requests: Sequence[tuple[str, dict[str, Any]]], n: int | None, effects: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
-    """``n`` requests, half permitted and half denied, evenly spaced through the set, in its order."""
-    if n is None or n >= len(requests):
-        return list(requests)
-    permits = [r for r in requests if effects[r[0]] == "permit"]
-    denies = [r for r in requests if effects[r[0]] != "permit"]
-
-    def spaced(pool: Sequence[tuple[str, dict[str, Any]]], k: int) -> list[str]:
-        return [pool[int(i * len(pool) / k)][0] for i in range(min(k, len(pool)))]
-
-    chosen = set(spaced(permits, n // 2) + spaced(denies, n - n // 2))
-    return [r for r in requests if r[0] in chosen]
-
-
-def _schema_leaves(schema: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Mapping[str, Any]]]:
-    for name, sub in schema.get("properties", {}).items():
-        if name == "$schema":
-            continue
-        path = prefix + (name,)
-        yield path, sub
-        if sub.get("type") == "object":
-            yield from _schema_leaves(sub, path)
-
-
-_SAMPLES: dict[str, list[Any]] = {
-    "jurisdiction": ["CN", "CN-11", "CN-HK", "CN-TW", "US", "HK"],
-    "citation": ["", "PIPL Art. 13(3)"],
-    "age": [0, 13, 14, 15, 42],
-    "stored_persons": [0, 10_000, 10_001],
-    "retention_days": [0, 30, 400],
-    "id": ["x-1"],
-}
-
-
-def _random_value(path: tuple[str, ...], schema: Mapping[str, Any], rng: random.Random) -> Any:
-    if "enum" in schema:
-        return rng.choice(schema["enum"])
-    kind = schema.get("type")
-    if kind == "boolean":
-        return rng.choice([True, False])
-    if kind == "array":
-        items = schema["items"]["enum"]
-        return rng.sample(items, rng.randint(0, min(3, len(items))))
-    if kind == "object":
-        return {}
-    return rng.choice(_SAMPLES.get(path[-1], [0]))
-
-
-def perturbed(requests: Sequence[dict[str, Any]], count: int, seed: int = 2023) -> list[dict[str, Any]]:
-    """Schema-valid copies of ``requests`` with one to three facts removed or changed (seeded)."""
-    import jsonschema_rs
-
-    schema = json.loads(REQUEST_SCHEMA.read_text(encoding="utf-8"))
-    validator = jsonschema_rs.validator_for(schema)
-    leaves = list(_schema_leaves(schema))
-    required = set(schema.get("required", ()))
-    rng = random.Random(seed)
-    out: list[dict[str, Any]] = []
-    for _ in range(count * 20):
-        if len(out) >= count:
-            break
-        request = copy.deepcopy(rng.choice(requests))
-        for _ in range(rng.randint(1, 3)):
-            path, sub = rng.choice(leaves)
-            parent = request
-            for name in path[:-1]:
-                parent = parent.setdefault(name, {})
-            if path[-1] in parent and (len(path) > 1 or path[-1] not in required) and rng.random() < 0.5:
-                del parent[path[-1]]
-            else:
-                parent[path[-1]] = _random_value(path, sub, rng)
-        if validator.is_valid(request):
-            out.append(request)
-    return out
-
-
 # --- engines ----------------------------------------------------------------------------------
 
 
@@ -243,14 +144,6 @@ class Engine:
     memory_kib: float | None = None  # Python heap retained by a loaded policy (tracemalloc; facegate only)
     note: str = ""
     facegate_backend: str | None = None
-
-
-def backend_label(backend: str) -> str:
-    if backend == "interpreter":
-        return "facegate (cel-python interpreter)"
-    if backend in ("native", "compiled"):
-        return "facegate (compiled)"
-    return f"facegate ({backend} backend)"
 
 
 def facegate_engines() -> list[Engine]:
@@ -383,51 +276,6 @@ def print_agreement(title: str, result: Mapping[str, Any], labels: Mapping[str, 
 # --- timing -------------------------------------------------------------------------------------
 
 
-def _percentile(sorted_values: Sequence[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[index]
-
-
-def spread(values: Sequence[float]) -> dict[str, float]:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
-
-
-def time_decisions(call: Callable[[Request], Any], requests: Sequence[Request], effects: Sequence[str],
-                   repeats: int, min_seconds: float) -> dict[str, Any]:
-    """Time each call; each repeat passes over the request set until ``min_seconds`` have gone by."""
-    runs = []
-    for _ in range(repeats):
-        gc.collect()
-        samples: list[int] = []
-        by_effect: dict[str, list[int]] = {"permit": [], "deny": []}
-        started = time.perf_counter()
-        passes = 0
-        while True:
-            for request, effect in zip(requests, effects):
-                t0 = time.perf_counter_ns()
-                call(request)
-                dt = time.perf_counter_ns() - t0
-                samples.append(dt)
-                by_effect[effect].append(dt)
-            passes += 1
-            if time.perf_counter() - started >= min_seconds:
-                break
-        ordered = sorted(samples)
-        mean_us = statistics.fmean(samples) / 1000
-        runs.append({
-            "median_us": statistics.median(ordered) / 1000,
-            "p99_us": _percentile(ordered, 0.99) / 1000,
-            "per_second": 1e6 / mean_us,
-            "permit_median_us": statistics.median(by_effect["permit"]) / 1000 if by_effect["permit"] else float("nan"),
-            "deny_median_us": statistics.median(by_effect["deny"]) / 1000 if by_effect["deny"] else float("nan"),
-            "decisions": len(samples),
-            "passes": passes,
-        })
-    return {name: spread([r[name] for r in runs]) for name in runs[0]}
-
-
 def decisions(settings: Settings) -> dict[str, Any]:
     engines = facegate_engines() + peer_engines()
     labels = {e.key: e.label for e in engines}
@@ -484,10 +332,6 @@ def time_validation(requests: Sequence[Request], settings: Settings) -> dict[str
     return time_decisions(validator.is_valid, requests, ["permit"] * len(requests), settings.repeats, settings.min_seconds / 4)
 
 
-def _fmt(s: Mapping[str, float], digits: int = 1) -> str:
-    return f"{s['median']:,.{digits}f} ({s['min']:,.{digits}f}–{s['max']:,.{digits}f})"
-
-
 def print_decisions(rows: Sequence[Mapping[str, Any]], validation: Mapping[str, Any]) -> None:
     print(f"{'engine':<40}{'median µs':>30}{'p99 µs':>12}{'decisions/s':>14}{'× facegate':>12}{'disagree':>10}")
     for row in rows:
@@ -495,97 +339,22 @@ def print_decisions(rows: Sequence[Mapping[str, Any]], validation: Mapping[str, 
             print(f"{row['label']:<40}{row['status']:>30}")
             continue
         t = row["timing"]
-        print(f"{row['label']:<40}{_fmt(t['median_us']):>30}{t['p99_us']['median']:>12,.1f}"
+        print(f"{row['label']:<40}{fmt(t['median_us']):>30}{t['p99_us']['median']:>12,.1f}"
               f"{t['per_second']['median']:>14,.0f}{_ratio(row['ratio']):>12}{row['disagreements']:>10}")
-    print(f"{'(request validation alone, jsonschema_rs)':<40}{_fmt(validation['median_us'], 2):>30}")
+    print(f"{'(request validation alone, jsonschema_rs)':<40}{fmt(validation['median_us'], 2):>30}")
 
 
-# --- scaling ------------------------------------------------------------------------------------
-
-
-def synthetic_pack(factor: int, dest: Path) -> int:
-    """The pack with ``factor - 1`` copies of every rule (fresh ids), each copy limited to one operation.
-
-    A copy is its rule with ``request.operation == "<op>"`` put first in ``when``, the operation
-    chosen round-robin: it can only apply where its rule applies, so decisions do not change,
-    and the engine's index by operation sees which copies can apply to a request.
-    """
-    import yaml
-
-    shutil.copy(PACK / "pack.yaml", dest / "pack.yaml")
-    (dest / "rules").mkdir()
-    rules: list[dict[str, Any]] = []
-    for path in sorted((PACK / "rules").glob("*.yaml")):
-        shutil.copy(path, dest / "rules" / path.name)
-        rules += (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("rules", [])
-    copies = []
-    for n in range(1, factor):
-        for i, rule in enumerate(rules):
-            twin = copy.deepcopy(rule)
-            twin["id"] = f"{rule['id']}-x{n}"
-            when = twin["when"] if isinstance(twin["when"], list) else [twin["when"]]
-            twin["when"] = [f'request.operation == "{OPERATIONS[(n * len(rules) + i) % len(OPERATIONS)]}"', *when]
-            copies.append(twin)
-    if copies:  # JSON is YAML; one file keeps the write fast
-        text = json.dumps({"format": "facegate/policy/v1", "rules": copies}, ensure_ascii=False)
-        (dest / "rules" / "zz-synthetic.yaml").write_text(text, encoding="utf-8")
-    return len(rules) * factor
+# --- scaling, gate overhead: their own scripts ------------------------------------------------------
 
 
 def scaling(settings: Settings) -> dict[str, Any]:
-    backend = _scaling_backend()
-    everything = case_requests()
-    policy = facegate.load_policy(PACK, backend=backend)
-    effects = {rid: policy.decide(r).effect for rid, r in everything}
-    by_op: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for rid, r in everything:
-        by_op.setdefault(r["operation"], []).append((rid, r))
-    chosen: list[tuple[str, dict[str, Any]]] = []
-    while len(chosen) < settings.scaling_requests and any(by_op.values()):
-        for op in sorted(by_op):
-            if by_op[op] and len(chosen) < settings.scaling_requests:
-                chosen.append(by_op[op].pop(0))
-    requests = [r for _, r in chosen]
-    rows = []
-    for factor in settings.scales:
-        with tempfile.TemporaryDirectory(prefix="facegate-scale-") as tmp:
-            total = synthetic_pack(factor, Path(tmp))
-            started = time.perf_counter()
-            scaled = facegate.load_policy(tmp, backend=backend)
-            load_s = time.perf_counter() - started
-        changed = [rid for rid, r in chosen if scaled.decide(r).effect != effects[rid]]
-        index = getattr(scaled, "_by_operation", None)
-        candidates = statistics.fmean(len(index[r["operation"]]) for r in requests) if index else float("nan")
-        timing = time_decisions(scaled.decide, requests, [effects[rid] for rid, _ in chosen], settings.repeats, settings.min_seconds)
-        rows.append({"factor": factor, "rules": len(scaled.rules), "expected_rules": total, "candidates": candidates,
-                     "load_s": load_s, "timing": timing, "changed_decisions": changed})
-        print(f"  {factor:>4}×  {len(scaled.rules):>5} rules, {candidates:7.1f} can apply per request, "
-              f"median {_fmt(timing['median_us'])} µs, load {load_s:.1f} s" + (f", CHANGED: {changed}" if changed else ""))
-    return {"backend": backend, "label": backend_label(backend), "requests": [rid for rid, _ in chosen], "rows": rows}
-
-
-def _scaling_backend() -> str:
-    compiled = [b for b in _compile.BACKENDS if b != "interpreter"]
-    return compiled[0] if compiled else _compile.DEFAULT_BACKEND
-
-
-# --- gate overhead --------------------------------------------------------------------------------
-
-
-def _load_script(name: str) -> ModuleType:
-    """Import ``benchmarks/<name>.py`` under a private module name."""
-    path = BENCH / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"facegate_benchmarks_{name}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """Decision time as the pack grows: ``benchmarks/scaling.py``."""
+    return load_script("scaling").measure(settings.scales, settings.scaling_requests, settings.repeats, settings.min_seconds)
 
 
 def gate_overhead(settings: Settings) -> dict[str, Any]:
     """``Gate.process`` against the recognizer called directly: ``benchmarks/gate_overhead.py``."""
-    module = _load_script("gate_overhead")
+    module = load_script("gate_overhead")
     return module.measure(settings.gate_photos, rounds=settings.gate_rounds, block=settings.gate_block,
                           repeats=settings.repeats, quick=settings.quick)
 
@@ -594,7 +363,7 @@ def gate_overhead(settings: Settings) -> dict[str, Any]:
 
 
 def audit(settings: Settings) -> dict[str, Any]:
-    module = _load_script("audit_append")
+    module = load_script("audit_append")
     rows = []
     with tempfile.TemporaryDirectory(prefix="facegate-audit-") as tmp:
         directory = Path(tmp)
@@ -611,13 +380,13 @@ def audit(settings: Settings) -> dict[str, Any]:
                        "rate": spread([r["rate"] for r in runs]), "p50_ms": spread([r["p50_ms"] for r in runs]),
                        "p99_ms": spread([r["p99_ms"] for r in runs]), "per_commit": spread([r["per_commit"] for r in runs])}
                 rows.append(row)
-                print(f"  {threads:>3} threads {mode:<6} {_fmt(row['rate'], 0)} appends/s, p50 {_fmt(row['p50_ms'], 2)} ms, "
+                print(f"  {threads:>3} threads {mode:<6} {fmt(row['rate'], 0)} appends/s, p50 {fmt(row['p50_ms'], 2)} ms, "
                       f"{row['per_commit']['median']:.1f} per fsync")
     return {"status": "ok", "fsync_ms": fsync_ms, "rows": rows, "script": "benchmarks/audit_append.py"}
 
 
 def backends(settings: Settings) -> dict[str, Any]:
-    module = _load_script("backends")
+    module = load_script("backends")
     photos = settings.backend_photos or tuple(module.PHOTOS)
     if not all((module.FACES / p).exists() for p in photos):
         return {"status": "no photos", "note": f"the photographs are not in `{module.FACES}` (set FACEGATE_FACES)"}
@@ -640,7 +409,7 @@ def backends(settings: Settings) -> dict[str, Any]:
                "detect_ms": spread([r["detect_ms"] for r in runs]), "embed_ms": spread([r["embed_ms"] for r in runs]),
                "metric": runs[0]["info"].metric, "threshold": runs[0]["info"].threshold, "scores": runs[0]["scores"]}
         rows.append(row)
-        print(f"  {name:<10} detect {_fmt(row['detect_ms'])} ms, embed {_fmt(row['embed_ms'])} ms")
+        print(f"  {name:<10} detect {fmt(row['detect_ms'])} ms, embed {fmt(row['embed_ms'])} ms")
     base = next((r for r in rows if r["backend"] == "onnx" and r["status"] == "ok"), None)
     for row in rows:
         if base and row["status"] == "ok":
@@ -699,7 +468,7 @@ def external(script: str, settings: Settings, timeout: float) -> dict[str, Any]:
     names = [n for n in runs[0] if all(n in r for r in runs)]
     gathered = {n: {k: spread([r[n][k] for r in runs]) for k in runs[0][n]} for n in names}
     for n, metrics in gathered.items():
-        print(f"  {n:<40} " + ", ".join(f"{k} {_fmt(v, 3 if v['median'] < 10 else 1)}" for k, v in metrics.items()))
+        print(f"  {n:<40} " + ", ".join(f"{k} {fmt(v, 3 if v['median'] < 10 else 1)}" for k, v in metrics.items()))
     return {"status": "ok", "script": f"benchmarks/{script}.py", "command": command, "seconds": time.perf_counter() - started,
             "rows": gathered, "output": output}
 
