@@ -67,20 +67,24 @@ _JSON_TYPES: Final = {
 }
 
 
+#: The checker's names for literal values (``_values._TYPE_NAMES`` is the run time's, with lists,
+#: maps and the protobuf names of timestamps and durations).
+_LITERAL_KINDS: Final[dict[type, str]] = {
+    bool: "bool",
+    int: "int",
+    UInt: "uint",
+    float: "double",
+    str: "string",
+    bytes: "bytes",
+    type(None): "null_type",
+    Timestamp: "timestamp",
+    Duration: "duration",
+    CelType: "type",
+}
+
+
 def literal_type(value: Any) -> T:
-    kind = {
-        bool: "bool",
-        int: "int",
-        UInt: "uint",
-        float: "double",
-        str: "string",
-        bytes: "bytes",
-        type(None): "null_type",
-        Timestamp: "timestamp",
-        Duration: "duration",
-        CelType: "type",
-    }.get(type(value), "dyn")
-    return _SIMPLE[kind]
+    return _SIMPLE[_LITERAL_KINDS.get(type(value), "dyn")]
 
 
 class SchemaTypes:
