@@ -1,27 +1,43 @@
-"""Decide phase: rule outcomes -> one decision.  The combining rule is the table below.
+"""Decide phase: the whole decision procedure, in one place.
+
+A request is validated; a pack outside its validity denies everything; then every rule's
+``when`` and ``unless`` values give the rule an outcome, and each outcome counts toward the
+decision by this table (``COUNTS``, for the ``enforce`` mode; docs/decisions.md is the same table):
 
 =================  ===========================  =====================================
-effect             condition value              counts as
+effect             rule outcome                 counts as
 =================  ===========================  =====================================
-forbid             when true, unless not true   applies -> deny (forbid overrides permit)
-forbid             when/unless errors           applies -> deny (fail closed), error listed
-permit             when true, unless not true   applies (a permit needs at least one)
-permit             errors                       does not apply, error listed
-obligation         when true, unless not true   its obligations attach to a permit
-obligation         errors                       obligations attach anyway (duty kept), error listed
-advice             applies                      a warning; never blocks
+forbid             when true, unless not true   ``deny`` (forbid overrides permit)
+forbid             when/unless errors           ``deny`` (fail closed), error listed
+permit             when true, unless not true   ``permit`` (a permit needs at least one)
+permit             errors                       ``none`` (does not apply), error listed
+obligation         when true, unless not true   ``attach``: its obligations attach to a permit
+obligation         errors                       ``attach`` anyway (duty kept), error listed
+advice             applies or errors            ``warn``: a warning; never blocks
 =================  ===========================  =====================================
 
-Mode ``warn``: an applying forbid (or an erroring rule) becomes a warning and never blocks.
-Mode ``audit``: evaluated and recorded in ``rules`` only.  A rule outside its validity window
-is ``skipped``.  With no applicable permit the decision is deny (default deny).
+Mode ``warn``: what would deny, permit or attach becomes a warning and never blocks.  Mode
+``audit``: evaluated and recorded in ``rules`` only.  A rule outside its validity window is
+``skipped``.  With no applicable permit the decision is deny (default deny).
+
+How the values are computed does not change them: on the native backend each operation's rules
+are one generated function (:mod:`facegate.cel._shared`: the rules that cannot apply to the
+operation folded away, every shared sub-expression -- a pack variable, a ``has()`` guard --
+evaluated at most once per decision); on the interpreter backend, with ``explain=True`` and for
+rules with a validity window, each condition item is evaluated on its own.  Both feed
+:func:`outcome` and the one combining loop below.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import datetime as _dt
+import threading
+import time
+from typing import Any, Callable, Iterable, Mapping
 
+from . import _compile
 from ._compile import EvalError
+from ._decision import Decision, RuleOutcomes, Trace
 
 APPLIED, NOT_APPLICABLE, ERROR, SKIPPED = "applied", "not_applicable", "error", "skipped"
 
@@ -36,10 +52,41 @@ TABLE: dict[tuple[str, str], str] = {
     ("advice", APPLIED): "warn",
     ("advice", ERROR): "warn",
 }
+MODES = ("enforce", "warn", "audit")
+
+
+def counts(effect: str, mode: str, outcome: str) -> str:
+    """What a rule outcome counts as in its mode: the table, then ``warn`` and ``audit`` mode."""
+    counted = TABLE[(effect, outcome)]
+    if mode == "audit":
+        return "record"
+    if mode == "warn" and counted in ("deny", "attach", "permit"):
+        return "warn"
+    return counted
+
+
+#: The table for every effect, mode and outcome, looked up once per rule at load time.
+COUNTS: dict[tuple[str, str, str], str] = {
+    (effect, mode, outcome): counts(effect, mode, outcome) for (effect, outcome) in TABLE for mode in MODES
+}
+
+
+def outcome(when: Any, unless: Any) -> tuple[str, str | None]:
+    """A rule's outcome from the value of its ``when`` conjunction and of its ``unless``
+    conjunction (``None``: no exceptions, or not evaluated because ``when`` is not true)."""
+    if when is False:
+        return NOT_APPLICABLE, None
+    if when is not True:
+        return ERROR, _error_text(when)
+    if unless is None or unless is False:
+        return APPLIED, None
+    if unless is True:
+        return NOT_APPLICABLE, None
+    return ERROR, "exception (`unless`) could not be evaluated: " + _error_text(unless)
 
 
 def condition_outcome(when_values: Iterable[Any], unless_values: Iterable[Any]) -> tuple[str, str | None]:
-    """Combine the values of a rule's conditions into one rule outcome (and the first error).
+    """The outcome from the values of each condition item (the explained path).
 
     ``when`` items are a conjunction: any ``false`` makes the rule not applicable even if another
     item errored (CEL's ``&&`` absorbs errors the same way).  ``unless`` items are a conjunction
@@ -72,6 +119,11 @@ def condition_outcome(when_values: Iterable[Any], unless_values: Iterable[Any]) 
     return NOT_APPLICABLE, None
 
 
+def _error_text(value: Any) -> str:
+    message = getattr(value, "message", None)
+    return message if isinstance(message, str) else f"condition returned `{type(value).__name__}`, not a bool"
+
+
 def merge_obligations(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Merge typed obligations: one per type; ``retention_max_days`` keeps the strictest."""
     merged: dict[str, dict[str, Any]] = {}
@@ -87,3 +139,234 @@ def merge_obligations(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             merged[kind] = {**ob, "sources": list(ob.get("sources", []))}
     return [merged[k] for k in sorted(merged)]
+
+
+class Procedure:
+    """One pack's rules made ready to decide: built once, shared by every decision (and thread)."""
+
+    def __init__(self, policy: Any, violations: Callable[[Any], list[dict[str, str]]]) -> None:
+        pack = policy.pack
+        self.policy = policy
+        self.violations = violations
+        self.rules = pack.rules
+        self.params = pack.parameters
+        self.ident = {"id": policy.id, "version": policy.version, "revision": policy.revision}
+        self.ids = tuple(r.id for r in pack.rules)
+        self.template = dict.fromkeys(self.ids, NOT_APPLICABLE)
+        # per rule index: its reference (message and provenance) and obligations, built now
+        self.refs = tuple(_ref(r) for r in pack.rules)
+        self.sourced = tuple(tuple({**ob, "sources": [{"rule": r.id, "provision": r.provision}]} for ob in r.obligations) for r in pack.rules)
+        self.on_applied = tuple(COUNTS[(r.effect, r.mode, APPLIED)] for r in pack.rules)
+        self.on_error = tuple(COUNTS[(r.effect, r.mode, ERROR)] for r in pack.rules)
+        self.windowed = tuple(i for i, r in enumerate(pack.rules) if r.valid_from or r.valid_until)
+        self.valid = (pack.meta.get("valid_from"), pack.meta.get("valid_until"))
+        self.dated = bool(self.windowed) or self.valid != (None, None)
+        self.compiled = pack.backend == _compile.DEFAULT_BACKEND and getattr(pack, "functions", None) is not None
+        self._sets: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._day: tuple[float, float, str] = (0.0, 0.0, "")
+
+    # -- the procedure ---------------------------------------------------------------
+
+    def decide(self, request: Any, explain: bool, at: _dt.datetime | None) -> Decision:
+        started = time.perf_counter()
+        trace = Trace(self.policy, None, None, at, time.time())
+        violations = self.violations(request)
+        if violations:
+            return self.finish("deny", "invalid_request", started, trace, violations=tuple(violations))
+        day = self.today(trace) if self.dated else ""
+        if self.dated and not self.in_force(day):
+            return self.finish("deny", "policy_not_in_force", started, trace)
+        activation = trace.activation = {"params": self.params, "request": request}
+        budget = _compile.new_budget()
+        explanation: dict[str, Any] | None = None
+        if explain or not self.compiled:
+            explanation = {} if explain else None
+            results = self.each_item(range(len(self.rules)), activation, budget, day, explanation)
+        else:
+            results = self.rule_set(request["operation"])(activation, budget)
+            if self.windowed:
+                results = self.with_windows(results, activation, budget, day)
+        outcomes: dict[str, str] = {}
+        deny: list[dict[str, Any]] = []
+        permits: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        warnings: list[dict[str, Any]] = []
+        obligations: list[dict[str, Any]] = []
+        ids, rules, on_applied, on_error = self.ids, self.rules, self.on_applied, self.on_error
+        for index, when, unless in results:
+            if when is SKIPPED:
+                outcomes[ids[index]] = SKIPPED
+                continue
+            result, error = outcome(when, unless)
+            if result is NOT_APPLICABLE:
+                continue
+            outcomes[ids[index]] = result
+            if result is ERROR:
+                rule = rules[index]
+                errors.append({"rule": rule.id, "provision": rule.provision, "mode": rule.mode, "error": error})
+                counted = on_error[index]
+            else:
+                counted = on_applied[index]
+            if counted == "deny":
+                deny.append(self.refer(index, activation, budget))
+            elif counted == "permit":
+                permits.append(self.refer(index, activation, budget))
+                obligations.extend(self.sourced[index])
+            elif counted == "attach":
+                obligations.extend(self.sourced[index])
+            elif counted == "warn":
+                warnings.append(self.refer(index, activation, budget))
+        trace.outcomes = outcomes
+        if explanation is not None:
+            explanation = {"rules": explanation}
+        if deny or not permits:
+            return self.finish("deny", "forbidden" if deny else "no_permit", started, trace, determining=tuple(deny),
+                               errors=tuple(errors), warnings=tuple(warnings), explanation=self.blocked(explanation, outcomes))
+        return self.finish("permit", "permitted", started, trace, determining=tuple(permits), errors=tuple(errors),
+                           warnings=tuple(warnings), obligations=tuple(merge_obligations(obligations)), explanation=explanation)
+
+    def finish(self, effect: str, reason: str, started: float, trace: Trace, *, determining: tuple[dict[str, Any], ...] = (),
+               errors: tuple[dict[str, Any], ...] = (), warnings: tuple[dict[str, Any], ...] = (),
+               obligations: tuple[dict[str, Any], ...] = (), violations: tuple[dict[str, str], ...] = (),
+               explanation: dict[str, Any] | None = None) -> Decision:
+        return Decision._make(
+            effect=effect, reason=reason, determining=determining, errors=errors, warnings=warnings,
+            obligations=obligations, violations=violations, policy=self.ident, explanation=explanation,
+            _trace=trace, _outcomes=RuleOutcomes(trace.outcomes or {}, self.ids, self.template),
+            duration_us=(time.perf_counter() - started) * 1e6,
+        )
+
+    def refer(self, index: int, activation: Any, budget: Any) -> dict[str, Any]:
+        """The rule's reference for a decision, with its message detail evaluated if it has one."""
+        ref = {**self.refs[index]}
+        expr = self.rules[index].message_expr
+        if expr is not None:
+            value = expr.program.run(activation, budget)
+            if isinstance(value, str):
+                ref["message"] = {**ref["message"], "detail": value}
+        return ref
+
+    # -- when: the validity windows ------------------------------------------------------
+
+    def today(self, trace: Trace) -> str:
+        if trace.at is not None:
+            return trace.at.date().isoformat()
+        start, end, day = self._day
+        if not start <= trace.clock < end:
+            midnight = _dt.datetime.fromtimestamp(trace.clock, _dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+            start = midnight.timestamp()
+            day = midnight.date().isoformat()
+            self._day = (start, start + 86400.0, day)  # one tuple: threads see an old day or the new one
+        return day
+
+    def in_force(self, day: str) -> bool:
+        start, end = self.valid
+        return (start is None or day >= start) and (end is None or day <= end)
+
+    def skipped(self, index: int, day: str) -> bool:
+        rule = self.rules[index]
+        return bool((rule.valid_from and day < rule.valid_from) or (rule.valid_until and day > rule.valid_until))
+
+    # -- the values: compiled per operation, or item by item ---------------------------------
+
+    def rule_set(self, operation: str) -> Callable[[Any, Any], list[tuple[int, Any, Any]]]:
+        """The generated function of the operation's rules (compiled on first use, then kept)."""
+        found = self._sets.get(operation)
+        if found is None:
+            with self._lock:
+                found = self._sets.get(operation)
+                if found is None:
+                    found = self._sets[operation] = self.compile(operation).run
+        return found  # type: ignore[no-any-return]
+
+    def compile(self, operation: str) -> Any:
+        from .cel._shared import Side, compile_rule_set
+
+        def side(conditions: tuple[Any, ...]) -> Side | None:
+            programs = [c.program.program for c in conditions]
+            return Side(tuple(p.tree for p in programs), tuple(p.checked for p in programs)) if programs else None
+
+        windowed = set(self.windowed)
+        rules = [(side(r.when), side(r.unless)) if i not in windowed else (_never(), None) for i, r in enumerate(self.rules)]
+        return compile_rule_set(rules, self.policy.pack.functions, {("request", "operation"): operation})  # type: ignore[arg-type]
+
+    def with_windows(self, results: list[tuple[int, Any, Any]], activation: Any, budget: Any, day: str) -> list[tuple[int, Any, Any]]:
+        """Rules with a validity window are left out of the generated functions: decided here."""
+        extra = self.each_item(self.windowed, activation, budget, day, None)
+        return sorted([*results, *extra], key=lambda r: r[0])
+
+    def each_item(self, indices: Iterable[int], activation: Any, budget: Any, day: str,
+                  explanation: dict[str, Any] | None) -> list[tuple[int, Any, Any]]:
+        """Every condition item of the given rules evaluated on its own (``(index, when, unless)``
+        with the items' conjunction values; ``SKIPPED`` for a rule outside its window)."""
+        out: list[tuple[int, Any, Any]] = []
+        for index in indices:
+            rule = self.rules[index]
+            if (rule.valid_from or rule.valid_until) and self.skipped(index, day):
+                out.append((index, SKIPPED, None))
+                continue
+            when_vals = [c.program.run(activation, budget) for c in rule.when]
+            unless_vals = [c.program.run(activation, budget) for c in rule.unless]
+            result, error = condition_outcome(when_vals, unless_vals)
+            if explanation is not None:
+                explanation[rule.id] = _explain_rule(rule, when_vals, unless_vals, result)
+            out.append((index, *_as_values(result, error)))
+        return out
+
+    def blocked(self, explanation: dict[str, Any] | None, outcomes: Mapping[str, str]) -> dict[str, Any] | None:
+        """For a deny: which unmet conditions kept each permit rule from applying."""
+        if explanation is None:
+            return None
+        found = []
+        for rule in self.rules:
+            if rule.effect != "permit" or outcomes.get(rule.id) == APPLIED:
+                continue
+            entry = explanation["rules"][rule.id]
+            unmet = [w["condition"] for w in entry["when"] if w["value"] is not True]
+            lifted = [u["condition"] for u in entry["unless"] if u["value"] is True]
+            found.append({"rule": rule.id, "provision": rule.provision, "outcome": outcomes.get(rule.id, NOT_APPLICABLE),
+                          "unmet": unmet, "excepted_by": lifted})
+        return {**explanation, "blocked_permits": found}
+
+
+def _never() -> Any:
+    """A ``when`` side that is ``false``: its rule is decided elsewhere (see ``with_windows``)."""
+    from .cel import _ast
+    from .cel._check import Checked
+    from .cel._shared import Side
+
+    return Side((_ast.Lit(False, 0, 0),), (Checked(),))
+
+
+def _as_values(result: str, error: str | None) -> tuple[Any, Any]:
+    """Conjunction values that :func:`outcome` maps back to ``result`` and ``error``."""
+    if result == APPLIED:
+        return True, None
+    if result == NOT_APPLICABLE:
+        return False, None
+    return EvalError(error or ""), None
+
+
+def _ref(rule: Any) -> dict[str, Any]:
+    return {
+        "rule": rule.id,
+        "provision": rule.provision,
+        "article": rule.article,
+        "article_verified": rule.article_verified,
+        "message": {"en": rule.message_en, "zh": rule.message_zh},
+    }
+
+
+def _show(value: Any) -> Any:
+    return {"error": value.message} if isinstance(value, EvalError) else value
+
+
+def _explain_rule(rule: Any, when_vals: list[Any], unless_vals: list[Any], result: str) -> dict[str, Any]:
+    return {
+        "effect": rule.effect,
+        "mode": rule.mode,
+        "outcome": result,
+        "when": [{"condition": c.text, "value": _show(v)} for c, v in zip(rule.when, when_vals, strict=True)],
+        "unless": [{"condition": c.text, "value": _show(v)} for c, v in zip(rule.unless, unless_vals, strict=True)],
+    }

@@ -45,8 +45,6 @@ class Rule:
     message_en: str
     message_zh: str
     message_expr: Condition | None
-    when_all: Any  # the ``when`` items joined with CEL's ``&&``: one program for the fast path
-    unless_all: Any  # likewise for ``unless``; None without exceptions
     obligations: tuple[dict[str, Any], ...]
     valid_from: str | None
     valid_until: str | None
@@ -85,6 +83,7 @@ class Pack:
     provisions: tuple[Provision, ...]
     revision: str
     backend: str
+    functions: Mapping[str, Any] = field(default_factory=dict, repr=False)  # the CEL functions conditions may call
 
 
 _VAR_REF = re.compile(r"\bvariables\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -215,6 +214,7 @@ class _Loader:
             provisions=provisions,
             revision=_revision(docs),
             backend=self.backend,
+            functions=self.functions,
         )
 
     def condition(
@@ -247,14 +247,6 @@ class _Loader:
             self.problems.append(Problem(doc.path, line, col, ptr, f"{what}: {exc.message}{where}"))
             return None
         return Condition(text, expanded, program, (doc.path, line, col))
-
-    def conjunction(self, conditions: tuple[Condition, ...]) -> Any:
-        """One program equal to the items joined with ``&&`` (CEL's ``&&`` absorbs errors exactly
-        as :func:`facegate._decide.condition_outcome` combines items), returning its ``run``."""
-        if len(conditions) == 1:
-            return conditions[0].program.program.run
-        text = " && ".join(f"({c.expanded})" for c in conditions)
-        return _compile.compile_expression(text, schema=self._schema, backend=self.backend, functions=self.functions).program.run
 
     def _activation_schema(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -297,8 +289,6 @@ class _Loader:
             self.problems.append(doc.problem(ptr + "/valid_until", f"rule `{rid}`: `valid_until` {vu} is before `valid_from` {vf}"))
         if when is None or unless is None:
             return None
-        when_all = self.conjunction(when)
-        unless_all = self.conjunction(unless) if unless else None
         line, _ = doc.locate(ptr)
         return Rule(
             id=rid,
@@ -313,8 +303,6 @@ class _Loader:
             message_en=msg["en"],
             message_zh=msg["zh"],
             message_expr=message_expr,
-            when_all=when_all,
-            unless_all=unless_all,
             obligations=obligations,
             valid_from=vf,
             valid_until=vu,

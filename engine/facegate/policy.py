@@ -3,110 +3,18 @@
 from __future__ import annotations
 
 import datetime as _dt
-import os
-import re
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import jsonschema_rs
 
 from . import _compile, _decide, _schema
-from ._compile import EvalError
+from ._decision import Decision, RuleOutcomes
 from ._pack import Pack, Rule, load_pack
 
+__all__ = ["Decision", "Policy", "RuleOutcomes", "load_policy"]
+
 _REQUEST_VALIDATOR = jsonschema_rs.validator_for(_schema.load_schema("request.v1.json"))
-
-
-class RuleOutcomes(Mapping[str, str]):
-    """Every rule's outcome; rules the operation index ruled out read as ``not_applicable``.
-
-    Only the rules a decision evaluated are stored, so its cost follows the rules that can
-    apply to the request, not the size of the pack.
-    """
-
-    __slots__ = ("_evaluated", "_ids", "_known")
-
-    def __init__(self, evaluated: dict[str, str], ids: tuple[str, ...], known: frozenset[str]) -> None:
-        self._evaluated = evaluated
-        self._ids = ids
-        self._known = known
-
-    def __getitem__(self, rule_id: str) -> str:
-        found = self._evaluated.get(rule_id)
-        if found is not None:
-            return found
-        if rule_id in self._known:
-            return _decide.NOT_APPLICABLE
-        raise KeyError(rule_id)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._ids)
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def __repr__(self) -> str:
-        return f"RuleOutcomes({dict(self)!r})"
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The answer for one request.  ``effect`` is ``"permit"`` or ``"deny"``."""
-
-    effect: str
-    reason: str
-    determining: tuple[dict[str, Any], ...]
-    errors: tuple[dict[str, Any], ...]
-    warnings: tuple[dict[str, Any], ...]
-    obligations: tuple[dict[str, Any], ...]
-    violations: tuple[dict[str, str], ...]
-    policy: dict[str, str]
-    decision_id: str
-    evaluated_at: str
-    duration_us: float
-    rules: Mapping[str, str] = field(repr=False)
-    explanation: dict[str, Any] | None = field(default=None, repr=False)
-
-    @property
-    def permitted(self) -> bool:
-        return self.effect == "permit"
-
-    @classmethod
-    def _make(cls, **fields: Any) -> Decision:
-        """Build without the frozen dataclass's per-field ``object.__setattr__`` (the hot path)."""
-        obj = object.__new__(cls)
-        obj.__dict__.update(fields)
-        return obj
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "decision": self.effect,
-            "reason": self.reason,
-            "determining": [{**d, "message": dict(d["message"])} for d in self.determining],
-            "errors": [dict(e) for e in self.errors],
-            "warnings": [{**w, "message": dict(w["message"])} for w in self.warnings],
-            "obligations": [{**o, "sources": [dict(s) for s in o.get("sources", ())]} for o in self.obligations],
-            "violations": [dict(v) for v in self.violations],
-            "policy": dict(self.policy),
-            "decision_id": self.decision_id,
-            "evaluated_at": self.evaluated_at,
-            "rules": dict(self.rules),
-        }
-        if self.explanation is not None:
-            out["explanation"] = self.explanation
-        return out
-
-
-def _ref(rule: Rule) -> dict[str, Any]:
-    return {
-        "rule": rule.id,
-        "provision": rule.provision,
-        "article": rule.article,
-        "article_verified": rule.article_verified,
-        "message": {"en": rule.message_en, "zh": rule.message_zh},
-    }
 
 
 class Policy:
@@ -117,14 +25,8 @@ class Policy:
         self.id: str = pack.meta["id"]
         self.version: str = pack.meta["version"]
         self.revision: str = pack.revision
-        self._ident = {"id": self.id, "version": self.version, "revision": self.revision}
-        self._activation = _compile.activation_factory({"params": pack.parameters}, pack.backend)
         self._rules = pack.rules
-        self._by_operation = _index_by_operation(pack.rules)
-        self._rule_ids = tuple(r.id for r in pack.rules)
-        self._rule_id_set = frozenset(self._rule_ids)
-        self._refs = {r.id: _ref(r) for r in pack.rules}
-        self._sourced = {r.id: _sourced(r) for r in pack.rules}
+        self._procedure = _decide.Procedure(self, _violations)
 
     def __repr__(self) -> str:
         return f"<Policy {self.id} {self.version} {len(self._rules)} rules>"
@@ -139,231 +41,11 @@ class Policy:
         return (start is None or day >= start) and (end is None or day <= end)
 
     def decide(self, request: Mapping[str, Any], *, explain: bool = False, at: _dt.datetime | None = None) -> Decision:
-        """Decide one request.  Never raises for a bad request: it is denied with the reasons."""
-        started = time.perf_counter()
-        now = at or _dt.datetime.now(_dt.timezone.utc)
-        day = now.date().isoformat()
-        violations = _violations(request)
-        if violations:
-            return self._finish("deny", "invalid_request", started, now, violations=violations)
-        if not self.in_force(day):
-            return self._finish("deny", "policy_not_in_force", started, now)
-        activation = self._activation(request)
-        budget = _compile.new_budget()
-        outcomes: dict[str, str] = {}
-        determining_deny: list[dict[str, Any]] = []
-        permits: list[dict[str, Any]] = []
-        errors: list[dict[str, Any]] = []
-        warnings: list[dict[str, Any]] = []
-        obligations: list[dict[str, Any]] = []
-        explanation: dict[str, Any] | None = {} if explain else None
-        if explain:
-            evaluated = self._explained(activation, budget, day, outcomes, explanation)
-        else:
-            candidates = self._by_operation.get(request["operation"], self._rules)
-            evaluated = _fast(candidates, activation, budget, day, outcomes)
-        for rule, outcome, err in evaluated:
-            if outcome == _decide.ERROR:
-                errors.append({"rule": rule.id, "provision": rule.provision, "mode": rule.mode, "error": err})
-            if rule.mode == "audit":
-                continue
-            counts = _decide.TABLE[(rule.effect, outcome)]
-            if rule.mode == "warn" and counts in ("deny", "attach", "permit", "none"):
-                if counts != "none":
-                    warnings.append(self._refer(rule, activation, budget))
-                continue
-            if counts == "deny":
-                determining_deny.append(self._refer(rule, activation, budget))
-            elif counts == "permit":
-                permits.append(self._refer(rule, activation, budget))
-                obligations.extend(self._sourced[rule.id])
-            elif counts == "attach":
-                obligations.extend(self._sourced[rule.id])
-            elif counts == "warn":
-                warnings.append(self._refer(rule, activation, budget))
-        if explanation is not None:
-            explanation = {"rules": explanation}
-        if determining_deny:
-            return self._finish("deny", "forbidden", started, now, determining=determining_deny, errors=errors, warnings=warnings, rules=outcomes, explanation=_blocked(explanation, self._rules, outcomes))
-        if not permits:
-            return self._finish("deny", "no_permit", started, now, errors=errors, warnings=warnings, rules=outcomes, explanation=_blocked(explanation, self._rules, outcomes))
-        return self._finish(
-            "permit", "permitted", started, now, determining=permits, errors=errors, warnings=warnings,
-            obligations=_decide.merge_obligations(obligations), rules=outcomes, explanation=explanation,
-        )
+        """Decide one request.  Never raises for a bad request: it is denied with the reasons.
 
-    def _explained(self, activation: Any, budget: Any, day: str, outcomes: dict[str, str],
-                   explanation: dict[str, Any] | None) -> list[tuple[Rule, str, str | None]]:
-        """Every rule, every condition item evaluated and kept for the explanation."""
-        assert explanation is not None
-        out = []
-        for rule in self._rules:
-            if (rule.valid_from and day < rule.valid_from) or (rule.valid_until and day > rule.valid_until):
-                outcomes[rule.id] = _decide.SKIPPED
-                continue
-            when_vals = [c.program.run(activation, budget) for c in rule.when]
-            unless_vals = [c.program.run(activation, budget) for c in rule.unless]
-            outcome, err = _decide.condition_outcome(when_vals, unless_vals)
-            outcomes[rule.id] = outcome
-            explanation[rule.id] = _explain_rule(rule, when_vals, unless_vals, outcome)
-            if outcome != _decide.NOT_APPLICABLE:
-                out.append((rule, outcome, err))
-        return out
-
-    def _refer(self, rule: Rule, activation: Any, budget: Any) -> dict[str, Any]:
-        """The rule's reference for a decision, with its message detail evaluated if it has one."""
-        ref = dict(self._refs[rule.id])
-        if rule.message_expr is not None:
-            value = rule.message_expr.program.run(activation, budget)
-            if isinstance(value, str):
-                ref["message"] = {**ref["message"], "detail": value}
-        return ref
-
-    def _finish(self, effect: str, reason: str, started: float, now: _dt.datetime, *, determining: list[dict[str, Any]] | None = None,
-                errors: list[dict[str, Any]] | None = None, warnings: list[dict[str, Any]] | None = None,
-                obligations: list[dict[str, Any]] | None = None, violations: list[dict[str, str]] | None = None,
-                rules: dict[str, str] | None = None, explanation: dict[str, Any] | None = None) -> Decision:
-        return Decision._make(
-            effect=effect,
-            reason=reason,
-            determining=tuple(determining or ()),
-            errors=tuple(errors or ()),
-            warnings=tuple(warnings or ()),
-            obligations=tuple(obligations or ()),
-            violations=tuple(violations or ()),
-            policy=self._ident,
-            decision_id=_new_id(),
-            evaluated_at=now.isoformat(),
-            duration_us=(time.perf_counter() - started) * 1e6,
-            rules=RuleOutcomes(rules or {}, self._rule_ids, self._rule_id_set),
-            explanation=explanation,
-        )
-
-
-_OPERATIONS: tuple[str, ...] = tuple(_schema.load_schema("request.v1.json")["properties"]["operation"]["enum"])
-_OP_EQ = re.compile(r'^\s*request\.operation\s*==\s*"([a-z_]+)"\s*$')
-_OP_NE = re.compile(r'^\s*request\.operation\s*!=\s*"([a-z_]+)"\s*$')
-_OP_IN = re.compile(r'^\s*request\.operation\s+in\s+\[\s*((?:"[a-z_]+"\s*,\s*)*"[a-z_]+")\s*,?\s*\]\s*$')
-
-
-def _operations_of(rule: Rule) -> frozenset[str] | None:
-    """The operations a rule can apply to, when one of its ``when`` items says so plainly.
-
-    Only whole ``when`` items of the form ``request.operation == "x"`` or
-    ``request.operation in ["x", "y"]`` count: such an item is ``false`` for any other (valid)
-    operation, and ``false`` decides a conjunction even when another item errors.
-    """
-    allowed: frozenset[str] | None = None
-    for cond in rule.when:
-        text = _unwrap(cond.expanded)
-        m = _OP_EQ.match(text)
-        ops = frozenset({m.group(1)}) if m else None
-        if ops is None:
-            m = _OP_IN.match(text)
-            ops = frozenset(re.findall(r'"([a-z_]+)"', m.group(1))) if m else None
-        if ops is None:
-            m = _OP_NE.match(text)
-            ops = frozenset(_OPERATIONS) - {m.group(1)} if m else None
-        if ops is not None:
-            allowed = ops if allowed is None else allowed & ops
-    return allowed
-
-
-def _unwrap(text: str) -> str:
-    """Strip parentheses that enclose the whole text (inlined variables are parenthesised)."""
-    text = text.strip()
-    while text.startswith("(") and text.endswith(")"):
-        depth = 0
-        for i, ch in enumerate(text):
-            depth += ch == "("
-            depth -= ch == ")"
-            if depth == 0 and i < len(text) - 1:
-                return text  # the first "(" closes before the end: not one group
-        text = text[1:-1].strip()
-    return text
-
-
-def _index_by_operation(rules: tuple[Rule, ...]) -> dict[str, tuple[Rule, ...]]:
-    """Rules per request operation, so a decision evaluates only those that can apply."""
-    limits = [(rule, _operations_of(rule)) for rule in rules]
-    return {op: tuple(rule for rule, ops in limits if ops is None or op in ops) for op in _OPERATIONS}
-
-
-def _fast(candidates: tuple[Rule, ...], activation: Any, budget: Any, day: str,
-          outcomes: dict[str, str]) -> list[tuple[Rule, str, str | None]]:
-    """The per-request path: one program per rule side, outcomes as in ``_decide.condition_outcome``."""
-    out = []
-    for rule in candidates:
-        if rule.valid_from or rule.valid_until:
-            if (rule.valid_from and day < rule.valid_from) or (rule.valid_until and day > rule.valid_until):
-                outcomes[rule.id] = _decide.SKIPPED
-                continue
-        v = rule.when_all(activation, budget)
-        if v is False:
-            continue
-        if v is True:
-            if rule.unless_all is None:
-                outcome, err = _decide.APPLIED, None
-            else:
-                u = rule.unless_all(activation, budget)
-                if u is True:
-                    continue
-                if u is False:
-                    outcome, err = _decide.APPLIED, None
-                else:
-                    outcome, err = _decide.ERROR, "exception (`unless`) could not be evaluated: " + _error_text(u)
-        else:
-            outcome, err = _decide.ERROR, _error_text(v)
-        outcomes[rule.id] = outcome
-        out.append((rule, outcome, err))
-    return out
-
-
-def _error_text(value: Any) -> str:
-    message = getattr(value, "message", None)
-    return message if isinstance(message, str) else f"condition returned `{type(value).__name__}`, not a bool"
-
-
-def _new_id() -> str:
-    """A random (version 4) UUID string; the same as ``str(uuid.uuid4())``, at half the cost."""
-    b = bytearray(os.urandom(16))
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def _sourced(rule: Rule) -> list[dict[str, Any]]:
-    return [{**ob, "sources": [{"rule": rule.id, "provision": rule.provision}]} for ob in rule.obligations]
-
-
-def _show(value: Any) -> Any:
-    return {"error": value.message} if isinstance(value, EvalError) else value
-
-
-def _explain_rule(rule: Rule, when_vals: list[Any], unless_vals: list[Any], outcome: str) -> dict[str, Any]:
-    return {
-        "effect": rule.effect,
-        "mode": rule.mode,
-        "outcome": outcome,
-        "when": [{"condition": c.text, "value": _show(v)} for c, v in zip(rule.when, when_vals, strict=True)],
-        "unless": [{"condition": c.text, "value": _show(v)} for c, v in zip(rule.unless, unless_vals, strict=True)],
-    }
-
-
-def _blocked(explanation: dict[str, Any] | None, rules: tuple[Rule, ...], outcomes: dict[str, str]) -> dict[str, Any] | None:
-    """For a deny: which unmet conditions kept each permit rule from applying."""
-    if explanation is None:
-        return None
-    blocked = []
-    for rule in rules:
-        if rule.effect != "permit" or outcomes.get(rule.id) == _decide.APPLIED:
-            continue
-        entry = explanation["rules"][rule.id]
-        unmet = [w["condition"] for w in entry["when"] if w["value"] is not True]
-        lifted = [u["condition"] for u in entry["unless"] if u["value"] is True]
-        blocked.append({"rule": rule.id, "provision": rule.provision, "outcome": outcomes.get(rule.id), "unmet": unmet, "excepted_by": lifted})
-    return {**explanation, "blocked_permits": blocked}
+        The procedure is :mod:`facegate._decide`; ``explain=True`` adds every condition's value.
+        """
+        return self._procedure.decide(request, explain, at)
 
 
 def _violations(request: Any) -> list[dict[str, str]]:

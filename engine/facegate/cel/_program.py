@@ -56,11 +56,13 @@ class Program:
     expression reads or tests with ``has()`` (``request.consent.type``);
     ``reference_paths`` and ``presence_paths`` split them, as tuples, into paths whose
     value is read and paths only tested for presence.  ``cost_bound`` is the worst-case
-    steps, or ``None`` when some comprehension has no size bound.
+    steps, or ``None`` when some comprehension has no size bound.  ``tree`` and ``checked``
+    are the checked syntax tree, kept for whole-pack compilation (:mod:`._shared`) and indexing.
     """
 
     __slots__ = (
         "backend",
+        "checked",
         "cost_bound",
         "presence_paths",
         "reference_paths",
@@ -68,6 +70,7 @@ class Program:
         "run",
         "source",
         "text",
+        "tree",
     )
 
     text: str
@@ -78,6 +81,8 @@ class Program:
     cost_bound: int | None
     source: str | None
     run: Callable[..., Any]
+    tree: Any  # the parsed tree (``_ast.Node``), for tools that read the expression's structure
+    checked: Any  # what the checker found (``_check.Checked``), keyed by the tree's nodes
 
     def __init__(self, **fields: Any) -> None:
         for name in self.__slots__:
@@ -159,4 +164,6 @@ def compile(
         cost_bound=checked.cost,
         source=source,
         run=run,
+        tree=tree,
+        checked=checked,
     )

@@ -1,0 +1,340 @@
+"""A rule set compiled into one function: every shared sub-expression evaluated at most once.
+
+A policy pack is many rules, each a conjunction of ``when`` items and of ``unless`` items, and
+the same sub-expressions recur across them: a pack's named variables are pasted into every rule
+that uses them, and ``has(request.place)`` guards a dozen conditions.  Compiled one program per
+rule, each copy is evaluated again.  Here the checked trees of all the rules become one
+generated function, ``run(act, budget) -> [(rule index, when value, unless value), ...]``
+(only the rules whose ``when`` is not ``false``; ``unless`` is evaluated only when ``when`` is
+``true``, else ``None``), in which:
+
+* a sub-expression that occurs more than once (same structure, outside comprehensions) is
+  computed the first time it is needed and read from a per-call memo afterwards; small ones
+  are inlined at each use behind a "not computed yet" test, large ones become helper functions,
+  so the code grows with the distinct sub-expressions, not with the copies;
+* fields with a value known at compile time (``known``: e.g. the request's operation, when one
+  function is compiled per operation) are replaced by that value and the trees folded, so a rule
+  whose ``when`` folds to ``false`` is not in the function at all -- the index, read from the
+  syntax tree rather than from the text.
+
+Sharing assumes what CEL guarantees: evaluation has no side effects, so a sub-expression has one
+value per activation (custom functions must be pure, as CEL functions are).  The evaluation
+budget is charged as each rule's own program would charge it (its call sites up front, one step
+per comprehension iteration), except that a shared comprehension runs, and is charged, once.
+``&&`` and ``||`` keep CEL's commutative error absorption, so folding and sharing never change a
+value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from . import _ast as ast
+from . import _functions as fn
+from ._check import Checked
+from ._compiler import CodeGen
+
+_UNSET: Final = type("_Unset", (), {"__repr__": lambda self: "<unset>"})()
+_INLINE_MAX: Final = 8  # shared sub-expressions of up to this many nodes are inlined at each use
+Key = tuple[Any, ...]
+_NODE: Final = ast.Node.__args__  # type: ignore[attr-defined]
+
+
+@dataclasses.dataclass(frozen=True)
+class Side:
+    """One side of a rule (its ``when`` or ``unless`` items): their checked trees."""
+
+    trees: tuple[ast.Node, ...]
+    checked: tuple[Checked, ...]
+
+    @property
+    def static_calls(self) -> int:
+        return sum(c.static_calls for c in self.checked)
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleSet:
+    """The compiled function, its source, and which rules it can report (the others fold to false)."""
+
+    run: Any
+    source: str
+    kept: tuple[int, ...]
+    shared: int  # sub-expressions computed at most once per call
+
+
+def compile_rule_set(
+    rules: Sequence[tuple[Side, Side | None]],
+    functions: Mapping[str, fn.CelFunction],
+    known: Mapping[tuple[str, ...], str | int | bool] | None = None,
+) -> RuleSet:
+    """One function for ``rules`` (``(when, unless or None)`` each), with ``known`` paths folded."""
+    checked = Checked()
+    for when, unless in rules:
+        for side in (when, unless):
+            for c in side.checked if side is not None else ():
+                checked.chains.update(c.chains)
+                checked.denotations.update(c.denotations)
+                checked.comprehension_calls.update(c.comprehension_calls)
+    folder = _Folder(checked, dict(known or {}))
+    plan: list[tuple[int, ast.Node, int, ast.Node | None, int]] = []
+    for index, (when, unless) in enumerate(rules):
+        when_tree = folder.fold(_conjunction(when.trees))
+        if isinstance(when_tree, ast.Lit) and when_tree.value is False:
+            continue
+        unless_tree = folder.fold(_conjunction(unless.trees)) if unless is not None and unless.trees else None
+        plan.append((index, when_tree, when.static_calls, unless_tree, unless.static_calls if unless else 0))
+    gen = _SharedGen(checked, functions, [t for _, w, _, u, _ in plan for t in (w, u) if t is not None])
+    source = gen.rule_set(plan)
+    namespace = gen.namespace
+    namespace["_UNSET"] = _UNSET
+    exec(compile(source, "<cel rule set>", "exec"), namespace)  # noqa: S102 - our own generated source
+    return RuleSet(namespace["_rules"], source, tuple(i for i, *_ in plan), len(gen.slots))
+
+
+def _conjunction(trees: tuple[ast.Node, ...]) -> ast.Node:
+    if len(trees) == 1:
+        return trees[0]
+    return ast.Logic("&&", trees, trees[0].line, trees[0].column)
+
+
+class _Folder:
+    """Replaces known fields by their values and folds what becomes constant."""
+
+    def __init__(self, checked: Checked, known: dict[tuple[str, ...], Any]) -> None:
+        self.checked = checked
+        self.known = known
+        self.keep: list[ast.Node] = []  # rebuilt nodes' originals stay alive: ids key ``checked``
+
+    def fold(self, node: ast.Node) -> ast.Node:
+        if not self.known:
+            return node
+        return self._fold(node)
+
+    def _fold(self, node: ast.Node) -> ast.Node:
+        if isinstance(node, (ast.Ident, ast.Select)):
+            resolved = self.checked.chains.get(id(node))
+            if resolved is not None and (resolved[0], *resolved[1]) in self.known:
+                return ast.Lit(self.known[(resolved[0], *resolved[1])], node.line, node.column)
+            return node
+        if isinstance(node, ast.Comprehension):
+            return node  # its variables shadow; nothing known inside is worth the care
+        changes: dict[str, Any] = {}
+        for f in dataclasses.fields(node):
+            value = getattr(node, f.name)
+            if isinstance(value, ast.Node.__args__):  # type: ignore[attr-defined]
+                new = self._fold(value)
+                if new is not value:
+                    changes[f.name] = new
+            elif isinstance(value, tuple) and value and isinstance(value[0], ast.Node.__args__):  # type: ignore[attr-defined]
+                items = tuple(self._fold(v) for v in value)
+                if any(a is not b for a, b in zip(items, value, strict=True)):
+                    changes[f.name] = items
+        if changes:
+            self.keep.append(node)
+            node = dataclasses.replace(node, **changes)  # type: ignore[type-var]
+        return self._constant(node)
+
+    @staticmethod
+    def _constant(node: ast.Node) -> ast.Node:
+        lit = ast.Lit
+        if isinstance(node, ast.Binary) and node.op in ("==", "!=", "in") and isinstance(node.left, lit):
+            left = node.left.value
+            if type(left) not in (str, int):
+                return node
+            if node.op == "in" and isinstance(node.right, ast.ListLit) and all(
+                isinstance(i, lit) and type(i.value) is type(left) for i in node.right.items
+            ):
+                return lit(left in [i.value for i in node.right.items], node.line, node.column)  # type: ignore[union-attr]
+            if node.op != "in" and isinstance(node.right, lit) and type(node.right.value) is type(left):
+                return lit((left == node.right.value) == (node.op == "=="), node.line, node.column)
+            return node
+        if isinstance(node, ast.Unary) and node.op == "!" and isinstance(node.operand, lit) and type(node.operand.value) is bool:
+            return lit(not node.operand.value, node.line, node.column)
+        if isinstance(node, ast.Logic):
+            decide = node.op == "||"  # the value that decides the chain
+            rest = []
+            for operand in node.operands:
+                if isinstance(operand, lit) and type(operand.value) is bool:
+                    if operand.value is decide:
+                        return lit(decide, node.line, node.column)
+                    continue  # the neutral value: drop it
+                rest.append(operand)
+            if not rest:
+                return lit(not decide, node.line, node.column)
+            if len(rest) == 1:
+                # ``x && true`` is ``x`` only when x is a bool or an error; keep the chain otherwise
+                return ast.Logic(node.op, (rest[0], lit(not decide, 0, 0)), node.line, node.column) if not _boolish(rest[0]) else rest[0]
+            return ast.Logic(node.op, tuple(rest), node.line, node.column) if len(rest) != len(node.operands) else node
+        if isinstance(node, ast.Cond) and isinstance(node.cond, lit) and type(node.cond.value) is bool:
+            return node.then if node.cond.value else node.otherwise
+        return node
+
+
+def _boolish(node: ast.Node) -> bool:
+    """Nodes whose value is always a bool or an error (so ``&&``/``||`` pass them through)."""
+    if isinstance(node, (ast.Logic, ast.Has)):
+        return True
+    if isinstance(node, ast.Binary):
+        return node.op in ("==", "!=", "<", "<=", ">", ">=", "in")
+    if isinstance(node, ast.Unary):
+        return node.op == "!"
+    if isinstance(node, ast.Comprehension):
+        return node.kind in ("all", "exists", "exists_one")
+    return False
+
+
+def structure(node: ast.Node, keys: dict[int, Key], sizes: dict[int, int]) -> Key:
+    """A key equal for structurally equal trees (positions ignored), recorded for every node."""
+    found = keys.get(id(node))
+    if found is not None:
+        return found
+    parts: list[Any] = [type(node).__name__]
+    size = 1
+    for f in dataclasses.fields(node):
+        if f.name in ("line", "column"):
+            continue
+        value = getattr(node, f.name)
+        if isinstance(value, ast.Node.__args__):  # type: ignore[attr-defined]
+            parts.append(structure(value, keys, sizes))
+            size += sizes[id(value)]
+        elif isinstance(value, tuple):
+            items = []
+            for v in value:
+                if isinstance(v, tuple):  # map entries
+                    items.append(tuple(structure(x, keys, sizes) for x in v))
+                    size += sum(sizes[id(x)] for x in v)
+                else:
+                    items.append(structure(v, keys, sizes))
+                    size += sizes[id(v)]
+            parts.append(tuple(items))
+        elif f.name == "value":
+            parts.append((type(value).__name__, repr(value)))  # 0.0 and -0.0, 1 and True differ
+        else:
+            parts.append(value)
+    key = tuple(parts)
+    keys[id(node)] = key
+    sizes[id(node)] = size
+    return key
+
+
+class _SharedGen(CodeGen):
+    def __init__(self, checked: Checked, functions: Mapping[str, fn.CelFunction], trees: list[ast.Node]) -> None:
+        super().__init__(checked, functions)
+        self.keys: dict[int, Key] = {}
+        self.sizes: dict[int, int] = {}
+        counts: Counter[Key] = Counter()
+        for tree in trees:
+            structure(tree, self.keys, self.sizes)
+            _count(tree, self.keys, counts)
+        # A field path is cheaper to read again than to memoise; the rest is worth sharing.
+        self.shared = {k for k, n in counts.items() if n > 1 and k[0] not in ("Lit", "Ident", "Select")}
+        self.roots = sorted({r[0] for r in checked.chains.values() if r is not None and "." not in r[0]})
+        self.slots: dict[Key, int] = {}
+        self.helper_of: dict[Key, str] = {}
+        self.memo = True  # off inside comprehensions and outlined helpers (they cannot see ``M``)
+
+    def gen(self, node: ast.Node) -> str:
+        key = self.keys.get(id(node))
+        if not self.memo or self.scopes or key is None or key not in self.shared:
+            return super().gen(node)
+        known = self.available[-1]
+        have = known.get(("memo", key))  # type: ignore[arg-type]
+        if have is not None:
+            return have
+        slot = self.slots.setdefault(key, len(self.slots))
+        out = self.tmp("m")
+        self.emit(f"{out} = M[{slot}]")
+        self.emit(f"if {out} is _UNSET:")
+        with self.indented():
+            if self.sizes[id(node)] <= _INLINE_MAX:
+                value = super().gen(node)
+                self.emit(f"{out} = M[{slot}] = {value}")
+            else:
+                self.emit(f"{out} = {self._shared_helper(key, node)}(act, budget, M)")
+        known[("memo", key)] = out  # type: ignore[index]
+        return out
+
+    def _shared_helper(self, key: Key, node: ast.Node) -> str:
+        name = self.helper_of.get(key)
+        if name is None:
+            name = self.helper_of[key] = f"_s{len(self.helper_of)}"
+            slot = self.slots[key]
+            saved = (self.lines, self.depth, self.loops, self.available)
+            self.lines, self.depth, self.loops, self.available = [], 1, 0, [{}]
+            self._load_roots()
+            value = super().gen(node)
+            self.emit(f"M[{slot}] = {value}")
+            self.emit(f"return {value}")
+            self.helpers.append([f"def {name}(act, budget, M):", *self.lines])
+            self.lines, self.depth, self.loops, self.available = saved
+        return name
+
+    def _outline(self, node: ast.Node) -> str:
+        memo, self.memo = self.memo, False
+        try:
+            return super()._outline(node)
+        finally:
+            self.memo = memo
+
+    def rule_set(self, plan: list[tuple[int, ast.Node, int, ast.Node | None, int]]) -> str:
+        self.emit("if budget is None:")
+        self.emit("    budget = _Budget(_UNLIMITED)")
+        head = len(self.lines)
+        self._load_roots()
+        self.emit("out = []")
+        for index, when, when_steps, unless, unless_steps in plan:
+            self.emit(f"# rule {index}")
+            self._side("w", when, when_steps)
+            self.emit("if w is not False:")
+            with self.indented():
+                if unless is None:
+                    self.emit(f"out.append(({index}, w, None))")
+                else:
+                    self.emit("if w is True:")
+                    with self.indented():
+                        self._side("u", unless, unless_steps)
+                    self.emit("else:")
+                    self.emit("    u = None")
+                    self.emit(f"out.append(({index}, w, u))")
+        self.emit("return out")
+        self.lines.insert(head, "    " + f"M = [_UNSET] * {max(len(self.slots), 1)}")
+        main = ["def _rules(act, budget=None):", *self.lines]
+        return "\n".join(line for chunk in (*self.helpers, main) for line in chunk) + "\n"
+
+    def _load_roots(self) -> None:
+        """Read the activation's variables once, up front (the activation is read-only)."""
+        for root in self.roots:
+            out = self.tmp("a")
+            self.emit("try:")
+            self.emit(f"    {out} = act[{root!r}]")
+            self.emit("except Exception:")
+            self.emit(f"    {out} = _variable(act, {root!r})")
+            self.available[-1][(root,)] = out
+
+    def _side(self, name: str, tree: ast.Node, steps: int) -> None:
+        if steps:
+            self.emit(f"budget.steps -= {steps}")
+            self.emit("if budget.steps < 0:")
+            self.emit(f"    {name} = _BUDGET")
+            self.emit("else:")
+            with self.indented():
+                self.emit(f"{name} = {self.gen(tree)}")
+        else:
+            self.emit(f"{name} = {self.gen(tree)}")
+
+
+def _count(node: ast.Node, keys: dict[int, Key], counts: Counter[Key]) -> None:
+    counts[keys[id(node)]] += 1
+    if isinstance(node, ast.Comprehension):
+        return  # shared only as a whole: its body refers to its own variables
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if isinstance(value, ast.Node.__args__):  # type: ignore[attr-defined]
+            _count(value, keys, counts)
+        elif isinstance(value, tuple):
+            for v in value:
+                for x in v if isinstance(v, tuple) else (v,):
+                    _count(x, keys, counts)
