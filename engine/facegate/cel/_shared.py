@@ -38,6 +38,7 @@ from ._check import Checked
 from ._compiler import CodeGen
 
 _UNSET: Final = type("_Unset", (), {"__repr__": lambda self: "<unset>"})()
+_MAX_LEVELS: Final = 6  # nesting of rule groups (each adds an indentation level)
 _INLINE_MAX: Final = 8  # shared sub-expressions of up to this many nodes are inlined at each use
 Key = tuple[Any, ...]
 _NODE: Final = ast.Node.__args__  # type: ignore[attr-defined]
@@ -90,8 +91,13 @@ def compile_rule_set(
     source = gen.rule_set(plan)
     namespace = gen.namespace
     namespace["_UNSET"] = _UNSET
+    namespace["_first"] = _first
     exec(compile(source, "<cel rule set>", "exec"), namespace)  # noqa: S102 - our own generated source
     return RuleSet(namespace["_rules"], source, tuple(i for i, *_ in plan), len(gen.slots))
+
+
+def _first(item: tuple[int, Any, Any]) -> int:
+    return item[0]
 
 
 def _conjunction(trees: tuple[ast.Node, ...]) -> ast.Node:
@@ -285,24 +291,63 @@ class _SharedGen(CodeGen):
         head = len(self.lines)
         self._load_roots()
         self.emit("out = []")
-        for index, when, when_steps, unless, unless_steps in plan:
-            self.emit(f"# rule {index}")
-            self._side("w", when, when_steps)
-            self.emit("if w is not False:")
-            with self.indented():
-                if unless is None:
-                    self.emit(f"out.append(({index}, w, None))")
-                else:
-                    self.emit("if w is True:")
-                    with self.indented():
-                        self._side("u", unless, unless_steps)
-                    self.emit("else:")
-                    self.emit("    u = None")
-                    self.emit(f"out.append(({index}, w, u))")
+        entries = [_Entry(i, w, ws, u, us, _conjuncts(w)) for i, w, ws, u, us in plan]
+        self.reordered = False
+        self._rules(entries, 0)
+        if self.reordered:
+            self.emit("out.sort(key=_first)")
         self.emit("return out")
         self.lines.insert(head, "    " + f"M = [_UNSET] * {max(len(self.slots), 1)}")
         main = ["def _rules(act, budget=None):", *self.lines]
         return "\n".join(line for chunk in (*self.helpers, main) for line in chunk) + "\n"
+
+    def _rules(self, entries: list[_Entry], level: int) -> None:
+        """Rules sharing a ``when`` conjunct are nested under one test of it: when it is false,
+        none of them is looked at (an index on whatever the pack compares, read from the trees)."""
+        while entries:
+            # Only each rule's first untested conjunct is a candidate: conjuncts are tested in the
+            # order written, so a guard (``has(request.place)``) comes before what it guards.
+            tally: Counter[Key] = Counter(self.keys[id(e.rest[0])] for e in entries if e.rest and id(e.rest[0]) in self.keys)
+            best = tally.most_common(1)
+            if level >= _MAX_LEVELS or not best or best[0][1] < 2:
+                for e in entries:
+                    self._rule(e, e.rest)
+                return
+            key = best[0][0]
+            first = [bool(e.rest) and self.keys.get(id(e.rest[0])) == key for e in entries]
+            group = [e for e, hit in zip(entries, first, strict=True) if hit]
+            later = [e for e, hit in zip(entries, first, strict=True) if not hit]
+            if later and min(e.index for e in later) < max(e.index for e in group):
+                self.reordered = True
+            entries = later
+            node = group[0].rest[0]
+            test = self.named(node)
+            self.emit(f"if {test} is True:")
+            with self.indented():
+                self._rules([e.without_first() for e in group], level + 1)
+            # Not a bool (an error): each rule's whole conjunction decides; so does an exhausted
+            # budget, which makes every rule with call sites an error (fail closed) as before.
+            charged = any(e.when_steps for e in group)
+            self.emit(f"elif {test} is not False{' or budget.steps < 0' if charged else ''}:")
+            with self.indented():
+                for e in group:
+                    self._rule(e, _conjuncts(e.when))
+
+    def _rule(self, e: _Entry, conjuncts: list[ast.Node]) -> None:
+        self.emit(f"# rule {e.index}")
+        tree = conjuncts[0] if len(conjuncts) == 1 else ast.Logic("&&", tuple(conjuncts), 0, 0) if conjuncts else ast.Lit(True, 0, 0)
+        self._side("w", tree, e.when_steps)
+        self.emit("if w is not False:")
+        with self.indented():
+            if e.unless is None:
+                self.emit(f"out.append(({e.index}, w, None))")
+            else:
+                self.emit("if w is True:")
+                with self.indented():
+                    self._side("u", e.unless, e.unless_steps)
+                self.emit("else:")
+                self.emit("    u = None")
+                self.emit(f"out.append(({e.index}, w, u))")
 
     def _load_roots(self) -> None:
         """Read the activation's variables once, up front (the activation is read-only)."""
@@ -324,6 +369,26 @@ class _SharedGen(CodeGen):
                 self.emit(f"{name} = {self.gen(tree)}")
         else:
             self.emit(f"{name} = {self.gen(tree)}")
+
+
+@dataclasses.dataclass
+class _Entry:
+    index: int
+    when: ast.Node
+    when_steps: int
+    unless: ast.Node | None
+    unless_steps: int
+    rest: list[ast.Node]  # the ``when`` conjuncts not yet tested by an enclosing group
+
+    def without_first(self) -> _Entry:
+        return dataclasses.replace(self, rest=self.rest[1:])
+
+
+def _conjuncts(node: ast.Node) -> list[ast.Node]:
+    """The operands of a (nested) ``&&`` chain: CEL's ``&&`` is commutative, errors included."""
+    if isinstance(node, ast.Logic) and node.op == "&&":
+        return [c for operand in node.operands for c in _conjuncts(operand)]
+    return [node]
 
 
 def _count(node: ast.Node, keys: dict[int, Key], counts: Counter[Key]) -> None:
