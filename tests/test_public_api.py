@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import facegate
+from fg_paths import EXAMPLE
 
 
 def test_all_is_sorted_and_exported():
@@ -22,6 +23,31 @@ def test_import_loads_no_vision_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_deciding_from_the_command_line_loads_neither_gate_nor_numpy(tmp_path):
+    # `facegate check|decide|test` import only what deciding needs: a subprocess, so nothing
+    # this test session already imported can hide an import.
+    request = tmp_path / "request.json"
+    request.write_text('{"operation": "verify", "purpose": "attendance"}')
+    code = (
+        "import sys\n"
+        "from facegate import cli\n"
+        f"cli.main(['decide', '--policy', {str(EXAMPLE)!r}, '--request', {str(request)!r}])\n"
+        f"cli.main(['check', {str(EXAMPLE)!r}])\n"
+        f"cli.main(['test', {str(EXAMPLE)!r}])\n"
+        "heavy = {'numpy', 'jsonschema', 'celpy', 'sqlite3', 'onnxruntime', 'openvino', 'dlib', 'PIL'}\n"
+        "loaded = {m.split('.')[0] for m in sys.modules} | {m for m in sys.modules if m.startswith('facegate.')}\n"
+        "print(sorted(heavy & loaded), sorted(m for m in loaded if m in ('facegate.gate', 'facegate.store')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out.splitlines()[-1] == "[] []", out
+
+
+def test_gate_is_loaded_on_first_use():
+    code = "import sys, facegate\nassert 'facegate.gate' not in sys.modules\nfacegate.Gate\nprint('facegate.gate' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "True"
 
 
 def test_every_exception_derives_from_facegate_error():

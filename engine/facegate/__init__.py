@@ -6,6 +6,8 @@ operations reach a recognizer.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AuditWriteError,
     ConfigError,
@@ -17,10 +19,12 @@ from .errors import (
     RequestError,
     StoreError,
 )
-from .gate import Gate, Outcome
 from ._plugins import load_registry as load_plugins
 from .hookspecs import hookimpl
 from .policy import Decision, Policy, load_policy
+
+if TYPE_CHECKING:
+    from .gate import Gate, Outcome
 
 __version__ = "0.1.0"
 
@@ -43,3 +47,13 @@ __all__ = [
     "load_plugins",
     "load_policy",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``Gate`` and ``Outcome`` load the gate (and numpy) only when first used, so that deciding
+    -- ``facegate check|decide|test``, or a service that only decides -- starts fast."""
+    if name in ("Gate", "Outcome"):
+        from . import gate
+
+        return getattr(gate, name)
+    raise AttributeError(f"module `facegate` has no attribute `{name}`")

@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-import jsonschema
 import pluggy
 
 from . import hookspecs
@@ -146,6 +145,8 @@ def validate_recognizer_info(info: Any) -> None:
         raise PluginError(f"recognizer `{info.id}`: metric `{info.metric}` must be `cosine` or `euclidean`")
     if not isinstance(info.threshold, (int, float)) or isinstance(info.threshold, bool) or not math.isfinite(info.threshold):
         raise PluginError(f"recognizer `{info.id}`: threshold must be a finite number")
+    import jsonschema  # only a recognizer needs it: deciding alone does not load it
+
     try:
         jsonschema.validators.validator_for(info.config_schema).check_schema(dict(info.config_schema))
     except jsonschema.SchemaError as exc:

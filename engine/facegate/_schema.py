@@ -6,9 +6,12 @@ import difflib
 import json
 from functools import cache
 from importlib import resources
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-import jsonschema
+import jsonschema_rs
+
+if TYPE_CHECKING:
+    import jsonschema
 
 SCHEMA_NAMES = ("policy.v1.json", "request.v1.json", "cases.v1.json", "config.v1.json")
 
@@ -23,7 +26,15 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 @cache
+def fast_validator(name: str) -> Any:
+    """jsonschema-rs: answers "valid?" quickly; :func:`validator` explains what is not."""
+    return jsonschema_rs.validator_for(load_schema(name), validate_formats=True)
+
+
+@cache
 def validator(name: str) -> jsonschema.protocols.Validator:
+    import jsonschema  # the explaining validator: loaded only when something is invalid
+
     schema = load_schema(name)
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
@@ -42,11 +53,18 @@ def _short(value: Any) -> str:
 
 def violations(name: str, instance: Any) -> Iterator[tuple[str, str]]:
     """Yield ``(json_pointer, one-line message)`` for every violation, most specific first."""
+    try:
+        if fast_validator(name).is_valid(instance):
+            return
+    except Exception:  # values json cannot represent: let the explaining validator say so
+        pass
     for error in sorted(validator(name).iter_errors(instance), key=lambda e: list(map(str, e.path))):
         yield from _explain(error)
 
 
 def _explain(error: jsonschema.ValidationError) -> Iterator[tuple[str, str]]:
+    import jsonschema
+
     where = pointer_of(error.absolute_path)
     schema = error.schema if isinstance(error.schema, dict) else {}
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):

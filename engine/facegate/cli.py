@@ -215,7 +215,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.policy, recognizer=args.recognizer, db=args.db, images=args.image)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
+    """Every subcommand; ``core_only``: just those defined here (``check``, ``decide``, ``test``...),
+    so running one of them never imports the store, the gate or numpy."""
     parser = argparse.ArgumentParser(prog="facegate", description="regulation-as-code for face recognition")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("check", help="validate and compile policy packs; print every problem")
@@ -247,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("packs", nargs="+")
     p.add_argument("--out", help="output folder (default: the pack's own folder)")
     p.set_defaults(func=cmd_docs)
-    for register in _EXTENSIONS:
+    for register in () if core_only else _EXTENSIONS:
         register(sub)
     return parser
 
@@ -261,8 +263,13 @@ def _audit_commands(sub: Any) -> None:
 _EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands]
 
 
+#: Subcommands that only load packs and decide: their command line is parsed without the others.
+_LIGHT = ("check", "decide", "test")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(core_only=bool(argv) and argv[0] in _LIGHT)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

@@ -12,9 +12,10 @@ Images are ``numpy.ndarray`` of dtype ``uint8``, shape ``(H, W, 3)`` in **RGB** 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Protocol, runtime_checkable
 
-import numpy as np
+if TYPE_CHECKING:  # images are numpy arrays; deciding alone never needs numpy loaded
+    import numpy as np
 
 #: Operations a request may ask for and a recognizer may declare.
 OPERATIONS = ("detect", "verify", "identify", "enroll", "analyze")

@@ -14,7 +14,8 @@ import threading
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
-import celpy.celparser
+import importlib.util
+
 import lark
 from lark.exceptions import LarkError, UnexpectedInput
 
@@ -73,7 +74,7 @@ def _lark() -> lark.Lark:
     if _parser is None:
         with _parser_lock:
             if _parser is None:
-                grammar = (Path(celpy.celparser.__file__).parent / "cel.lark").read_text()
+                grammar = _grammar_path().read_text()
                 for old, new in _GRAMMAR_PATCHES:
                     if old not in grammar:  # pragma: no cover - guards a cel-python upgrade
                         raise RuntimeError(f"cel-python grammar changed: `{old}` not found")
@@ -83,12 +84,29 @@ def _lark() -> lark.Lark:
                     parser="lalr",
                     start="expr",
                     g_regex_flags=re.MULTILINE,
-                    lexer_callbacks={"IDENT": celpy.celparser.CELParser.ambiguous_literals},
+                    lexer_callbacks={"IDENT": _ambiguous_literals},
                     propagate_positions=True,
                     maybe_placeholders=False,
                     priority="invert",
                 )
     return _parser
+
+
+def _grammar_path() -> Path:
+    """cel-python's grammar file, found without importing cel-python (its import is slow and
+    only the interpreter backend needs it)."""
+    spec = importlib.util.find_spec("celpy")
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover - a dependency
+        raise RuntimeError("cel-python (`celpy`) is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "cel.lark"
+
+
+def _ambiguous_literals(t: lark.Token) -> lark.Token:
+    """``true``/``false`` lex as identifiers; make them literals (cel-python's own
+    ``CELParser.ambiguous_literals``, the same three lines)."""
+    if t.value in ("true", "false"):
+        return lark.Token("BOOL_LIT", t.value)
+    return t
 
 
 def parse_tree(text: str) -> LTree:
