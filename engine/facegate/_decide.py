@@ -35,7 +35,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-from . import _compile
+from . import _compile, _schema
 from ._compile import EvalError
 from ._decision import Decision, RuleOutcomes, Trace
 
@@ -269,6 +269,13 @@ class Procedure:
         return bool((rule.valid_from and day < rule.valid_from) or (rule.valid_until and day > rule.valid_until))
 
     # -- the values: compiled per operation, or item by item ---------------------------------
+
+    def prepare(self) -> None:
+        """Compile every operation's function now (before forking workers, or to time a load)."""
+        if self.compiled:
+            schema = getattr(self.policy.pack, "request_schema", None) or _schema.load_schema("request.v1.json")
+            for operation in schema["properties"]["operation"]["enum"]:
+                self.rule_set(operation)
 
     def rule_set(self, operation: str) -> Callable[[Any, Any], list[tuple[int, Any, Any]]]:
         """The generated function of the operation's rules (compiled on first use, then kept)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import jsonschema_rs
 
@@ -46,6 +46,16 @@ class Policy:
         The procedure is :mod:`facegate._decide`; ``explain=True`` adds every condition's value.
         """
         return self._procedure.decide(request, explain, at)
+
+    def decide_many(self, requests: Iterable[Mapping[str, Any]], *, processes: int = 1) -> list[Decision]:
+        """Decide every request, in order; ``processes > 1`` spreads them over worker processes
+        (:class:`facegate._pool.DecisionPool`; keep a pool open to reuse its workers)."""
+        if processes <= 1:
+            return [self._procedure.decide(r, False, None) for r in requests]
+        from ._pool import DecisionPool
+
+        with DecisionPool(self, processes) as pool:
+            return pool.decide_many(requests)
 
 
 def _violations(request: Any) -> list[dict[str, str]]:

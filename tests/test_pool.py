@@ -1,0 +1,44 @@
+"""Deciding on several processes gives the decisions one process gives, in order."""
+
+from __future__ import annotations
+
+import pickle
+
+import facegate
+from facegate._pool import DecisionPool
+from fg_paths import ROOT
+
+CAC = ROOT / "policies" / "cn-cac-2023-draft"
+
+
+def _requests():
+    from facegate._cases import load_cases  # the pack's own case requests
+
+    return [case["request"] for case, _, _ in load_cases(CAC)]
+
+
+def test_pool_decides_like_one_process_in_order():
+    policy = facegate.load_policy(CAC)
+    requests = _requests() * 3
+    alone = [(d.effect, [x["rule"] for x in d.determining], dict(d.rules)) for d in policy.decide_many(requests)]
+    with DecisionPool(policy, processes=2) as pool:
+        pooled = pool.decide_many(requests, chunksize=16)
+    assert [(d.effect, [x["rule"] for x in d.determining], dict(d.rules)) for d in pooled] == alone
+    assert len({d.decision_id for d in pooled}) == len(requests)
+    assert policy.decide_many(requests[:5], processes=2)[0].effect == alone[0][0]
+
+
+def test_spawned_workers_load_the_same_revision():
+    policy = facegate.load_policy(CAC)
+    requests = _requests()[:10]
+    with DecisionPool(policy, processes=1, start_method="spawn") as pool:
+        pooled = pool.decide_many(requests)
+    assert [d.effect for d in pooled] == [d.effect for d in policy.decide_many(requests)]
+
+
+def test_a_decision_pickles_with_its_id_time_and_outcomes():
+    policy = facegate.load_policy(CAC)
+    d = policy.decide(_requests()[0])
+    copy = pickle.loads(pickle.dumps(d))
+    assert copy.decision_id == d.decision_id and copy.evaluated_at == d.evaluated_at
+    assert dict(copy.rules) == dict(d.rules) and copy.to_dict() == d.to_dict()
