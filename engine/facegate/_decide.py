@@ -162,7 +162,8 @@ class Procedure:
         self.valid = (pack.meta.get("valid_from"), pack.meta.get("valid_until"))
         self.dated = bool(self.windowed) or self.valid != (None, None)
         self.compiled = pack.backend == _compile.DEFAULT_BACKEND and getattr(pack, "functions", None) is not None
-        self._sets: dict[str, Any] = {}
+        self._sets: dict[str, Any] = {}  # operation -> its compiled rule set (RuleSet)
+        self._runs: dict[str, Any] = {}  # operation -> the rule set's function
         self._lock = threading.Lock()
         self._day: tuple[float, float, str] = (0.0, 0.0, "")
 
@@ -279,13 +280,19 @@ class Procedure:
 
     def rule_set(self, operation: str) -> Callable[[Any, Any], list[tuple[int, Any, Any]]]:
         """The generated function of the operation's rules (compiled on first use, then kept)."""
-        found = self._sets.get(operation)
+        found = self._runs.get(operation)
         if found is None:
             with self._lock:
-                found = self._sets.get(operation)
+                found = self._runs.get(operation)
                 if found is None:
-                    found = self._sets[operation] = self.compile(operation).run
+                    self._sets[operation] = compiled = self.compile(operation)
+                    found = self._runs[operation] = compiled.run
         return found  # type: ignore[no-any-return]
+
+    def applicable(self, operation: str) -> int:
+        """How many rules can apply to a request of this operation (the others fold to false)."""
+        self.rule_set(operation)
+        return len(self._sets[operation].kept) + len(self.windowed)
 
     def compile(self, operation: str) -> Any:
         from .cel._shared import Side, compile_rule_set

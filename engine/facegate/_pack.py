@@ -132,6 +132,7 @@ class _Loader:
         self.backend = backend
         self.functions = functions
         self.problems: list[Problem] = []
+        self.compiled: dict[str, _compile.Compiled] = {}
         self.request_schema = _schema.load_schema("request.v1.json")
 
     def rel(self, path: Path) -> str:
@@ -238,10 +239,13 @@ class _Loader:
                 ok = False
         if not ok:
             return None
+        program = self.compiled.get(expanded)  # one compile per distinct condition (programs are immutable)
         try:
-            if expanded != text:  # syntax errors are located in the text as written, not as expanded
-                _compile.check_syntax(text)
-            program = _compile.compile_expression(expanded, schema=self._schema, backend=self.backend, functions=self.functions)
+            if program is None:
+                if expanded != text:  # syntax errors are located in the text as written, not as expanded
+                    _compile.check_syntax(text)
+                program = _compile.compile_expression(expanded, schema=self._schema, backend=self.backend, functions=self.functions)
+                self.compiled[expanded] = program
         except _compile.CompileError as exc:
             where = f" (expression line {exc.line}, column {exc.column})" if exc.line is not None else ""
             self.problems.append(Problem(doc.path, line, col, ptr, f"{what}: {exc.message}{where}"))

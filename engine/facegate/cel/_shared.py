@@ -96,6 +96,16 @@ def compile_rule_set(
     return RuleSet(namespace["_rules"], source, tuple(i for i, *_ in plan), len(gen.slots))
 
 
+_FIELDS: dict[type, tuple[dataclasses.Field[Any], ...]] = {}
+
+
+def _fields(node: ast.Node) -> tuple[dataclasses.Field[Any], ...]:
+    found = _FIELDS.get(type(node))
+    if found is None:
+        found = _FIELDS[type(node)] = dataclasses.fields(node)
+    return found
+
+
 def _first(item: tuple[int, Any, Any]) -> int:
     return item[0]
 
@@ -113,6 +123,7 @@ class _Folder:
         self.checked = checked
         self.known = known
         self.keep: list[ast.Node] = []  # rebuilt nodes' originals stay alive: ids key ``checked``
+        self.done: dict[int, ast.Node] = {}
 
     def fold(self, node: ast.Node) -> ast.Node:
         if not self.known:
@@ -120,6 +131,12 @@ class _Folder:
         return self._fold(node)
 
     def _fold(self, node: ast.Node) -> ast.Node:
+        done = self.done.get(id(node))  # conditions shared by several rules are one tree: fold it once
+        if done is None:
+            done = self.done[id(node)] = self._fold_once(node)
+        return done
+
+    def _fold_once(self, node: ast.Node) -> ast.Node:
         if isinstance(node, (ast.Ident, ast.Select)):
             resolved = self.checked.chains.get(id(node))
             if resolved is not None and (resolved[0], *resolved[1]) in self.known:
@@ -128,7 +145,7 @@ class _Folder:
         if isinstance(node, ast.Comprehension):
             return node  # its variables shadow; nothing known inside is worth the care
         changes: dict[str, Any] = {}
-        for f in dataclasses.fields(node):
+        for f in _fields(node):
             value = getattr(node, f.name)
             if isinstance(value, ast.Node.__args__):  # type: ignore[attr-defined]
                 new = self._fold(value)
@@ -199,7 +216,7 @@ def structure(node: ast.Node, keys: dict[int, Key], sizes: dict[int, int]) -> Ke
         return found
     parts: list[Any] = [type(node).__name__]
     size = 1
-    for f in dataclasses.fields(node):
+    for f in _fields(node):
         if f.name in ("line", "column"):
             continue
         value = getattr(node, f.name)
@@ -232,9 +249,10 @@ class _SharedGen(CodeGen):
         self.keys: dict[int, Key] = {}
         self.sizes: dict[int, int] = {}
         counts: Counter[Key] = Counter()
-        for tree in trees:
+        weights: Counter[int] = Counter(id(t) for t in trees)  # a tree shared by rules is walked once
+        for tree in {id(t): t for t in trees}.values():
             structure(tree, self.keys, self.sizes)
-            _count(tree, self.keys, counts)
+            _count(tree, self.keys, counts, weights[id(tree)])
         # A field path is cheaper to read again than to memoise; the rest is worth sharing.
         self.shared = {k for k, n in counts.items() if n > 1 and k[0] not in ("Lit", "Ident", "Select")}
         self.roots = sorted({r[0] for r in checked.chains.values() if r is not None and "." not in r[0]})
@@ -331,12 +349,17 @@ class _SharedGen(CodeGen):
             self.emit(f"elif {test} is not False{' or budget.steps < 0' if charged else ''}:")
             with self.indented():
                 for e in group:
-                    self._rule(e, _conjuncts(e.when))
+                    self._rule(e, None)
 
-    def _rule(self, e: _Entry, conjuncts: list[ast.Node]) -> None:
+    def _rule(self, e: _Entry, conjuncts: list[ast.Node] | None) -> None:
+        """One rule: ``conjuncts`` are those left to test (the others are true), or ``None`` for
+        its whole ``when`` (a rare path: one helper function per rule, not a copy of its code)."""
         self.emit(f"# rule {e.index}")
-        tree = conjuncts[0] if len(conjuncts) == 1 else ast.Logic("&&", tuple(conjuncts), 0, 0) if conjuncts else ast.Lit(True, 0, 0)
-        self._side("w", tree, e.when_steps)
+        if conjuncts is None:
+            self._side("w", e.when, e.when_steps, whole=True)
+        else:
+            tree = conjuncts[0] if len(conjuncts) == 1 else ast.Logic("&&", tuple(conjuncts), 0, 0) if conjuncts else ast.Lit(True, 0, 0)
+            self._side("w", tree, e.when_steps)
         self.emit("if w is not False:")
         with self.indented():
             if e.unless is None:
@@ -359,16 +382,22 @@ class _SharedGen(CodeGen):
             self.emit(f"    {out} = _variable(act, {root!r})")
             self.available[-1][(root,)] = out
 
-    def _side(self, name: str, tree: ast.Node, steps: int) -> None:
+    def _side(self, name: str, tree: ast.Node, steps: int, whole: bool = False) -> None:
+        if whole:
+            key = self.keys[id(tree)]
+            self.slots.setdefault(key, len(self.slots))
+            value = lambda: f"{self._shared_helper(key, tree)}(act, budget, M)"  # noqa: E731
+        else:
+            value = lambda: self.gen(tree)  # noqa: E731
         if steps:
             self.emit(f"budget.steps -= {steps}")
             self.emit("if budget.steps < 0:")
             self.emit(f"    {name} = _BUDGET")
             self.emit("else:")
             with self.indented():
-                self.emit(f"{name} = {self.gen(tree)}")
+                self.emit(f"{name} = {value()}")
         else:
-            self.emit(f"{name} = {self.gen(tree)}")
+            self.emit(f"{name} = {value()}")
 
 
 @dataclasses.dataclass
@@ -391,15 +420,15 @@ def _conjuncts(node: ast.Node) -> list[ast.Node]:
     return [node]
 
 
-def _count(node: ast.Node, keys: dict[int, Key], counts: Counter[Key]) -> None:
-    counts[keys[id(node)]] += 1
+def _count(node: ast.Node, keys: dict[int, Key], counts: Counter[Key], weight: int) -> None:
+    counts[keys[id(node)]] += weight
     if isinstance(node, ast.Comprehension):
         return  # shared only as a whole: its body refers to its own variables
-    for f in dataclasses.fields(node):
+    for f in _fields(node):
         value = getattr(node, f.name)
         if isinstance(value, ast.Node.__args__):  # type: ignore[attr-defined]
-            _count(value, keys, counts)
+            _count(value, keys, counts, weight)
         elif isinstance(value, tuple):
             for v in value:
                 for x in v if isinstance(v, tuple) else (v,):
-                    _count(x, keys, counts)
+                    _count(x, keys, counts, weight)
