@@ -47,7 +47,7 @@ from request_set import REQUEST_SCHEMA, perturbed, pick  # noqa: E402
 DOC = ROOT / "docs" / "performance.md"
 COMMAND = ".venv/bin/python benchmarks/run.py"
 LAST_RUN = BENCH / "last-run.json"  # the raw results behind docs/performance.md (`--render` redraws it)
-SECTIONS = ("decisions", "scaling", "gate", "audit", "gallery", "backends", "cel", "validation")
+SECTIONS = ("decisions", "scaling", "gate", "audit", "gallery", "backends", "cel", "validation", "speed")
 import facegate
 from facegate import _compile
 
@@ -475,6 +475,12 @@ def external(script: str, settings: Settings, timeout: float) -> dict[str, Any]:
 
 
 
+def speed_section(settings: Settings) -> dict[str, Any]:
+    import speed
+
+    return speed.measure(settings.repeats, settings.quick)
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smoke run: tiny sizes, nothing written unless --output")
@@ -509,6 +515,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "backends": lambda: backends(settings),
         "cel": lambda: external("cel_expressions", settings, 240),
         "validation": lambda: external("request_validation", settings, 240),
+        "speed": lambda: speed_section(settings),
     }
     for name in SECTIONS:
         if name in chosen:

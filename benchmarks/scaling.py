@@ -1,8 +1,10 @@
 """Scaling: decision time as the pack grows to 10× and 100× its rules (synthetic copies).
 
-Called by ``run.py`` (section 2 of ``docs/performance.md``).  Each copy is limited to one
-operation, so the engine's index by operation sees which copies can apply to a request; the
-rows report how many can apply next to the time.
+Called by ``run.py`` (section 2 of ``docs/performance.md``).  Two kinds of copies: each limited
+to one operation (the index sees which copies can apply to a request, so the time should follow
+the rules that can apply), and copies that keep their rule's conditions as they are (every copy
+can apply wherever its rule can, so the time should grow linearly with the copies).  The rows
+report how many rules can apply next to the time.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from facegate import _compile
 OPERATIONS = ("detect", "verify", "identify", "enroll", "analyze", "erase")
 
 
-def synthetic_pack(factor: int, dest: Path) -> int:
+def synthetic_pack(factor: int, dest: Path, limited: bool = True) -> int:
     """The pack with ``factor - 1`` copies of every rule (fresh ids), each copy limited to one operation.
 
     A copy is its rule with ``request.operation == "<op>"`` put first in ``when``, the operation
@@ -44,8 +46,9 @@ def synthetic_pack(factor: int, dest: Path) -> int:
         for i, rule in enumerate(rules):
             twin = copy.deepcopy(rule)
             twin["id"] = f"{rule['id']}-x{n}"
-            when = twin["when"] if isinstance(twin["when"], list) else [twin["when"]]
-            twin["when"] = [f'request.operation == "{OPERATIONS[(n * len(rules) + i) % len(OPERATIONS)]}"', *when]
+            if limited:
+                when = twin["when"] if isinstance(twin["when"], list) else [twin["when"]]
+                twin["when"] = [f'request.operation == "{OPERATIONS[(n * len(rules) + i) % len(OPERATIONS)]}"', *when]
             copies.append(twin)
     if copies:  # JSON is YAML; one file keeps the write fast
         text = json.dumps({"format": "facegate/policy/v1", "rules": copies}, ensure_ascii=False)
@@ -68,20 +71,24 @@ def measure(scales: Sequence[int], request_count: int, repeats: int, min_seconds
                 chosen.append(by_op[op].pop(0))
     requests = [r for _, r in chosen]
     rows = []
-    for factor in scales:
-        with tempfile.TemporaryDirectory(prefix="facegate-scale-") as tmp:
-            total = synthetic_pack(factor, Path(tmp))
+    for mode, limited in (("one operation", True), ("all operations", False)):
+        for factor in scales:
+            with tempfile.TemporaryDirectory(prefix="facegate-scale-") as tmp:
+                total = synthetic_pack(factor, Path(tmp), limited)
+                started = time.perf_counter()
+                scaled = facegate.load_policy(tmp, backend=backend)
+                load_s = time.perf_counter() - started
             started = time.perf_counter()
-            scaled = facegate.load_policy(tmp, backend=backend)
-            load_s = time.perf_counter() - started
-        changed = [rid for rid, r in chosen if scaled.decide(r).effect != effects[rid]]
-        index = getattr(scaled, "_by_operation", None)
-        candidates = statistics.fmean(len(index[r["operation"]]) for r in requests) if index else float("nan")
-        timing = time_decisions(scaled.decide, requests, [effects[rid] for rid, _ in chosen], repeats, min_seconds)
-        rows.append({"factor": factor, "rules": len(scaled.rules), "expected_rules": total, "candidates": candidates,
-                     "load_s": load_s, "timing": timing, "changed_decisions": changed})
-        print(f"  {factor:>4}×  {len(scaled.rules):>5} rules, {candidates:7.1f} can apply per request, "
-              f"median {fmt(timing['median_us'])} µs, load {load_s:.1f} s" + (f", CHANGED: {changed}" if changed else ""))
+            scaled._procedure.prepare()  # each operation's function, else compiled on its first request
+            prepare_s = time.perf_counter() - started
+            changed = [rid for rid, r in chosen if scaled.decide(r).effect != effects[rid]]
+            candidates = statistics.fmean(scaled._procedure.applicable(r["operation"]) for r in requests)
+            timing = time_decisions(scaled.decide, requests, [effects[rid] for rid, _ in chosen], repeats, min_seconds)
+            rows.append({"mode": mode, "factor": factor, "rules": len(scaled.rules), "expected_rules": total, "candidates": candidates,
+                         "load_s": load_s, "prepare_s": prepare_s, "timing": timing, "changed_decisions": changed})
+            print(f"  {mode:>14}: {factor:>4}×  {len(scaled.rules):>5} rules, {candidates:7.1f} can apply per request, "
+                  f"median {fmt(timing['median_us'])} µs, load {load_s:.1f} s, compile {prepare_s:.1f} s"
+                  + (f", CHANGED: {changed}" if changed else ""))
     return {"backend": backend, "label": backend_label(backend), "requests": [rid for rid, _ in chosen], "rows": rows}
 
 

@@ -48,9 +48,10 @@ class DecisionPool:
     def decide_many(self, requests: Iterable[Mapping[str, Any]], *, chunksize: int = 128) -> list[Any]:
         """Decide every request, in order, on the pool's processes."""
         chunks = _chunks(iter(requests), chunksize)
+        procedure = self.policy._procedure
         out: list[Any] = []
         for part in self._executor.map(_decide_chunk, chunks):
-            out.extend(part)
+            out.extend(_rebuild(procedure, item) for item in part)
         return out
 
     def close(self) -> None:
@@ -96,5 +97,25 @@ def _adopt(how: str, *args: Any) -> None:
     _WORKER = policy
 
 
+#: What crosses back per decision: its fields, less what the parent's copy of the policy can
+#: supply (the per-rule map of outcomes is sent as the evaluated rules only; the id is drawn in
+#: the parent when first read, as for any decision).
+_SENT = ("effect", "reason", "determining", "errors", "warnings", "obligations", "violations", "duration_us", "explanation")
+
+
 def _decide_chunk(requests: list[Any]) -> list[Any]:
-    return [_WORKER.decide(r) for r in requests]
+    out = []
+    for request in requests:
+        d = _WORKER.decide(request)
+        fields = d.__dict__
+        out.append((tuple(fields[k] for k in _SENT), d._trace.clock, d._trace.outcomes))
+    return out
+
+
+def _rebuild(procedure: Any, item: tuple[Any, ...]) -> Any:
+    from ._decision import Decision, RuleOutcomes, Trace
+
+    values, clock, outcomes = item
+    trace = Trace(procedure.policy, None, outcomes, None, clock)
+    return Decision._make(**dict(zip(_SENT, values, strict=True)), policy=procedure.ident, _trace=trace,
+                          _outcomes=RuleOutcomes(outcomes or {}, procedure.ids, procedure.template))

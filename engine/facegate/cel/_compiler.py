@@ -302,8 +302,9 @@ class CodeGen:
                 self.emit(f"    {out} = {decide}")
                 self.emit(f"elif {out} is {keep}:")
                 self.emit(f"    {out} = {value}")
-        self.emit(f"if {out} is not True and {out} is not False:")
-        self.emit(f"    {out} = _err({out}, '_{node.op}_')")
+        if not all(boolish(o) for o in node.operands):  # else it is already a bool or an error
+            self.emit(f"if {out} is not True and {out} is not False:")
+            self.emit(f"    {out} = _err({out}, '_{node.op}_')")
         return out
 
     def _Unary(self, node: ast.Unary) -> str:
@@ -551,6 +552,21 @@ class CodeGen:
         if kind == "exists_one":
             self.emit("else:")
             self.emit(f"    {out} = {out} == 1")
+
+
+def boolish(node: ast.Node) -> bool:
+    """Nodes whose value is always a bool or an error: comparisons, ``in``, ``has()``, ``!``,
+    ``&&``/``||`` and the boolean macros (their generated code and runtime helpers return
+    nothing else), so ``&&`` and ``||`` need not turn them into errors."""
+    if isinstance(node, (ast.Logic, ast.Has)):
+        return True
+    if isinstance(node, ast.Binary):
+        return node.op in ("==", "!=", "<", "<=", ">", ">=", "in")
+    if isinstance(node, ast.Unary):
+        return node.op == "!"
+    if isinstance(node, ast.Comprehension):
+        return node.kind in ("all", "exists", "exists_one")
+    return False
 
 
 def compile_function(

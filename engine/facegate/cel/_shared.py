@@ -35,10 +35,11 @@ from typing import Any, Final
 from . import _ast as ast
 from . import _functions as fn
 from ._check import Checked
-from ._compiler import CodeGen
+from ._compiler import CodeGen, boolish
 
 _UNSET: Final = type("_Unset", (), {"__repr__": lambda self: "<unset>"})()
 _MAX_LEVELS: Final = 6  # nesting of rule groups (each adds an indentation level)
+_MEMO_MIN: Final = 6  # shared sub-expressions smaller than this (in nodes) are simply evaluated again
 _INLINE_MAX: Final = 8  # shared sub-expressions of up to this many nodes are inlined at each use
 Key = tuple[Any, ...]
 _NODE: Final = ast.Node.__args__  # type: ignore[attr-defined]
@@ -189,24 +190,11 @@ class _Folder:
                 return lit(not decide, node.line, node.column)
             if len(rest) == 1:
                 # ``x && true`` is ``x`` only when x is a bool or an error; keep the chain otherwise
-                return ast.Logic(node.op, (rest[0], lit(not decide, 0, 0)), node.line, node.column) if not _boolish(rest[0]) else rest[0]
+                return ast.Logic(node.op, (rest[0], lit(not decide, 0, 0)), node.line, node.column) if not boolish(rest[0]) else rest[0]
             return ast.Logic(node.op, tuple(rest), node.line, node.column) if len(rest) != len(node.operands) else node
         if isinstance(node, ast.Cond) and isinstance(node.cond, lit) and type(node.cond.value) is bool:
             return node.then if node.cond.value else node.otherwise
         return node
-
-
-def _boolish(node: ast.Node) -> bool:
-    """Nodes whose value is always a bool or an error (so ``&&``/``||`` pass them through)."""
-    if isinstance(node, (ast.Logic, ast.Has)):
-        return True
-    if isinstance(node, ast.Binary):
-        return node.op in ("==", "!=", "<", "<=", ">", ">=", "in")
-    if isinstance(node, ast.Unary):
-        return node.op == "!"
-    if isinstance(node, ast.Comprehension):
-        return node.kind in ("all", "exists", "exists_one")
-    return False
 
 
 def structure(node: ast.Node, keys: dict[int, Key], sizes: dict[int, int]) -> Key:
@@ -255,6 +243,8 @@ class _SharedGen(CodeGen):
             _count(tree, self.keys, counts, weights[id(tree)])
         # A field path is cheaper to read again than to memoise; the rest is worth sharing.
         self.shared = {k for k, n in counts.items() if n > 1 and k[0] not in ("Lit", "Ident", "Select")}
+        small = {self.keys[i] for i, size in self.sizes.items() if size < _MEMO_MIN}
+        self.shared -= small  # reading a memo costs about what a `has()` or a comparison costs
         self.roots = sorted({r[0] for r in checked.chains.values() if r is not None and "." not in r[0]})
         self.slots: dict[Key, int] = {}
         self.helper_of: dict[Key, str] = {}
@@ -288,7 +278,6 @@ class _SharedGen(CodeGen):
             slot = self.slots[key]
             saved = (self.lines, self.depth, self.loops, self.available)
             self.lines, self.depth, self.loops, self.available = [], 1, 0, [{}]
-            self._load_roots()
             value = super().gen(node)
             self.emit(f"M[{slot}] = {value}")
             self.emit(f"return {value}")
