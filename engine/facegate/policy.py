@@ -59,7 +59,7 @@ class Policy:
 
 
 def _violations(request: Any) -> list[dict[str, str]]:
-    if not isinstance(request, Mapping):
+    if type(request) is not dict and not isinstance(request, Mapping):
         return [{"pointer": "", "message": f"request must be a json object, not `{type(request).__name__}`"}]
     try:
         if _REQUEST_VALIDATOR.is_valid(request):

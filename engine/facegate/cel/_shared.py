@@ -302,7 +302,7 @@ class _SharedGen(CodeGen):
         self.reordered = False
         self._rules(entries, 0)
         if self.reordered:
-            self.emit("out.sort(key=_first)")
+            self.emit("out.sort()")
         self.emit("return out")
         self.lines.insert(head, "    " + f"M = [_UNSET] * {max(len(self.slots), 1)}")
         main = ["def _rules(act, budget=None):", *self.lines]
