@@ -258,7 +258,13 @@ def _audit_commands(sub: Any) -> None:
     add_audit_commands(sub)
 
 
-_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands]
+def _serve_commands(sub: Any) -> None:
+    from ._cli_serve import register
+
+    register(sub)
+
+
+_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands, _serve_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
