@@ -80,7 +80,8 @@ class Server:
         raise RuntimeError(f"server did not start:\n{self.output()}")
 
     def output(self) -> str:
-        self._out.flush()
+        if not self._out.closed:
+            self._out.flush()
         return self.log.read_text(encoding="utf-8", errors="replace")
 
     def signal(self, signum: int) -> None:

@@ -64,7 +64,14 @@ def _serve_one(opts: ServerOptions, sock: socket.socket | None, restarts: int) -
     _logs.configure(json_logs)
     app = create_app(opts.config, worker_restarts=restarts, install_signals=True)
     server = uvicorn.Server(_uvicorn_config(app, opts))
+    # uvicorn re-raises the SIGTERM/SIGINT it drained on; after a clean drain that is a normal exit
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_cleanly)
     server.run(sockets=[sock] if sock is not None else None)
+
+
+def _exit_cleanly(signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def _worker_main(opts: ServerOptions, sock: socket.socket, restarts: int) -> None:
