@@ -306,7 +306,8 @@ class Gate:
         if not days:
             raise _Refused("enroll needs a retention period: `storage.retention_days` or a `retention_max_days` obligation")
         tid = self.gallery.enroll(subject_id, vector, purpose=facts["purpose"], consent_id=consent_record,
-                                  retention_days=days, location=location, model_id=self.info.id, decision_id=decision.decision_id)
+                                  retention_days=days, location=location, model_id=self.info.id, decision_id=decision.decision_id,
+                                  consent_facts=None if consent_record else facts.get("consent"))  # request-stated consent is recorded
         return EnrollResult(str(tid), subject_id, days, location)
 
     def _recognize(self, staged: "_Staging", op: str, wanted: frozenset[str], notes: list[str]) -> tuple[Result | np.ndarray, np.ndarray | None]:
