@@ -195,7 +195,7 @@ class _Loader:
         docs: list[YamlDocument] = []
         formats: dict[str, str] = {}
         for path in files:
-            doc, problems = load_yaml(path, self.rel(path))
+            doc, problems = load_yaml(path, self.rel(path), self.root if self.root.is_dir() else None)
             self.problems.extend(problems)
             if doc is None:
                 continue
@@ -534,4 +534,12 @@ def load_pack(
         from ._plugins import builtin_functions
 
         functions = builtin_functions()
-    return _Loader(Path(path), backend, functions, companions).load()
+    root = Path(path)
+    try:
+        return _Loader(root, backend, functions, companions).load()
+    except PolicyError:
+        raise
+    except RecursionError as exc:
+        raise PolicyError([Problem(str(root), None, None, "", "the pack is nested too deeply to load")]) from exc
+    except Exception as exc:  # fail closed with one error type: whatever else went wrong names the pack
+        raise PolicyError([Problem(str(root), None, None, "", f"cannot load the pack: {type(exc).__name__}: {exc}")]) from exc
