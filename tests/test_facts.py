@@ -240,3 +240,20 @@ def test_the_gate_never_executes_a_decide_only_operation():
     assert out.decision.effect == "permit" and out.result is None and calls == []
     assert "decide-only" in (out.error or "")
     assert [r["kind"] for r in audit.records] == ["decision", "outcome"]
+
+
+def test_the_requests_doc_example_decides_as_described():
+    import json
+
+    text = (DOCS / "requests.md").read_text(encoding="utf-8")
+    block = re.search(r"```json\n(.*?)```", text, re.S)
+    assert block is not None
+    request = json.loads(block.group(1))
+    policy = facegate.load_policy(FACTS_PACK)
+    d = policy.decide(request)
+    assert d.effect == "permit" and [x["rule"] for x in d.determining] == ["exd-3-disclose-on-a-ground"]
+    assert "is permitted by `exd-3-disclose-on-a-ground`" in text
+    d = policy.decide({**request, "disclosure": {"basis": "none"}})
+    assert (d.effect, d.reason) == ("deny", "no_permit")
+    d = policy.decide({**request, "place": {"type": "public_place"}})
+    assert d.reason == "invalid_request"
