@@ -28,6 +28,7 @@ from .recognition import (
     Face,
     FaceAttributes,
     IdentifyResult,
+    OPERATIONS,
     Match,
     Recognizer,
     RecognizerInfo,
@@ -38,7 +39,7 @@ from .recognition import (
 #: Obligations the gate itself carries out; every other obligation is returned to the integrator.
 ENGINE_ENFORCED = frozenset({"discard_raw_image", "store_on_device_only", "retention_max_days", "record_processing"})
 CONSENT_MODES = ("request-only", "registry-only", "registry-overrides")
-NEEDS_RECOGNIZER = frozenset({"detect", "verify", "identify", "enroll", "analyze"})
+NEEDS_RECOGNIZER = frozenset(OPERATIONS)
 EXECUTABLE = NEEDS_RECOGNIZER | {"erase"}  # the core envelope's operations (request.v2.json)
 
 
