@@ -14,16 +14,16 @@ import urllib.parse
 import httpx
 import jsonschema
 import pytest
-from fg_service import ALL_SCOPES, counter_request, face_bytes, make_key, running, write_config
+from fg_service import CAC, ALL_SCOPES, counter_request, face_bytes, make_key, running, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from facegate import _schema
+import facegate
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
                 database=None)
-REQUEST_SCHEMA = jsonschema.Draft202012Validator(_schema.load_schema("request.v1.json"))
+REQUEST_SCHEMA = jsonschema.Draft202012Validator(facegate.load_policy(CAC).request_schema)  # what the served pack validates with
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False, allow_infinity=False)
