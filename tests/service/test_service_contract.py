@@ -17,7 +17,7 @@ import httpx
 import jsonschema
 import pytest
 from facegate import _schema
-from fg_service import CAC, ALL_SCOPES, counter_request, face_bytes, make_key, running, write_config
+from fg_service import ALL_SCOPES, CAC, counter_request, face_bytes, make_key, running, write_config
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 

@@ -11,15 +11,14 @@ import io
 import json
 import urllib.parse
 
+import facegate
 import httpx
 import jsonschema
 import pytest
-from fg_service import CAC, ALL_SCOPES, counter_request, face_bytes, make_key, running, write_config
+from fg_service import ALL_SCOPES, CAC, counter_request, face_bytes, make_key, running, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-
-import facegate
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
                 database=None)
