@@ -97,6 +97,11 @@ def load_yaml(path: Path, display: str | None = None) -> tuple[YamlDocument | No
         return None, [Problem(shown, None, None, "", f"file is not valid utf-8 ({exc.reason})")]
     except OSError as exc:
         return None, [Problem(shown, None, None, "", f"cannot read file: {exc.strerror or exc}")]
+    return load_yaml_text(text, shown)
+
+
+def load_yaml_text(text: str, shown: str) -> tuple[YamlDocument | None, list[Problem]]:
+    """Like :func:`load_yaml`, for text already read; ``shown`` names it in problems."""
     try:
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
