@@ -123,7 +123,7 @@ def load_cases(root: Path) -> list[tuple[dict[str, Any], str, int | None]]:
     files = [p for g in CASE_GLOBS for p in sorted(base.glob(g))]
     seen: dict[str, str] = {}
     for path in files:
-        doc, found = load_yaml(path, str(path.relative_to(base.parent)) if base.parent in path.parents else str(path))
+        doc, found = load_yaml(path, str(path.relative_to(base.parent)) if base.parent in path.parents else str(path), base)
         problems.extend(found)
         if doc is None:
             continue

@@ -40,6 +40,7 @@ from .recognition import (
 ENGINE_ENFORCED = frozenset({"discard_raw_image", "store_on_device_only", "retention_max_days", "record_processing"})
 CONSENT_MODES = ("request-only", "registry-only", "registry-overrides")
 NEEDS_RECOGNIZER = frozenset({"detect", "verify", "identify", "enroll", "analyze"})
+EXECUTABLE = NEEDS_RECOGNIZER | {"erase"}  # the core envelope's operations (request.v2.json)
 
 
 @dataclass(frozen=True)
@@ -260,6 +261,8 @@ class Gate:
                  notes: list[str], consent_record: str | None) -> Result:
         op = facts["operation"]
         caps = self.info.capabilities
+        if op not in EXECUTABLE:  # a pack's decide-only operation (format v2): nothing to run
+            raise _Refused(f"`{op}` is a decide-only operation declared by the pack; the gate executes only {', '.join(sorted(EXECUTABLE))}")
         if op in NEEDS_RECOGNIZER and op not in caps.operations:
             raise _Refused(f"recognizer `{self.info.id}` does not declare `{op}`")
         subject_id = facts.get("subject", {}).get("id")
