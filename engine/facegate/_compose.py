@@ -26,6 +26,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import _decide
@@ -34,6 +35,8 @@ from .policy import Decision, Policy, RuleOutcomes
 NO_GOVERNING_PACK = "no_governing_pack"
 UNGOVERNED_PERMITTED = "ungoverned_permitted"
 UNGOVERNED_MODES = ("deny", "permit")
+#: When several packs deny, the composed reason is the first of theirs in this order.
+_DENY_ORDER = ("invalid_request", "forbidden", "no_permit", "policy_not_in_force", "evidence_unavailable", "audit_unavailable")
 
 
 @dataclass(frozen=True)
@@ -163,8 +166,8 @@ class Composition:
 
     def _combine(self, decided: list[tuple[Policy, Decision]], skipped: list[dict[str, Any]],
                  moment: _dt.datetime | None) -> ComposedDecision:
-        parts = [_part(p, d) for p, d in decided]
-        packs = tuple(parts + skipped)
+        by_pack = {part["pack"]: part for part in [_part(p, d) for p, d in decided] + skipped}
+        packs = tuple(by_pack[p.id] for p in self.policies if p.id in by_pack)  # in the configuration's order
         notes = [w for s in skipped for w in s.get("warnings", ())]
         if not decided:
             effect = "permit" if self.ungoverned == "permit" else "deny"
@@ -178,8 +181,8 @@ class Composition:
         warnings = [tag(p, w) for p, d in decided for w in d.warnings] + notes
         violations = [v for _, d in decided for v in d.violations]
         if denying:
-            reasons = sorted({d.reason for _, d in denying})
-            return self._make("deny", reasons[0] if len(reasons) == 1 else "denied_by_packs", packs,
+            reason = min((d.reason for _, d in denying), key=lambda r: _DENY_ORDER.index(r) if r in _DENY_ORDER else len(_DENY_ORDER))
+            return self._make("deny", reason, packs,
                               determining=[tag(p, x) for p, d in denying for x in d.determining],
                               errors=errors, warnings=warnings, violations=violations, moment=moment)
         obligations = _decide.merge_obligations(
@@ -235,13 +238,39 @@ def _not_governing(policy: Policy, why: str, governs: Governs) -> dict[str, Any]
 
 def load_composition(paths: Sequence[Any], *, ungoverned: str = "deny", functions: Mapping[str, Any] | None = None,
                      backend: str | None = None) -> Composition:
-    """Load every pack folder in ``paths`` and compose them."""
-    from .policy import load_policy
+    """Load the packs in ``paths`` together and compose them.
 
-    kwargs: dict[str, Any] = {"functions": functions}
-    if backend is not None:
-        kwargs["backend"] = backend
-    return Composition([load_policy(p, **kwargs) for p in paths], ungoverned=ungoverned)
+    Each format-v2 pack's request contract is the core envelope merged with the facts and
+    operations of *every* pack listed, so one request can carry them all; two packs declaring a
+    fact incompatibly stop the load with a problem naming both.
+    """
+    from . import _compile
+    from ._pack import load_pack
+
+    declarations = [_declaration(Path(p)) for p in paths]
+    policies = []
+    for i, path in enumerate(paths):
+        companions = tuple(d for j, d in enumerate(declarations) if d is not None and j != i)
+        pack = load_pack(path, backend=backend or _compile.DEFAULT_BACKEND, functions=functions, companions=companions)
+        policies.append(Policy(pack))
+    return Composition(policies, ungoverned=ungoverned)
+
+
+def _declaration(root: Path) -> Any:
+    """The facts and operations a v2 pack's pack.yaml declares (None for v1 or an unreadable file:
+    loading the pack itself then reports the problem)."""
+    from ._facts import declaration_of
+    from ._yaml import load_yaml
+
+    path = root / "pack.yaml" if root.is_dir() else root
+    if not path.is_file():
+        return None
+    doc, _ = load_yaml(path, str(path), root if root.is_dir() else None)
+    data = doc.data if doc is not None else None
+    if not isinstance(data, dict) or data.get("format") != "facegate/policy/v2" or not isinstance(data.get("pack"), dict):
+        return None
+    languages = data.get("languages", {}).get("declared", ["en"]) if isinstance(data.get("languages"), dict) else ["en"]
+    return declaration_of(doc, str(data["pack"].get("id", root.name)), languages[0] if languages else "en")
 
 
 def load_configured(config: Mapping[str, Any], base: Any, *, functions: Mapping[str, Any] | None = None) -> Policy | Composition:
