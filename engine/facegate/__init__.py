@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._vocabulary import Reason, RuleOutcome, Status
 from .errors import (
     AuditWriteError,
+    CompileError,
     ConfigError,
     FacegateError,
     PluginError,
@@ -30,6 +32,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuditWriteError",
+    "CompileError",
     "ConfigError",
     "Decision",
     "FacegateError",
@@ -39,8 +42,11 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Problem",
+    "Reason",
     "RecognizerError",
     "RequestError",
+    "RuleOutcome",
+    "Status",
     "StoreError",
     "__version__",
     "hookimpl",

@@ -35,11 +35,12 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-from . import _compile, _schema
+from . import _compile
 from ._compile import EvalError
 from ._decision import Decision, RuleOutcomes, Trace
+from ._vocabulary import Effect, Reason, RuleOutcome
 
-APPLIED, NOT_APPLICABLE, ERROR, SKIPPED = "applied", "not_applicable", "error", "skipped"
+APPLIED, NOT_APPLICABLE, ERROR, SKIPPED = RuleOutcome.APPLIED, RuleOutcome.NOT_APPLICABLE, RuleOutcome.ERROR, RuleOutcome.SKIPPED
 
 #: How each rule outcome of each effect counts toward the decision, for ``enforce`` mode.
 TABLE: dict[tuple[str, str], str] = {
@@ -174,10 +175,10 @@ class Procedure:
         trace = Trace(self.policy, None, None, at, time.time())
         violations = self.violations(request)
         if violations:
-            return self.finish("deny", "invalid_request", started, trace, violations=tuple(violations))
+            return self.finish(Effect.DENY, Reason.INVALID_REQUEST, started, trace, violations=tuple(violations))
         day = self.today(trace) if self.dated else ""
         if self.dated and not self.in_force(day):
-            return self.finish("deny", "policy_not_in_force", started, trace)
+            return self.finish(Effect.DENY, Reason.POLICY_NOT_IN_FORCE, started, trace)
         activation = trace.activation = {"params": self.params, "request": request}
         budget = _compile.new_budget()
         explanation: dict[str, Any] | None = None
@@ -222,9 +223,9 @@ class Procedure:
         if explanation is not None:
             explanation = {"rules": explanation}
         if deny or not permits:
-            return self.finish("deny", "forbidden" if deny else "no_permit", started, trace, determining=tuple(deny),
+            return self.finish(Effect.DENY, Reason.FORBIDDEN if deny else Reason.NO_PERMIT, started, trace, determining=tuple(deny),
                                errors=tuple(errors), warnings=tuple(warnings), explanation=self.blocked(explanation, outcomes))
-        return self.finish("permit", "permitted", started, trace, determining=tuple(permits), errors=tuple(errors),
+        return self.finish(Effect.PERMIT, Reason.PERMITTED, started, trace, determining=tuple(permits), errors=tuple(errors),
                            warnings=tuple(warnings), obligations=tuple(merge_obligations(obligations)), explanation=explanation)
 
     def finish(self, effect: str, reason: str, started: float, trace: Trace, *, determining: tuple[dict[str, Any], ...] = (),
@@ -274,8 +275,7 @@ class Procedure:
     def prepare(self) -> None:
         """Compile every operation's function now (before forking workers, or to time a load)."""
         if self.compiled:
-            schema = getattr(self.policy.pack, "request_schema", None) or _schema.load_schema("request.v1.json")
-            for operation in schema["properties"]["operation"]["enum"]:
+            for operation in self.policy.operations:
                 self.rule_set(operation)
 
     def rule_set(self, operation: str) -> Callable[[Any, Any], list[tuple[int, Any, Any]]]:
@@ -368,7 +368,8 @@ def _ref(rule: Any) -> dict[str, Any]:
         "provision": rule.provision,
         "article": rule.article,
         "article_verified": rule.article_verified,
-        "message": {"en": rule.message_en, "zh": rule.message_zh},
+        "message": dict(rule.messages) if rule.messages else {"en": rule.message_en, "zh": rule.message_zh},
+        **({"grade": rule.text["grade"]} if rule.text.get("grade") else {}),  # the evidence behind the text
     }
 
 

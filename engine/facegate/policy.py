@@ -14,7 +14,7 @@ from ._pack import Pack, Rule, load_pack
 
 __all__ = ["Decision", "Policy", "RuleOutcomes", "load_policy"]
 
-_REQUEST_VALIDATOR = jsonschema_rs.validator_for(_schema.load_schema("request.v1.json"))
+_V1_VALIDATOR = jsonschema_rs.validator_for(_schema.load_schema("request.v1.json"))
 
 
 class Policy:
@@ -26,7 +26,10 @@ class Policy:
         self.version: str = pack.meta["version"]
         self.revision: str = pack.revision
         self._rules = pack.rules
-        self._procedure = _decide.Procedure(self, _violations)
+        self.request_schema: dict[str, Any] = pack.request_schema
+        self._checker = _RequestChecker(pack.request_schema)
+        self.operations: tuple[str, ...] = tuple(pack.request_schema["properties"]["operation"]["enum"])
+        self._procedure = _decide.Procedure(self, self._checker.violations)
 
     def __repr__(self) -> str:
         return f"<Policy {self.id} {self.version} {len(self._rules)} rules>"
@@ -58,19 +61,27 @@ class Policy:
             return pool.decide_many(requests)
 
 
-def _violations(request: Any) -> list[dict[str, str]]:
-    if type(request) is not dict and not isinstance(request, Mapping):
-        return [{"pointer": "", "message": f"request must be a json object, not `{type(request).__name__}`"}]
-    try:
-        if _REQUEST_VALIDATOR.is_valid(request):
-            return []
-    except Exception as exc:  # values json cannot represent (datetime, numpy scalars, huge ints)
-        return [{"pointer": "", "message": f"request is not plain json data: {exc}"}]
-    try:
-        found = [{"pointer": p, "message": m} for p, m in _schema.violations("request.v1.json", request)]
-    except Exception as exc:
-        found = [{"pointer": "", "message": f"request is not plain json data: {exc}"}]
-    return found or [{"pointer": "", "message": "request does not match request.v1.json"}]
+class _RequestChecker:
+    """The request contract of one policy: a fast validity test, and explained violations."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.v1 = schema is _schema.load_schema("request.v1.json")
+        self.schema = schema
+        self.fast = _V1_VALIDATOR if self.v1 else jsonschema_rs.validator_for(schema)
+
+    def violations(self, request: Any) -> list[dict[str, str]]:
+        if type(request) is not dict and not isinstance(request, Mapping):
+            return [{"pointer": "", "message": f"request must be a json object, not `{type(request).__name__}`"}]
+        try:
+            if self.fast.is_valid(request):
+                return []
+        except Exception as exc:  # values json cannot represent (datetime, numpy scalars, huge ints)
+            return [{"pointer": "", "message": f"request is not plain json data: {exc}"}]
+        try:
+            found = [{"pointer": p, "message": m} for p, m in _schema.violations_of(self.schema, request)]
+        except Exception as exc:
+            found = [{"pointer": "", "message": f"request is not plain json data: {exc}"}]
+        return found or [{"pointer": "", "message": "request does not match the request contract"}]
 
 
 def load_policy(path: str | Path, *, backend: str = _compile.DEFAULT_BACKEND, functions: Mapping[str, Any] | None = None) -> Policy:
