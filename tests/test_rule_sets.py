@@ -31,12 +31,12 @@ def _joined(conditions, functions):
 def test_rule_sets_agree_with_each_rules_own_conjunction(pack):
     policy = facegate.load_policy(pack)
     functions = policy.pack.functions
-    operations = facegate._schema.load_schema("request.v1.json")["properties"]["operation"]["enum"]
+    operations = list(policy.operations)
     sides = [(_side(r.when), _side(r.unless)) for r in policy.rules]
     sets = {op: compile_rule_set(sides, functions, {("request", "operation"): op}) for op in operations}
     own = [(_joined(r.when, functions), _joined(r.unless, functions)) for r in policy.rules]
     schema = {"type": "object", "properties": {
-        "request": facegate._schema.load_schema("request.v1.json"),
+        "request": policy.request_schema,
         "params": {"type": "object", "properties": {k: {} for k in policy.pack.parameters}},
     }}
     paths = set().union(*(p.reference_paths for pair in own for p in pair if p is not None))
