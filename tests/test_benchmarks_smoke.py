@@ -45,7 +45,7 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_every_section_runs(quick: dict[str, Any]) -> None:
-    for section in ("decisions", "scaling", "gate", "audit", "gallery", "backends", "cel", "validation"):
+    for section in ("decisions", "scaling", "gate", "audit", "gallery", "backends", "cel", "validation", "speed"):
         status = quick[section].get("status", "ok")
         assert status in ("ok", "missing", "not installed", "no photos"), (section, status)
     for heading in ("## 1. Decisions", "## 2. Scaling", "## 3. The cost of the gate", "## 4. Audit append"):
@@ -71,9 +71,18 @@ def test_installed_engines_agree_with_facegate(quick: dict[str, Any]) -> None:
 
 def test_scaling_copies_do_not_change_decisions(quick: dict[str, Any]) -> None:
     rows = quick["scaling"]["rows"]
-    assert [r["factor"] for r in rows] == [1, 2]
-    assert rows[1]["rules"] == 2 * rows[0]["rules"]
+    assert [(r["mode"], r["factor"]) for r in rows] == [("one operation", 1), ("one operation", 2), ("all operations", 1), ("all operations", 2)]
+    assert rows[1]["rules"] == 2 * rows[0]["rules"] and rows[3]["rules"] == 2 * rows[2]["rules"]
+    assert rows[3]["candidates"] == 2 * rows[2]["candidates"]  # unlimited copies can apply wherever their rule can
+    assert rows[1]["candidates"] < rows[3]["candidates"]  # limited ones only to their operation
     assert all(not r["changed_decisions"] for r in rows)
+
+
+def test_speed_section_runs(quick: dict[str, Any]) -> None:
+    speed = quick["speed"]
+    assert speed["status"] == "ok", speed
+    assert speed["serialisation"]["permit"]["bytes"] > 0 and speed["processes"]["requests"] > 0
+    assert set(speed["startup"]) >= {"python -c pass", "facegate decide (CAC-2023, one request)"}
 
 
 def test_a_missing_peer_is_reported_not_installed(tmp_path: Path) -> None:

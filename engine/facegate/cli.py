@@ -216,8 +216,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
-    """Every subcommand; ``core_only``: just those defined here (``check``, ``decide``, ``test``...),
-    so running one of them never imports the store, the gate or numpy."""
+    """Every subcommand; ``core_only``: without the extensions that only add their own subcommands,
+    so that ``check``, ``decide`` and ``test`` never import the store, the service, the gate or numpy."""
     parser = argparse.ArgumentParser(prog="facegate", description="regulation-as-code for face recognition")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("check", help="validate and compile policy packs; print every problem")
@@ -251,8 +251,9 @@ def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
     p.add_argument("packs", nargs="+")
     p.add_argument("--out", help="output folder (default: the pack's own folder)")
     p.set_defaults(func=cmd_docs)
-    for register in () if core_only else _EXTENSIONS:
-        register(sub)
+    for register in _EXTENSIONS:
+        if not (core_only and register in _OWN_COMMANDS_ONLY):
+            register(sub)
     return parser
 
 
@@ -275,6 +276,9 @@ def _serve_commands(sub: Any) -> None:
 
 
 _EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands, _authoring_commands, _serve_commands]
+#: Extensions that only add subcommands of their own (and import the store or the service to do it):
+#: left out when the command line names ``check``, ``decide`` or ``test``.
+_OWN_COMMANDS_ONLY: tuple[Callable[[Any], None], ...] = (_audit_commands, _serve_commands)
 
 
 #: Subcommands that only load packs and decide: their command line is parsed without the others.
