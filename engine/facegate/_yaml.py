@@ -165,10 +165,10 @@ def load_yaml(path: Path, display: str | None = None, root: Path | None = None) 
     return load_yaml_text(text, shown)
 
 
-def _too_deep(text: str, shown: str) -> Problem | None:
+def _too_deep(text: str, shown: str, loader: Any = yaml.SafeLoader) -> Problem | None:
     """Nesting beyond :data:`MAX_DEPTH`, found on the event stream (no recursion, linear time)."""
     depth = 0
-    for event in yaml.parse(text, Loader=_LOADER):
+    for event in yaml.parse(text, Loader=loader):
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:
@@ -182,10 +182,20 @@ def _too_deep(text: str, shown: str) -> Problem | None:
 def load_yaml_text(text: str, shown: str) -> tuple[YamlDocument | None, list[Problem]]:
     """Like :func:`load_yaml`, for text already read; ``shown`` names it in problems."""
     try:
-        deep = _too_deep(text, shown)
-        if deep is not None:
-            return None, [deep]
-        nodes = list(yaml.compose_all(text, Loader=_LOADER))
+        try:
+            deep = _too_deep(text, shown, _LOADER)
+            if deep is not None:
+                return None, [deep]
+            nodes = list(yaml.compose_all(text, Loader=_LOADER))
+        except yaml.YAMLError:
+            if _LOADER is yaml.SafeLoader:
+                raise
+            # libyaml words its errors differently: say them as the pure-Python parser does
+            # (the plain-words hints are written for its messages)
+            deep = _too_deep(text, shown, yaml.SafeLoader)
+            if deep is not None:
+                return None, [deep]
+            nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
