@@ -33,7 +33,7 @@ in_prc if input.jurisdiction == "CN"
 
 in_prc if {
 	startswith(input.jurisdiction, "CN-")
-	not input.jurisdiction in {"CN-HK", "CN-MO", "CN-TW"}
+	not input.jurisdiction in {"CN-HK", "CN-MO", "CN-TW", "CN-91", "CN-92", "CN-71"}
 }
 
 consent_in_force if {
@@ -67,10 +67,12 @@ security_or_emergency if input.legal_basis.ground in {"national_security", "publ
 
 public_place if input.place.type == "public_place"
 
+public_place if input.place.open_to_public == true
+
 business_premises if input.place.type == "business_premises"
 
 business_premises if {
-	public_place
+	input.place.type == "public_place"
 	input.actor.sector in {"hotel", "bank", "station", "airport", "stadium", "exhibition_hall", "museum", "art_gallery", "library"}
 }
 
@@ -80,10 +82,7 @@ property_party if input.place.type == "property_management_area"
 
 property_party if input.actor.sector == "residential_property"
 
-property_entry if {
-	property_party
-	input.purpose in {"access_control", "identity_verification"}
-}
+property_entry if property_party
 
 alternative_offered if input.alternative.offered == true
 
@@ -91,7 +90,12 @@ declined_face if input.subject.declined_face == true
 
 remote_candidate if {
 	input.operation in {"identify", "verify"}
-	input.place.type in {"public_place", "business_premises"}
+	public_place
+}
+
+remote_candidate if {
+	input.operation in {"identify", "verify"}
+	input.place.type == "business_premises"
 }
 
 remote_exception if {
@@ -157,6 +161,7 @@ deny contains "cn23-09-alternative-required" if {
 	identity_check
 	not alternative_offered
 	not law_requires_face
+	not input.capture.mode == "remote_passive"
 }
 
 deny contains "cn23-10-active-participation" if {

@@ -40,6 +40,7 @@ def facts(request: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], s
         "pia_covers_purpose": pia.get("covers_purpose"),
         "place_type": place.get("type"),
         "signage": place.get("signage"),
+        "open_to_public": place.get("open_to_public"),
         "capture_mode": capture.get("mode"),
         "purpose_prompt_shown": capture.get("purpose_prompt_shown"),
         "initiated_by": capture.get("initiated_by"),

@@ -23,7 +23,7 @@ LEGAL_GROUNDS = frozenset({"law_requires", "national_security", "public_security
 HIGH_STAKES = frozenset({"social_assistance", "real_estate_disposal"})
 BUSINESS_SECTORS = frozenset({"hotel", "bank", "station", "airport", "stadium", "exhibition_hall", "museum", "art_gallery", "library"})
 IDENTITY_CHECK = frozenset({"verify", "identify", "enroll"})
-OUTSIDE_MAINLAND = frozenset({"CN-HK", "CN-MO", "CN-TW"})
+OUTSIDE_MAINLAND = frozenset({"CN-HK", "CN-MO", "CN-TW", "CN-91", "CN-92", "CN-71"})
 _EMPTY: Mapping[str, Any] = {}
 _MISSING = object()
 
@@ -56,12 +56,12 @@ def decide(r: Mapping[str, Any]) -> tuple[str, list[str]]:
     legal_ground_cited = ground in LEGAL_GROUNDS and cited
     law_requires_face = ground == "law_requires" and cited
     security_or_emergency = ground in SECURITY_EMERGENCY
-    public_place = place_type == "public_place"
-    business_premises = place_type == "business_premises" or (public_place and sector in BUSINESS_SECTORS)
+    public_place = place_type == "public_place" or place.get("open_to_public", False) is True
+    business_premises = place_type == "business_premises" or (place_type == "public_place" and sector in BUSINESS_SECTORS)
     identity_check = op in IDENTITY_CHECK
     property_entry = (
         actor.get("role") == "property_manager" or place_type == "property_management_area" or sector == "residential_property"
-    ) and purpose in ("access_control", "identity_verification")
+    )
     alternative = r.get("alternative", _EMPTY).get("offered", False) is True
     declined = subject.get("declined_face", False) is True
     pia = actor.get("pia", _EMPTY)
@@ -94,7 +94,7 @@ def decide(r: Mapping[str, Any]) -> tuple[str, list[str]]:
     if business_premises and identity_check and not law_requires_face:
         if declined:
             deny.append("cn23-09-declined-not-forced")
-        if not alternative:
+        if not alternative and capture.get("mode") != "remote_passive":
             deny.append("cn23-09-alternative-required")
     if op == "verify" and not law_requires_face:
         if capture.get("mode") != "cooperative":
@@ -106,7 +106,7 @@ def decide(r: Mapping[str, Any]) -> tuple[str, list[str]]:
             deny.append("cn23-12-not-only-way-in")
         if declined:
             deny.append("cn23-12-declined-face")
-    if op in ("identify", "verify") and place_type in ("public_place", "business_premises"):
+    if op in ("identify", "verify") and (public_place or place_type == "business_premises"):
         mode = capture.get("mode", _MISSING)
         if mode is _MISSING or (
             mode == "remote_passive"
