@@ -18,6 +18,7 @@ from typing import Any, cast
 import numpy as np
 
 from . import _sandbox
+from ._compose import Composition
 from ._plugins import Registry, load_registry
 from .errors import ConfigError, RecognizerError
 from .policy import Decision, Policy
@@ -85,7 +86,7 @@ class Gate:
 
     def __init__(
         self,
-        policy: Policy,
+        policy: Policy | Composition,
         recognizer: str,
         *,
         registry: Registry | None = None,
@@ -129,12 +130,12 @@ class Gate:
     @classmethod
     def from_config(cls, source: Any) -> Gate:
         """Build a gate from an operator configuration (a dict, or a YAML/JSON file; config.v1.json)."""
+        from ._compose import load_configured
         from ._config import read_config, resolve
-        from .policy import load_policy
 
         config, base = read_config(source)
         registry = load_registry(config.get("plugins", {}).get("allow", ()))
-        policy = load_policy(resolve(base, config["policy"]), functions=registry.functions)
+        policy = load_configured(config, base, functions=registry.functions)
         store = None
         if "store" in config:
             from .store import Masking, SQLiteStore
@@ -311,7 +312,8 @@ class Gate:
         if not days:
             raise _Refused("enroll needs a retention period: `storage.retention_days` or a `retention_max_days` obligation")
         tid = self.gallery.enroll(subject_id, vector, purpose=facts["purpose"], consent_id=consent_record,
-                                  retention_days=days, location=location, model_id=self.info.id, decision_id=decision.decision_id)
+                                  retention_days=days, location=location, model_id=self.info.id, decision_id=decision.decision_id,
+                                  consent_facts=None if consent_record else facts.get("consent"))  # request-stated consent is recorded
         return EnrollResult(str(tid), subject_id, days, location)
 
     def _recognize(self, staged: _Staging, op: str, wanted: frozenset[str], notes: list[str]) -> tuple[Result | np.ndarray, np.ndarray | None]:
@@ -585,6 +587,7 @@ def _decision_record(decision: Decision, facts: Any) -> dict[str, Any]:
         "obligations": [{k: v for k, v in o.items() if k != "sources"} for o in decision.obligations],
         "errors": [dict(e) for e in decision.errors],
         "violations": [dict(v) for v in decision.violations],
+        **({"packs": [dict(p) for p in decision.packs]} if hasattr(decision, "packs") else {}),
     }
 
 

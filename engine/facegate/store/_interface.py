@@ -22,6 +22,7 @@ Timestamp = datetime | str
 
 CONSENT_TYPES = ("separate", "written", "bundled")  # strongest first: lookup prefers this order
 CONSENT_GIVERS = ("subject", "guardian")
+UNSTATED = "unstated"  # ``given_by`` of a consent recorded from a request that did not say who gave it
 #: The request contract's purposes; a consent naming another purpose is refused.
 PURPOSES = _vocabulary.PURPOSES
 LOCATIONS = _vocabulary.LOCATIONS
@@ -136,8 +137,10 @@ class Gallery(Protocol):
         location: str,
         model_id: str,
         decision_id: str | None = None,
+        consent_facts: Mapping[str, Any] | None = None,
     ) -> str:
-        """Store a template and return its id."""
+        """Store a template and return its id; with ``consent_id=None``, ``consent_facts`` (the
+        request's own consent facts) is recorded as the consent the template rests on."""
         ...
 
     def identify(
