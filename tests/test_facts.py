@@ -240,3 +240,80 @@ def test_the_gate_never_executes_a_decide_only_operation():
     assert out.decision.effect == "permit" and out.result is None and calls == []
     assert "decide-only" in (out.error or "")
     assert [r["kind"] for r in audit.records] == ["decision", "outcome"]
+
+
+def test_the_requests_doc_example_decides_as_described():
+    import json
+
+    text = (DOCS / "requests.md").read_text(encoding="utf-8")
+    block = re.search(r"```json\n(.*?)```", text, re.S)
+    assert block is not None
+    request = json.loads(block.group(1))
+    policy = facegate.load_policy(FACTS_PACK)
+    d = policy.decide(request)
+    assert d.effect == "permit" and [x["rule"] for x in d.determining] == ["exd-3-disclose-on-a-ground"]
+    assert "is permitted by `exd-3-disclose-on-a-ground`" in text
+    d = policy.decide({**request, "disclosure": {"basis": "none"}})
+    assert (d.effect, d.reason) == ("deny", "no_permit")
+    d = policy.decide({**request, "place": {"type": "public_place"}})
+    assert d.reason == "invalid_request"
+
+
+# -- one exception tree, one vocabulary ------------------------------------------------------------
+
+
+def test_every_user_facing_error_is_a_facegate_error():
+    from facegate import cel
+    from facegate._compile import CompileError
+    from facegate.errors import FacegateError
+
+    for cls in (cel.CELCompileError, cel.CELSyntaxError, cel.CELCheckError, cel.CELEvalError, cel.CELUsageError, CompileError):
+        assert issubclass(cls, FacegateError), cls
+    with pytest.raises(FacegateError):
+        cel.compile("1 +")
+    with pytest.raises(cel.CELUsageError):
+        cel.compile("1", backend="nope")
+
+
+def test_a_plugin_cel_function_named_like_a_builtin_is_a_plugin_error():
+    from facegate import PluginError
+    from facegate._plugins import load_registry
+
+    import types
+
+    from facegate import hookspecs
+
+    @hookspecs.hookimpl
+    def register_cel_functions(register):
+        register("size", lambda x: 1, ["dyn"], "int")
+
+    plugin = types.ModuleType("shadowing_plugin")
+    plugin.register_cel_functions = register_cel_functions  # type: ignore[attr-defined]
+    with pytest.raises(PluginError, match="`size` is a standard cel function"):
+        load_registry((), extra=[("shadowing", plugin)])
+
+
+def test_vocabularies_come_from_the_schemas():
+    from facegate import _vocabulary, recognition
+    from facegate.store import _interface
+
+    core = load_schema("request.v2.json")["properties"]
+    assert _interface.PURPOSES == tuple(core["purpose"]["enum"]) == tuple(load_schema("request.v1.json")["properties"]["purpose"]["enum"])
+    assert _interface.LOCATIONS == tuple(core["storage"]["properties"]["location"]["enum"])
+    assert recognition.ATTRIBUTES == tuple(core["attributes"]["items"]["enum"])
+    assert set(recognition.OPERATIONS) | {"erase"} == set(core["operation"]["enum"])
+    rule = load_schema("policy.v1.json")["properties"]["rules"]["items"]["properties"]
+    assert {e.value for e in _vocabulary.RuleEffect} == set(rule["effect"]["enum"])
+    assert {m.value for m in _vocabulary.Mode} == set(rule["mode"]["enum"])
+
+
+def test_reasons_and_outcomes_are_enumerations_that_read_as_strings():
+    import json
+
+    from facegate._vocabulary import Reason, RuleOutcome
+
+    policy = facegate.load_policy(FACTS_PACK)
+    d = policy.decide({"operation": "sell", "purpose": "other", "actor": {"private_entity": True}})
+    assert d.reason is Reason.FORBIDDEN and d.reason == "forbidden"
+    assert d.rules["exd-2-no-sale"] is RuleOutcome.APPLIED
+    assert json.loads(json.dumps(d.to_dict()))["reason"] == "forbidden"

@@ -25,16 +25,16 @@ def world_scenarios() -> dict[str, Any]:
     return doc.data  # type: ignore[no-any-return]
 
 
-def run_world_demo(policies: str = "policies", *, recognizer: str = "onnx", db: str | None = None, out: Any = None) -> int:
+def run_world_demo(policies: str | None = None, *, recognizer: str = "onnx", db: str | None = None, out: Any = None) -> int:
     """Run the multi-jurisdiction scenarios; 0 when every decision and governing set is as expected."""
-    from ._demo import _describe, load_image
+    from ._demo import _describe, load_image, shipped_pack
     from .cli import _Style
     from .gate import Gate
 
     out = out or sys.stdout
     style = _Style(out)
     data = world_scenarios()
-    folders = [str((Path(policies) / name).resolve()) for name in data["packs"]]
+    folders = [str((Path(policies) / name).resolve()) if policies else str(shipped_pack(name)) for name in data["packs"]]
     with tempfile.TemporaryDirectory(prefix="facegate-world-") as tmp:
         config = {
             "policy": folders,

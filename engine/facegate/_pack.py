@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import _compile, _facts, _schema
+from . import _compile, _diagnose, _facts, _schema
 from ._yaml import YamlDocument, escape_pointer_token, load_yaml
 from .errors import PolicyError, Problem
 
@@ -109,6 +109,7 @@ class Pack:
     operations: dict[str, Any] = field(default_factory=dict)  # decide-only operations this pack declares
     facts: dict[str, Any] = field(default_factory=dict)  # facts this pack declares, as written
     governs: dict[str, Any] = field(default_factory=dict)
+    lints: tuple[Problem, ...] = ()  # warnings from `facegate check` that do not stop the load
 
     @property
     def language(self) -> str:
@@ -171,6 +172,12 @@ class _Loader:
         self.required: tuple[str, ...] = ("en", "zh")
         self.grades: Mapping[str, Any] = DEFAULT_GRADES
         self.inner: dict[str, str] = {}  # shown path -> path inside the pack
+        self.broken_variables: set[str] = set()  # defined, but failed to compile: no follow-on problems
+        self.skip: set[tuple[str, str]] = set()  # (document, "/rules/3"): items whose structure is broken
+        self.dropped_pack = False
+        self.partial_provisions: set[str] = set()  # provisions cited by a broken rule
+        self.broken_parameters: set[str] = set()
+        self.lints: list[Problem] = []
 
     def inside(self, path: Path) -> str:
         base = self.root if self.root.is_dir() else self.root.parent
@@ -206,14 +213,20 @@ class _Loader:
             if isinstance(fmt, str) and fmt not in FORMATS:
                 found = [doc.problem("/format", f"unknown format `{fmt}`; expected one of {', '.join(f'`{f}`' for f in FORMATS)}")]
             self.problems.extend(found)
-            if not found:
+            broken = _broken_items(found)
+            if broken is not None and isinstance(fmt, str) and fmt in FORMATS:
+                # structure problems only inside some rules/variables/provisions/parameters: the
+                # rest of the document is still checked for meaning (all problems in one run)
+                self.skip |= {(doc.path, item) for item in broken}
                 docs.append(doc)
-                formats.setdefault(doc.data["format"], doc.path)
+                formats.setdefault(fmt, doc.path)
+            elif found:
+                self.dropped_pack |= "pack" in doc.data if isinstance(doc.data, dict) else False
         if len(formats) > 1:
             listed = ", ".join(f"`{f}` (first in `{p}`)" for f, p in formats.items())
             self.problems.append(Problem(str(self.root), None, None, "/format", f"one pack, one format: found {listed}"))
-        if self.problems:
-            raise PolicyError(self.problems)
+        if self.dropped_pack or (self.problems and not docs):
+            raise PolicyError(self.problems)  # without the pack's metadata, meaning checks would only add noise
         if formats:
             self.format = next(iter(formats))
         return self.build(docs)
@@ -234,6 +247,9 @@ class _Loader:
         variable_docs: list[dict[str, Any]] = []
         for doc in docs:
             for name, spec in doc.data.get("parameters", {}).items():
+                if (doc.path, f"/parameters/{escape_pointer_token(name)}") in self.skip:
+                    self.broken_parameters.add(name)  # known, but broken: no "unknown parameter" noise
+                    continue
                 if name in parameters:
                     self.problems.append(doc.problem(f"/parameters/{name}", f"parameter `{name}` is defined twice"))
                 parameters[name] = spec["value"]
@@ -242,6 +258,10 @@ class _Loader:
         for doc in docs:
             for i, var in enumerate(doc.data.get("variables", [])):
                 ptr = f"/variables/{i}"
+                if (doc.path, ptr) in self.skip:
+                    if isinstance(var, dict) and isinstance(var.get("name"), str):
+                        self.broken_variables.add(var["name"])
+                    continue
                 name = var["name"]
                 if name in variables:
                     self.problems.append(doc.problem(ptr + "/name", f"variable `{name}` is defined twice"))
@@ -249,12 +269,20 @@ class _Loader:
                 cond = self.condition(doc, ptr + "/expression", var["expression"], variables, parameters, f"variable `{name}`")
                 if cond is not None:
                     variables[name] = cond.expanded
+                else:
+                    self.broken_variables.add(name)
                 variable_docs.append(dict(var))
         rules: list[Rule] = []
         seen: dict[str, str] = {}
         for doc in docs:
             for i, spec in enumerate(doc.data.get("rules", [])):
+                if (doc.path, f"/rules/{i}") in self.skip:
+                    if isinstance(spec, dict) and isinstance(spec.get("provision"), str):
+                        self.partial_provisions.add(spec["provision"])
+                    continue
                 rule = self.rule(doc, f"/rules/{i}", spec, variables, parameters)
+                if rule is None:
+                    self.partial_provisions.add(spec["provision"])
                 if spec["id"] in seen:
                     self.problems.append(doc.problem(f"/rules/{i}/id", f"rule id `{spec['id']}` is already used in `{seen[spec['id']]}`"))
                 seen[spec["id"]] = doc.path
@@ -284,6 +312,7 @@ class _Loader:
             operations=dict(pack_doc.get("operations", {})),
             facts=dict(pack_doc.get("facts", {})),
             governs=dict(pack_doc.get("governs", {})),
+            lints=tuple(self.lints),
         )
 
     def declare(self, pack_doc: YamlDocument, docs: list[YamlDocument]) -> None:
@@ -349,6 +378,8 @@ class _Loader:
             for kind in ("rules", "provisions"):
                 for i, spec in enumerate(doc.data.get(kind, [])):
                     ptr = f"/{kind}/{i}"
+                    if (doc.path, ptr) in self.skip:
+                        continue
                     what = f"rule `{spec['id']}`" if kind == "rules" else f"provision `{spec['provision']}`"
                     self.check_languages(doc, ptr + "/text", spec["text"], what + " text", skip=("source", "grade", "note"))
                     if kind == "rules":
@@ -373,11 +404,17 @@ class _Loader:
         expanded, unknown = _expand(text, variables)
         ok = True
         for name in unknown:
-            self.problems.append(doc.problem(ptr, f"{what}: unknown variable `variables.{name}` (define it under `variables` first)"))
             ok = False
+            if name in self.broken_variables:
+                continue  # its own problem is already reported
+            tip = _diagnose.did_you_mean(name, [*variables, *self.broken_variables]) or " (define it under `variables` first)"
+            self.problems.append(doc.problem(ptr, f"{what}: unknown variable `variables.{name}`{tip}"))
         for m in _outside_strings(text, _PARAM_REF):
-            if m.group(1) not in parameters:
-                self.problems.append(doc.problem(ptr, f"{what}: unknown parameter `params.{m.group(1)}`"))
+            if m.group(1) in self.broken_parameters:
+                ok = False
+            elif m.group(1) not in parameters:
+                tip = _diagnose.did_you_mean(m.group(1), parameters) or " (define it under `parameters`)"
+                self.problems.append(doc.problem(ptr, f"{what}: unknown parameter `params.{m.group(1)}`{tip}"))
                 ok = False
         if not ok:
             return None
@@ -387,7 +424,8 @@ class _Loader:
             program = _compile.compile_expression(expanded, schema=self._schema, backend=self.backend, functions=self.functions)
         except _compile.CompileError as exc:
             where = f" (expression line {exc.line}, column {exc.column})" if exc.line is not None else ""
-            self.problems.append(Problem(doc.path, line, col, ptr, f"{what}: {exc.message}{where}"))
+            message = _diagnose.cel_hint(exc.message, self._schema, variables)
+            self.problems.append(Problem(doc.path, line, col, ptr, f"{what}: {message}{where}"))
             return None
         return Condition(text, expanded, program, (doc.path, line, col))
 
@@ -412,13 +450,24 @@ class _Loader:
     def conditions(self, doc: YamlDocument, ptr: str, value: Any, variables: Mapping[str, str], parameters: Mapping[str, Any], rule_id: str) -> tuple[Condition, ...] | None:
         items = [value] if isinstance(value, str) else list(value)
         out: list[Condition] = []
-        for j, text in enumerate(items):
+        failed = False
+        for j, text in enumerate(items):  # every item checked: all problems in one run
             p = ptr if isinstance(value, str) else f"{ptr}/{j}"
             cond = self.condition(doc, p, text, variables, parameters, f"rule `{rule_id}`")
             if cond is None:
-                return None
+                failed = True
+                continue
             out.append(cond)
+        if failed:
+            return None
+        self.lint(doc, ptr, out, f"rule `{rule_id}`")
         return tuple(out)
+
+    def lint(self, doc: YamlDocument, ptr: str, conds: list[Condition], what: str) -> None:
+        """Warnings that do not stop the load: ``has(a.b.c)`` without a guard on ``a.b``."""
+        joined = " && ".join(f"({c.expanded})" for c in conds)  # earlier items guard later ones
+        for message in dict.fromkeys(_diagnose.unguarded_has(joined, self._schema)):
+            self.lints.append(doc.problem(ptr, f"{what}: {message}"))
 
     def rule(self, doc: YamlDocument, ptr: str, spec: dict[str, Any], variables: Mapping[str, str], parameters: Mapping[str, Any]) -> Rule | None:
         rid = spec["id"]
@@ -478,12 +527,14 @@ class _Loader:
         out: dict[str, Provision] = {}
         for doc in docs:
             for i, spec in enumerate(doc.data.get("provisions", [])):
-                pid = spec["provision"]
                 ptr = f"/provisions/{i}"
+                if (doc.path, ptr) in self.skip:
+                    continue
+                pid = spec["provision"]
                 if pid in out:
                     self.problems.append(doc.problem(ptr, f"provision `{pid}` is listed twice"))
                     continue
-                if spec["enforceable"] and pid not in by_prov:
+                if spec["enforceable"] and pid not in by_prov and pid not in self.partial_provisions:
                     self.problems.append(doc.problem(ptr + "/enforceable", f"provision `{pid}` is marked enforceable but no rule cites it"))
                 if not spec["enforceable"] and "reason" not in spec:
                     self.problems.append(doc.problem(ptr, f"provision `{pid}` is not enforceable: give the `reason`"))
@@ -507,6 +558,21 @@ class _Loader:
                 first = prules[0]
                 out[pid] = Provision(pid, first.article, first.article_verified, first.article_note, True, "", first.text, first.title, first.review, tuple(r.id for r in prules))
         return tuple(out.values())
+
+
+_ITEM = re.compile(r"^/(rules|variables|provisions)/(\d+)(?:/|$)|^/parameters/([^/]+)(?:/|$)")
+
+
+def _broken_items(found: list[Problem]) -> set[str] | None:
+    """The list items (``/rules/3``) that hold every structure problem of a document, or None
+    when a problem lies outside any item (the document as a whole is unusable)."""
+    items: set[str] = set()
+    for problem in found:
+        m = _ITEM.match(problem.pointer)
+        if m is None:
+            return None
+        items.add(f"/{m.group(1)}/{m.group(2)}" if m.group(1) else f"/parameters/{m.group(3)}")
+    return items
 
 
 def _json_type(value: Any) -> dict[str, Any]:

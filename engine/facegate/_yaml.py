@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from ._diagnose import yaml_hint
 from .errors import Problem
 
 #: Largest pack or case file read, in bytes.
@@ -189,7 +190,7 @@ def load_yaml_text(text: str, shown: str) -> tuple[YamlDocument | None, list[Pro
         line = mark.line + 1 if mark else None
         col = mark.column + 1 if mark else None
         msg = " ".join(str(x) for x in (exc.context, exc.problem) if x)
-        return None, [Problem(shown, line, col, "", f"malformed yaml: {msg}")]
+        return None, [Problem(shown, line, col, "", yaml_hint(msg))]
     except yaml.YAMLError as exc:
         return None, [Problem(shown, None, None, "", f"malformed yaml: {exc}")]
     if len(nodes) != 1 or nodes[0] is None:

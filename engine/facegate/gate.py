@@ -29,6 +29,7 @@ from .recognition import (
     Face,
     FaceAttributes,
     IdentifyResult,
+    OPERATIONS,
     Match,
     Recognizer,
     RecognizerInfo,
@@ -39,7 +40,7 @@ from .recognition import (
 #: Obligations the gate itself carries out; every other obligation is returned to the integrator.
 ENGINE_ENFORCED = frozenset({"discard_raw_image", "store_on_device_only", "retention_max_days", "record_processing"})
 CONSENT_MODES = ("request-only", "registry-only", "registry-overrides")
-NEEDS_RECOGNIZER = frozenset({"detect", "verify", "identify", "enroll", "analyze"})
+NEEDS_RECOGNIZER = frozenset(OPERATIONS)
 EXECUTABLE = NEEDS_RECOGNIZER | {"erase"}  # the core envelope's operations (request.v2.json)
 
 
@@ -310,7 +311,8 @@ class Gate:
         if not days:
             raise _Refused("enroll needs a retention period: `storage.retention_days` or a `retention_max_days` obligation")
         tid = self.gallery.enroll(subject_id, vector, purpose=facts["purpose"], consent_id=consent_record,
-                                  retention_days=days, location=location, model_id=self.info.id, decision_id=decision.decision_id)
+                                  retention_days=days, location=location, model_id=self.info.id, decision_id=decision.decision_id,
+                                  consent_facts=None if consent_record else facts.get("consent"))  # request-stated consent is recorded
         return EnrollResult(str(tid), subject_id, days, location)
 
     def _recognize(self, staged: "_Staging", op: str, wanted: frozenset[str], notes: list[str]) -> tuple[Result | np.ndarray, np.ndarray | None]:

@@ -14,6 +14,7 @@ import jsonschema_rs
 
 from . import _compile, _decide, _schema
 from ._compile import EvalError
+from ._vocabulary import Effect, Reason
 from ._pack import Pack, Rule, load_pack
 
 _V1_VALIDATOR = jsonschema_rs.validator_for(_schema.load_schema("request.v1.json"))
@@ -149,9 +150,9 @@ class Policy:
         day = now.date().isoformat()
         violations = self._checker.violations(request)
         if violations:
-            return self._finish("deny", "invalid_request", started, now, violations=violations)
+            return self._finish(Effect.DENY, Reason.INVALID_REQUEST, started, now, violations=violations)
         if not self.in_force(day):
-            return self._finish("deny", "policy_not_in_force", started, now)
+            return self._finish(Effect.DENY, Reason.POLICY_NOT_IN_FORCE, started, now)
         activation = self._activation(request)
         budget = _compile.new_budget()
         outcomes: dict[str, str] = {}
@@ -188,11 +189,11 @@ class Policy:
         if explanation is not None:
             explanation = {"rules": explanation}
         if determining_deny:
-            return self._finish("deny", "forbidden", started, now, determining=determining_deny, errors=errors, warnings=warnings, rules=outcomes, explanation=_blocked(explanation, self._rules, outcomes))
+            return self._finish(Effect.DENY, Reason.FORBIDDEN, started, now, determining=determining_deny, errors=errors, warnings=warnings, rules=outcomes, explanation=_blocked(explanation, self._rules, outcomes))
         if not permits:
-            return self._finish("deny", "no_permit", started, now, errors=errors, warnings=warnings, rules=outcomes, explanation=_blocked(explanation, self._rules, outcomes))
+            return self._finish(Effect.DENY, Reason.NO_PERMIT, started, now, errors=errors, warnings=warnings, rules=outcomes, explanation=_blocked(explanation, self._rules, outcomes))
         return self._finish(
-            "permit", "permitted", started, now, determining=permits, errors=errors, warnings=warnings,
+            Effect.PERMIT, Reason.PERMITTED, started, now, determining=permits, errors=errors, warnings=warnings,
             obligations=_decide.merge_obligations(obligations), rules=outcomes, explanation=explanation,
         )
 
