@@ -211,6 +211,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.world:
+        from ._demo_world import run_world_demo
+
+        return run_world_demo(args.policies, recognizer=args.recognizer, db=args.db)
     from ._demo import run_demo
 
     return run_demo(args.policy, recognizer=args.recognizer, db=args.db, images=args.image, enroll=args.enroll, verify=args.verify)
@@ -245,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", action="append", help="also run detection on this photo (repeatable)")
     p.add_argument("--enroll", metavar="PHOTO", help="your own pair: enrol the face in this photo ...")
     p.add_argument("--verify", metavar="PHOTO", help="... and verify the face in this one against it")
+    p.add_argument("--world", action="store_true", help="the multi-jurisdiction scenario: the CN 2025, EU and Illinois packs composed")
+    p.add_argument("--policies", help="with --world: the folder holding the packs (default: the packs shipped with facegate)")
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("docs", help="generate the review document (Markdown and HTML) for legal sign-off")
     p.add_argument("packs", nargs="+")
