@@ -258,7 +258,13 @@ def _audit_commands(sub: Any) -> None:
     add_audit_commands(sub)
 
 
-_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands]
+def _console_commands(sub: Any) -> None:
+    from .console._cli import register
+
+    register(sub)
+
+
+_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands, _console_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
