@@ -258,13 +258,19 @@ def _audit_commands(sub: Any) -> None:
     add_audit_commands(sub)
 
 
+def _serve_commands(sub: Any) -> None:
+    from ._cli_serve import register
+
+    register(sub)
+
+
 def _console_commands(sub: Any) -> None:
     from .console._cli import register
 
     register(sub)
 
 
-_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands, _console_commands]
+_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands, _serve_commands, _console_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
