@@ -1,8 +1,6 @@
 """The console over real HTTP: sessions, roles, CSRF, throttling, saves, sign-off, evidence.
 
-A real server on a free loopback port; a small client keeps cookies by hand because the
-console's cookies are ``Secure`` and Python's cookie jar will not send those over plain HTTP
-(a browser does, to 127.0.0.1 -- the browser tests show it).
+A real server on a free loopback port (see console_server.Client for the cookies).
 """
 
 from __future__ import annotations
@@ -10,51 +8,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
 pytest.importorskip("starlette")
 pytest.importorskip("argon2")
 
-from console_server import PASSWORD, start  # noqa: E402
+from console_server import PASSWORD, Client, start  # noqa: E402
 
 RULE = "cn23-14-sensitive-attributes"
 RULE_FILE = "rules/cn23-14-sensitive-attributes.yaml"
-
-
-class Client:
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.cookies: dict[str, str] = {}
-        self.http = httpx.Client(follow_redirects=False, timeout=60)
-
-    def _keep(self, r: httpx.Response) -> httpx.Response:
-        for header in r.headers.get_list("set-cookie"):
-            name, _, rest = header.partition("=")
-            value = rest.split(";", 1)[0]
-            if "max-age=0" in header.lower() or 'expires=thu, 01 jan 1970' in header.lower():
-                self.cookies.pop(name, None)
-            else:
-                self.cookies[name] = value
-        return r
-
-    def _headers(self) -> dict[str, str]:
-        return {"cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
-
-    def get(self, path: str) -> httpx.Response:
-        return self._keep(self.http.get(self.base + path, headers=self._headers()))
-
-    def post(self, path: str, data: dict) -> httpx.Response:
-        return self._keep(self.http.post(self.base + path, data=data, headers=self._headers()))
-
-    def login(self, name: str, password: str = PASSWORD) -> httpx.Response:
-        page = self.get("/login")
-        token = re.search(r'name="login_token" value="([^"]+)"', page.text).group(1)
-        return self.post("/login", {"username": name, "password": password, "login_token": token, "next": "/"})
-
-    def csrf(self, path: str = "/") -> str:
-        return re.search(r'name="csrf" value="([^"]+)"', self.get(path).text).group(1)
 
 
 @pytest.fixture(scope="module")
