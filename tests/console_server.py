@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-
-import re
 
 import httpx
 from fg_paths import ROOT
@@ -36,11 +35,10 @@ class Server:
 
 def start(tmp: Path, *, max_failures: int = 5) -> Server:
     import uvicorn
-    from starlette.applications import Starlette
-    from starlette.routing import Mount
-
     from facegate.console import Settings, create_console
     from facegate.console._accounts import Accounts
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
 
     pack = tmp / PACK.name
     shutil.copytree(PACK, pack, ignore=shutil.ignore_patterns("REVIEW.*"))

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from console_server import PASSWORD, start
 from fg_paths import ROOT
 

@@ -14,7 +14,7 @@ import yaml
 pytest.importorskip("starlette")
 pytest.importorskip("argon2")
 
-from console_server import PASSWORD, Client, start  # noqa: E402
+from console_server import PASSWORD, Client, start
 
 RULE = "cn23-14-sensitive-attributes"
 RULE_FILE = "rules/cn23-14-sensitive-attributes.yaml"
@@ -119,7 +119,7 @@ def _edit_form(c: Client) -> tuple[str, str, str]:
     base = re.search(r'name="base" value="([^"]+)"', page).group(1)
     import html
 
-    text = html.unescape(re.search(r'<textarea id="yaml"[^>]*>(.*?)</textarea>', page, re.S).group(1))
+    text = html.unescape(re.search(r'<textarea id="yaml"[^>]*>(.*?)</textarea>', page, re.DOTALL).group(1))
     return token, base, text
 
 

@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("argon2")
 
-from console_server import PASSWORD, Client  # noqa: E402
-from fg_service import CAC, running, write_config  # noqa: E402
+from console_server import PASSWORD, Client
+from fg_service import CAC, running, write_config
 
 
 def test_serve_mounts_the_console_and_approvals_share_the_decision_chain(tmp_path, monkeypatch):

@@ -29,8 +29,9 @@ Threat model (what it defends, what it does not):
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 from ._roles import ROLES
 
@@ -103,6 +104,8 @@ def create_console(settings: Settings, *, store: Any | None = None) -> Starlette
 
 def redirect_to_console(prefix: str = "/console") -> Any:
     """A tiny route target sending ``/`` to the console (for a server hosting only the console)."""
+
+    from starlette.responses import RedirectResponse
 
     async def go(request: Any) -> RedirectResponse:
         return RedirectResponse(prefix + "/", status_code=307)

@@ -26,9 +26,9 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -84,7 +84,7 @@ class Accounts:
             raise ConfigError(f"role `{role}` is not one of {', '.join(ROLES)}")
         if len(password) < MIN_PASSWORD:
             raise ConfigError(f"the password must have at least {MIN_PASSWORD} characters")
-        created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         try:
             with self._connect() as conn:
                 conn.execute("INSERT INTO console_user (name, role, hash, created) VALUES (?, ?, ?, ?)",

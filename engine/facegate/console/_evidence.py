@@ -39,7 +39,7 @@ def _filters(ctx: Ctx) -> tuple[dict[str, Any], dict[str, str], list[str]]:
                 continue
             if key == "until":
                 day += _dt.timedelta(days=1)  # the whole day named
-            filters[key] = _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.timezone.utc)
+            filters[key] = _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.UTC)
     return filters, shown, problems
 
 
@@ -93,6 +93,6 @@ def export(ctx: Ctx) -> Response:
     else:
         ctx.state.store.audit.export_jsonl(buf, **filters)
     ctx.state.record("audit_exported", ctx.user.name if ctx.user else None, filters={k: v for k, v in shown.items() if v})
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     headers = {**HEADERS, "Content-Disposition": f'attachment; filename="facegate-audit-{stamp}.jsonl"'}
     return Response(buf.getvalue(), media_type="application/x-ndjson", headers=headers)

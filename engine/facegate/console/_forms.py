@@ -10,8 +10,9 @@ whose facts are these kinds.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from .. import _schema
 from ..policy import Policy
@@ -27,7 +28,7 @@ class Field:
     description: str = ""
     options: list[str] = field(default_factory=list)
     required: bool = False
-    children: list["Field"] = field(default_factory=list)
+    children: list[Field] = field(default_factory=list)
     integer: bool = False
 
 

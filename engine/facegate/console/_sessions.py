@@ -18,8 +18,8 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 COOKIE = "facegate_console"
 LOGIN_COOKIE = "facegate_console_login"

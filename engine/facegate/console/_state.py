@@ -108,7 +108,7 @@ class ConsoleState:
     def record(self, event: str, user: str | None, **fields: Any) -> Any:
         """Append a console event (``kind: console``) to the audit chain; return the receipt."""
         rec = {"kind": "console", "event": event, "user": user,
-               "time": _dt.datetime.now(_dt.timezone.utc).isoformat(), **fields}
+               "time": _dt.datetime.now(_dt.UTC).isoformat(), **fields}
         return self.store.audit.append(rec)
 
     def approvals(self, policy: Policy) -> list[Any]:

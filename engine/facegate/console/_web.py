@@ -11,9 +11,10 @@ Every route is a plain function of a :class:`Ctx` wrapped by :func:`endpoint`, w
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 import jinja2
@@ -116,6 +117,6 @@ def _run(state: ConsoleState, view: Callable[[Ctx], Response], role: str | None,
         return view(ctx)
     except FacegateError as exc:
         return ctx.refuse(400, "Could not do that", str(exc))
-    except Exception as exc:  # a bug of ours: say so plainly, keep the details in the log
+    except Exception as exc:  # noqa: BLE001 -- a bug of ours: a plain page, the details in the log
         traceback.print_exc()
         return ctx.refuse(500, "Internal error", f"{type(exc).__name__}: {exc}")
