@@ -180,3 +180,48 @@ def test_evidence_page(as_user, server):
     page.get_by_role("link", name="Verify the chain").click()
     assert page.get_by_text("Chain intact").is_visible()
     shot(page, "07-evidence")
+
+
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+    .filter(el => el.tagName === 'BUTTON' ? !el.innerText.trim() && !el.getAttribute('aria-label')
+                                          : el.labels.length === 0 && !el.getAttribute('aria-label'))
+    .map(el => el.name || el.id || el.outerHTML.slice(0, 60))"""
+
+
+def test_every_control_on_the_main_pages_is_labelled(as_user, server):
+    page = as_user("ada")  # admin: every control is shown
+    for path in ("/", f"/packs/{PACK}", f"/packs/{PACK}/provisions/CN23-14", f"/packs/{PACK}/try?case=bundled-consent-is-not-separate",
+                 f"/packs/{PACK}/rules/{RULE}/edit", "/audit"):
+        page.goto(server.url + path)
+        assert page.evaluate(UNLABELLED) == [], path
+    page.goto(server.url + f"/packs/{PACK}/try?case=bundled-consent-is-not-separate")
+    page.get_by_role("button", name="Decide").click()
+    assert page.evaluate(UNLABELLED) == []  # the result, with its save-as-case form
+
+
+def test_the_keyboard_alone_logs_in_and_reaches_the_editor(browser, server):
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    try:
+        page.goto(server.url + "/login")
+        for _ in range(6):
+            if page.evaluate("document.activeElement.id") == "username":
+                break
+            page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "username"
+        page.keyboard.type("eddie")
+        page.keyboard.press("Tab")
+        page.keyboard.type(PASSWORD)
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        page.goto(server.url + f"/packs/{PACK}/provisions/CN23-14")
+        for _ in range(200):
+            page.keyboard.press("Tab")
+            if (page.evaluate("document.activeElement.innerText") or "").startswith(f"Edit rule {RULE}"):
+                break
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        assert page.url.endswith(f"/rules/{RULE}/edit")
+        assert page.evaluate("document.activeElement.id") != "yaml"  # Tab does not start inside the editor
+    finally:
+        ctx.close()

@@ -291,3 +291,26 @@ def test_case_saved_from_the_playground_is_a_valid_case(server, client):
     assert saved.passed and saved.decision.effect == "deny"
     r = c.post("/packs/cn-cac-2023-draft/cases", {"csrf": token, "case_id": "console-bundled", "request_json": json.dumps(request)})
     assert r.status_code == 400 and "already used" in r.text
+
+
+def test_check_replays_recorded_traffic_and_names_what_would_flip(server, client):
+    from facegate import load_policy
+    from facegate.gate import _decision_record
+
+    policy = load_policy(server.pack)
+    cases = yaml.safe_load((server.pack / "cases" / "scenarios.yaml").read_text(encoding="utf-8"))["cases"]
+    analysis = next(c for c in cases if c["id"] == "shop-infers-customers-ethnicity")["request"]  # denied by CN23-14 alone
+    detection = {"operation": "detect", "purpose": "marketing", "jurisdiction": "CN"}
+    assert [d["rule"] for d in policy.decide(analysis).determining] == [RULE]
+    audit = server.app.state.console.store.audit
+    for request in (analysis, detection):
+        audit.append(_decision_record(policy.decide(request), request))
+    c = client()
+    c.login("eddie")
+    token, base, text = _edit_form(c)
+    loosened = text.replace('request.operation == "analyze"', 'request.operation == "verify"', 1)
+    r = c.post(f"/packs/cn-cac-2023-draft/rules/{RULE}/check", {"csrf": token, "yaml": loosened, "base": base})
+    replayed = re.search(r"(\d+) recent recorded decision\(s\) of this pack replayed; (\d+) would be decided differently", r.text)
+    assert replayed and int(replayed.group(1)) >= 2 and int(replayed.group(2)) >= 1
+    assert "deny (forbidden): cn23-14-sensitive-attributes → " in r.text  # the analysis; the detection is unchanged
+    assert r.text.count("record #") == int(replayed.group(2))

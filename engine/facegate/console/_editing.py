@@ -187,10 +187,11 @@ def _summary(decision: Any) -> str:
 def replay(before: Policy, after: Policy, audit: Any, limit: int) -> dict[str, Any]:
     """The latest ``limit`` recorded decisions of this pack, decided again under both packs.
 
-    The requests are as the log keeps them (identifiers pseudonymised), which no rule of a pack
-    reads; a request is counted as flipped when the two packs' effects differ.
+    The requests are as the log keeps them (identifiers pseudonymised, which no rule of a pack
+    reads).  ``changed``: the decision differs (effect, reason or determining rules); those whose
+    effect differs (permit <-> deny) are marked ``flips``.
     """
-    flips: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
     seen = 0
     for row in audit.query(kind="decision", limit=limit, newest_first=True):
         record = row["record"]
@@ -199,10 +200,10 @@ def replay(before: Policy, after: Policy, audit: Any, limit: int) -> dict[str, A
             continue
         seen += 1
         a, b = before.decide(request), after.decide(request)
-        if a.effect != b.effect:
-            flips.append({"seq": row["seq"], "time": record.get("time"), "recorded": record.get("effect"),
-                          "before": _summary(a), "after": _summary(b)})
-    return {"replayed": seen, "flipped": flips}
+        if _summary(a) != _summary(b):
+            changed.append({"seq": row["seq"], "time": record.get("time"), "recorded": record.get("effect"),
+                            "before": _summary(a), "after": _summary(b), "flips": a.effect != b.effect})
+    return {"replayed": seen, "changed": changed, "flipped": [c for c in changed if c["flips"]]}
 
 
 def save(policy: Policy, span: Span, new_text: str, base: str) -> tuple[str, str]:
