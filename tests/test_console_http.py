@@ -314,3 +314,34 @@ def test_check_replays_recorded_traffic_and_names_what_would_flip(server, client
     assert replayed and int(replayed.group(1)) >= 2 and int(replayed.group(2)) >= 1
     assert "deny (forbidden): cn23-14-sensitive-attributes → " in r.text  # the analysis; the detection is unchanged
     assert r.text.count("record #") == int(replayed.group(2))
+
+
+def test_playground_decides_explains_and_shows_remedies_when_the_build_has_them(server, client):
+    import importlib
+    import importlib.util
+
+    c = client()
+    c.login("vera")
+    token = c.csrf("/packs/cn-cac-2023-draft/try")
+    cases = yaml.safe_load((server.pack / "cases" / "cn23-05-consent.yaml").read_text(encoding="utf-8"))["cases"]
+    bundled = next(x for x in cases if x["id"] == "bundled-consent-is-not-separate")
+    import json
+
+    r = c.post("/packs/cn-cac-2023-draft/try", {"csrf": token, "request_json": json.dumps(bundled["request"])})
+    assert r.status_code == 200 and 'class="verdict deny"' in r.text and "(no_permit)" in r.text
+    assert "Unmet provisions" in r.text and "cn23-05-consent" in r.text
+    has_remedies = importlib.util.find_spec("facegate.explain") is not None and hasattr(
+        importlib.import_module("facegate.explain"), "find_remedies")
+    if has_remedies:
+        assert '<ol class="remedies">' in r.text and "permit" in r.text
+    else:
+        assert "Not available in this build" in r.text
+    # the same request from the generated form's fields
+    fields = {"csrf": token, "operation": "verify", "purpose": "identity_verification", "jurisdiction": "CN",
+              "consent.type": "bundled", "consent.given_by": "subject", "consent.purposes": "identity_verification",
+              "consent.withdrawn": "false", "place.type": "business_premises", "place.signage": "true"}
+    r = c.post("/packs/cn-cac-2023-draft/try", fields)
+    assert 'class="verdict deny"' in r.text
+    assert 'value="bundled" selected' in r.text  # the form keeps what was tried
+    r = c.post("/packs/cn-cac-2023-draft/try", {**fields, "subject.age": "forty"})
+    assert "is not a whole number" in r.text and "verdict" not in r.text

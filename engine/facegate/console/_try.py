@@ -31,20 +31,24 @@ cases:
 
 
 def remedies(policy: Policy, request: dict[str, Any], decision: Decision) -> list[dict[str, Any]] | None:
-    """What would change a deny, from the explanations work (``facegate.explain``) once it is in.
+    """What would change a deny, from the explanations work (``facegate.explain.find_remedies``).
 
-    SEAM: ``None`` (shown as "not available in this build") until ``facegate.explain`` offers
-    ``remedies(policy, request, decision)``.
+    SEAM: ``None`` (the page says "not available in this build") while this build has no
+    ``facegate.explain.find_remedies``; otherwise each remedy as ``{"changes": [plain words...],
+    "decision": effect}`` -- every one re-decided to a permit by the explanations work.
     """
+    if decision.permitted:
+        return []
     try:
-        from .. import explain  # type: ignore[attr-defined]
+        from ..explain import find_remedies  # type: ignore[import-not-found,attr-defined,unused-ignore]
     except ImportError:
         return None
-    fn = getattr(explain, "remedies", None)
-    if not callable(fn):
-        return None
-    found = fn(policy, request, decision)
-    return [r if isinstance(r, dict) else {"text": str(r)} for r in found]
+    report = find_remedies(policy, request)
+    out = []
+    for remedy in report.remedies:
+        changes = [str(c.get("plain") or f"{c.get('fact')}: {c.get('from')} → {c.get('to')}") for c in remedy.get("changes", [])]
+        out.append({"changes": changes, "decision": remedy.get("decision", {}).get("effect", "")})
+    return out
 
 
 def _explain(loaded: LoadedPack, decision: Decision) -> dict[str, Any]:
