@@ -8,13 +8,12 @@ import pytest
 
 pytest.importorskip("argon2")
 
-from fg_paths import ROOT  # noqa: E402
-
-from facegate import load_policy  # noqa: E402
-from facegate._approvals import Approval, approval_record, approved_rules, rule_digest  # noqa: E402
-from facegate.console._accounts import Throttle  # noqa: E402
-from facegate.console._editing import check, fingerprint, replaced, rule_path, rule_span  # noqa: E402
-from facegate.console._sessions import Sessions, same_token  # noqa: E402
+from facegate import load_policy
+from facegate._approvals import Approval, approval_record, approved_rules, rule_digest
+from facegate.console._accounts import Throttle
+from facegate.console._editing import check, fingerprint, replaced, rule_path, rule_span
+from facegate.console._sessions import Sessions, same_token
+from fg_paths import ROOT
 
 CAC = ROOT / "policies" / "cn-cac-2023-draft"
 

@@ -11,6 +11,7 @@ from starlette.responses import HTMLResponse, Response
 
 from .._approvals import approved_rules
 from .._cases import load_cases
+from ..policy import Policy
 from ..review import load_questions, render
 from ..review._blocks import _fold
 from ..review._build import EFFECTS, GRADES, MODES
@@ -53,7 +54,7 @@ def plain_html(r: PlainRenderer, text: str) -> Markup:
 
 
 def home(ctx: Ctx) -> Response:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for p in ctx.state.packs():
         if p.policy is None:
             rows.append({"id": p.id, "problems": p.problems})
@@ -83,16 +84,17 @@ def pack_page(ctx: Ctx) -> Response:
     meta = policy.pack.meta
     return ctx.page("pack.html", loaded=loaded, policy=policy, meta=meta, provisions=provisions,
                     notice=languages(meta.get("review_notice", {})), report=loaded.report, held=held,
-                    history=_history(ctx, policy.id))
+                    history=_history(ctx, policy))
 
 
-def _history(ctx: Ctx, pack_id: str) -> list[dict[str, Any]]:
-    out = []
+def _history(ctx: Ctx, policy: Policy) -> list[dict[str, Any]]:
+    pack_id = policy.id
+    out: list[dict[str, Any]] = []
     for row in ctx.state.store.audit.query(kind="console", limit=200, newest_first=True):
         r = row["record"]
         if r.get("pack") == pack_id and r.get("event") in ("rule_saved", "case_saved"):
             out.append({"seq": row["seq"], **r})
-    for a in ctx.state.approvals(ctx.state.pack(pack_id).policy):  # type: ignore[union-attr]
+    for a in ctx.state.approvals(policy):
         out.append({"seq": a.seq, "time": a.time, "user": a.by, "event": "approved",
                     "rule": a.rule or "(whole pack)", "revision_after": a.revision, "note": a.note})
     out.sort(key=lambda r: -int(r["seq"]))
@@ -113,7 +115,7 @@ def provision_page(ctx: Ctx) -> Response:
     params = policy.pack.parameter_docs
     variables = {v["name"]: v for v in policy.pack.variables}
     held = approved_rules(policy, ctx.state.approvals(policy))
-    rules = []
+    rules: list[dict[str, Any]] = []
     for rule in (x for x in policy.rules if x.provision == pid):
         cel = " ".join(c.text for c in (*rule.when, *rule.unless))
         used_vars = sorted(set(_VAR.findall(cel)))
