@@ -345,3 +345,19 @@ def test_playground_decides_explains_and_shows_remedies_when_the_build_has_them(
     assert 'value="bundled" selected' in r.text  # the form keeps what was tried
     r = c.post("/packs/cn-cac-2023-draft/try", {**fields, "subject.age": "forty"})
     assert "is not a whole number" in r.text and "verdict" not in r.text
+
+
+def test_an_oversized_form_is_refused_before_it_is_read(server, client):
+    c = client()
+    c.login("eddie")
+    token = c.csrf()
+    r = c.post(f"/packs/cn-cac-2023-draft/rules/{RULE}/check", {"csrf": token, "yaml": "x" * (3 * 1024 * 1024)})
+    assert r.status_code == 413
+
+    def chunks():  # no Content-Length: counted as it arrives
+        for _ in range(40):
+            yield b"y" * 100_000
+
+    headers = {**c._headers(), "content-type": "application/x-www-form-urlencoded", "x-csrf-token": token}
+    r = c.http.post(server.url + f"/packs/cn-cac-2023-draft/rules/{RULE}/check", content=chunks(), headers=headers)
+    assert r.status_code == 413

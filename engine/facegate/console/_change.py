@@ -7,7 +7,8 @@ from typing import Any
 from starlette.responses import Response
 
 from .._approvals import approval_record
-from ._editing import Conflict, check, fingerprint, rule_path, rule_span, save
+from ..errors import StoreError
+from ._editing import Conflict, check, fingerprint, restore, rule_path, rule_span, save
 from ._read import pack_or_404
 from ._state import LoadedPack
 from ._web import Ctx
@@ -76,14 +77,18 @@ def save_rule(ctx: Ctx) -> Response:
         return edit_page(ctx, text=text, result=result, status=409, base=base,
                          message=f"Not saved: {result.failing} case(s) would fail. Tick “save although cases fail” to save anyway.")
     try:
-        diff, after = save(policy, span, text, base)
+        old_text, diff, after = save(policy, span, text, base)
     except Conflict as exc:
         return edit_page(ctx, text=text, result=result, status=409, base=base, message=f"Not saved: {exc}.")
     new_revision = result.policy.revision if result.policy is not None else None
-    ctx.state.record("rule_saved", ctx.user.name if ctx.user else None, pack=policy.id, rule=found[1].id,
+    try:
+        ctx.state.record("rule_saved", ctx.user.name if ctx.user else None, pack=policy.id, rule=found[1].id,
                      file=span.path.relative_to(ctx.state.root_of(policy)).as_posix(), revision_before=policy.revision,
                      revision_after=new_revision, files_before=base, files_after=after, diff=diff,
-                     failing_cases=result.failing, note=str(ctx.form.get("note") or ""))
+                         failing_cases=result.failing, note=str(ctx.form.get("note") or ""))
+    except StoreError as exc:  # a change that cannot be recorded is not made
+        restore(span, old_text)
+        return edit_page(ctx, text=text, result=result, status=503, base=base, message=f"Not saved: the change could not be recorded ({exc}).")
     return ctx.redirect(f"/packs/{policy.id}/provisions/{found[1].provision}?saved={found[1].id}")
 
 

@@ -206,20 +206,33 @@ def replay(before: Policy, after: Policy, audit: Any, limit: int) -> dict[str, A
     return {"replayed": seen, "changed": changed, "flipped": [c for c in changed if c["flips"]]}
 
 
-def save(policy: Policy, span: Span, new_text: str, base: str) -> tuple[str, str]:
-    """Replace the rule's text in its file if the pack is still at ``base``; returns (diff, new fingerprint)."""
+def restore(span: Span, old_text: str) -> None:
+    """Put a rules file back as it was (when the save could not be recorded)."""
+    with SAVE_LOCK:
+        _write(span.path, old_text)
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.console-tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fp:
+        fp.write(text)
+        fp.flush()
+        os.fsync(fp.fileno())
+    os.replace(tmp, path)
+
+
+def save(policy: Policy, span: Span, new_text: str, base: str) -> tuple[str, str, str]:
+    """Replace the rule's text in its file if the pack is still at ``base``.
+
+    Returns (the file's old text, the diff, the pack's new fingerprint).
+    """
     root = pack_dir(policy)
     with SAVE_LOCK:
         if fingerprint(root) != base:
             raise Conflict(f"the pack `{policy.id}` changed on disk since this editor was opened; reload and redo the edit")
         old_text = span.path.read_text(encoding="utf-8")
         new_file = replaced(span, new_text)
-        tmp = span.path.with_name(f".{span.path.name}.console-tmp")
-        with open(tmp, "w", encoding="utf-8", newline="") as fp:
-            fp.write(new_file)
-            fp.flush()
-            os.fsync(fp.fileno())
-        os.replace(tmp, span.path)
+        _write(span.path, new_file)
         diff = "".join(difflib.unified_diff(old_text.splitlines(keepends=True), new_file.splitlines(keepends=True),
                                             f"a/{span.path.name}", f"b/{span.path.name}"))
-        return diff, fingerprint(root)
+        return old_text, diff, fingerprint(root)

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from ..errors import FacegateError
+from ..errors import FacegateError, StoreError
 from ._accounts import User
 from ._roles import ROLES
 from ._sessions import COOKIE, Session, same_token
@@ -38,6 +38,7 @@ TEMPLATES = jinja2.Environment(
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+MAX_BODY = 2 * 1024 * 1024  # a rule's YAML or a playground request is a few kilobytes
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
            "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
 
@@ -66,8 +67,11 @@ class Ctx:
 
     def refuse(self, status: int, title: str, detail: str, event: str | None = None) -> HTMLResponse:
         if event is not None:
-            self.state.record(event, self.user.name if self.user else None, path=self.request.url.path,
-                              method=self.request.method, client=_client(self.request), detail=detail)
+            try:
+                self.state.record(event, self.user.name if self.user else None, path=self.request.url.path,
+                                  method=self.request.method, client=_client(self.request), detail=detail)
+            except StoreError as exc:  # the refusal stands; say that it went unrecorded
+                detail += f" (and it could not be recorded: {exc})"
         return self.page("error.html", status=status, title=title, detail=detail)
 
 
@@ -83,6 +87,18 @@ def endpoint(state: ConsoleState, view: Callable[[Ctx], Response], role: str | N
     """Wrap ``view``: session, role, CSRF (POST), a worker thread; ``role=None`` for public pages."""
 
     async def handle(request: Request) -> Response:
+        if request.method == "POST":
+            too_large = HTMLResponse(f"the form is larger than {MAX_BODY} bytes", status_code=413, headers=HEADERS)
+            declared = request.headers.get("content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+                return too_large
+            size, chunks = 0, []
+            async for chunk in request.stream():  # a chunked body is counted as it comes
+                size += len(chunk)
+                if size > MAX_BODY:
+                    return too_large
+                chunks.append(chunk)
+            request._body = b"".join(chunks)  # what request.form() parses next
         form = await request.form(max_files=0, max_fields=2000) if request.method == "POST" else None
         try:
             return await run_in_threadpool(_run, state, view, role, request, form)
