@@ -34,7 +34,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config=args.config, host=args.host, port=args.port, workers=args.workers,
         ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, ssl_ca_certs=args.ssl_ca_certs,
         require_client_cert=args.require_client_cert, log_json=True if args.log_json else None,
-        graceful_seconds=args.graceful_seconds,
+        graceful_seconds=args.graceful_seconds, http=args.http,
     )
     try:
         return serve(opts)
@@ -82,6 +82,8 @@ def register(sub: Any) -> None:
     p.add_argument("--require-client-cert", action="store_true", help="mutual TLS: refuse clients without a certificate from --ssl-ca-certs")
     p.add_argument("--log-json", action="store_true", help="log JSON lines (also `service: {log: {json: true}}`)")
     p.add_argument("--graceful-seconds", type=float, default=30.0, help="on SIGTERM, wait this long for in-flight requests")
+    p.add_argument("--http", choices=("h11", "httptools"), default="h11",
+                   help="HTTP parser: h11 (default; bounds header size) or httptools (faster; bounds nothing: use behind a proxy)")
     p.set_defaults(func=cmd_serve)
 
     k = sub.add_parser("keys", help="create, list and revoke the service's API keys")

@@ -17,6 +17,7 @@ from typing import Any, Mapping, cast
 import numpy as np
 
 from . import _sandbox
+from ._compose import Composition
 from ._plugins import Registry, load_registry
 from .errors import ConfigError, RecognizerError
 from .policy import Decision, Policy
@@ -28,6 +29,7 @@ from .recognition import (
     Face,
     FaceAttributes,
     IdentifyResult,
+    OPERATIONS,
     Match,
     Recognizer,
     RecognizerInfo,
@@ -38,7 +40,8 @@ from .recognition import (
 #: Obligations the gate itself carries out; every other obligation is returned to the integrator.
 ENGINE_ENFORCED = frozenset({"discard_raw_image", "store_on_device_only", "retention_max_days", "record_processing"})
 CONSENT_MODES = ("request-only", "registry-only", "registry-overrides")
-NEEDS_RECOGNIZER = frozenset({"detect", "verify", "identify", "enroll", "analyze"})
+NEEDS_RECOGNIZER = frozenset(OPERATIONS)
+EXECUTABLE = NEEDS_RECOGNIZER | {"erase"}  # the core envelope's operations (request.v2.json)
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ class Gate:
 
     def __init__(
         self,
-        policy: Policy,
+        policy: Policy | Composition,
         recognizer: str,
         *,
         registry: Registry | None = None,
@@ -126,12 +129,12 @@ class Gate:
     @classmethod
     def from_config(cls, source: Any) -> "Gate":
         """Build a gate from an operator configuration (a dict, or a YAML/JSON file; config.v1.json)."""
+        from ._compose import load_configured
         from ._config import read_config, resolve
-        from .policy import load_policy
 
         config, base = read_config(source)
         registry = load_registry(config.get("plugins", {}).get("allow", ()))
-        policy = load_policy(resolve(base, config["policy"]), functions=registry.functions)
+        policy = load_configured(config, base, functions=registry.functions)
         store = None
         if "store" in config:
             from .store import Masking, SQLiteStore
@@ -265,6 +268,8 @@ class Gate:
                  notes: list[str], consent_record: str | None) -> Result:
         op = facts["operation"]
         caps = self.info.capabilities
+        if op not in EXECUTABLE:  # a pack's decide-only operation (format v2): nothing to run
+            raise _Refused(f"`{op}` is a decide-only operation declared by the pack; the gate executes only {', '.join(sorted(EXECUTABLE))}")
         if op in NEEDS_RECOGNIZER and op not in caps.operations:
             raise _Refused(f"recognizer `{self.info.id}` does not declare `{op}`")
         subject_id = facts.get("subject", {}).get("id")
@@ -312,7 +317,8 @@ class Gate:
         if not days:
             raise _Refused("enroll needs a retention period: `storage.retention_days` or a `retention_max_days` obligation")
         tid = self.gallery.enroll(subject_id, vector, purpose=facts["purpose"], consent_id=consent_record,
-                                  retention_days=days, location=location, model_id=self.info.id, decision_id=decision.decision_id)
+                                  retention_days=days, location=location, model_id=self.info.id, decision_id=decision.decision_id,
+                                  consent_facts=None if consent_record else facts.get("consent"))  # request-stated consent is recorded
         return EnrollResult(str(tid), subject_id, days, location)
 
     def _recognize(self, staged: "_Staging", op: str, wanted: frozenset[str], notes: list[str]) -> tuple[Result | np.ndarray, np.ndarray | None]:
@@ -586,6 +592,7 @@ def _decision_record(decision: Decision, facts: Any) -> dict[str, Any]:
         "obligations": [{k: v for k, v in o.items() if k != "sources"} for o in decision.obligations],
         "errors": [dict(e) for e in decision.errors],
         "violations": [dict(v) for v in decision.violations],
+        **({"packs": [dict(p) for p in decision.packs]} if hasattr(decision, "packs") else {}),
     }
 
 

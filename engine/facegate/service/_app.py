@@ -180,6 +180,11 @@ class _RequestIds:
             _logs.request_id.reset(token)
 
 
+#: Extra route providers, each ``provider(service) -> list of routes``: the console (issue 18) appends
+#: one that mounts ``/console`` and reuses ``service.authenticators`` and ``Service.guarded``.
+ROUTE_PROVIDERS: list[Callable[[Service], list[Any]]] = []
+
+
 def create_app(config_path: str | Path, *, worker_restarts: int = 0, install_signals: bool = False) -> Starlette:
     """The facegate service for the operator configuration at ``config_path`` (with its ``service:`` section).
 
@@ -188,6 +193,7 @@ def create_app(config_path: str | Path, *, worker_restarts: int = 0, install_sig
     from ._routes import routes
 
     service = Service(config_path, worker_restarts=worker_restarts)
+    extra = [route for provider in ROUTE_PROVIDERS for route in provider(service)]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -205,7 +211,7 @@ def create_app(config_path: str | Path, *, worker_restarts: int = 0, install_sig
             service.keys.close()
             service.holder.close()
 
-    app = Starlette(routes=routes(service), lifespan=lifespan)
+    app = Starlette(routes=routes(service) + extra, lifespan=lifespan)
     app.state.service = service
     from ..console._mount import mount_console
 

@@ -63,7 +63,7 @@ async def read_body(request: Any, limits: Limits, *, cap: int | None = None) -> 
 
 def decode_image(data: bytes, limits: Limits, *, field: str = "image") -> np.ndarray:
     """Decode an encoded JPEG/PNG/WebP into an RGB ``uint8`` array, checking size before pixels."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     if len(data) > limits.max_image_bytes:
         raise HTTPProblem(413, "Image too large", f"`{field}` is {len(data)} bytes; the limit is {limits.max_image_bytes}",
@@ -78,7 +78,7 @@ def decode_image(data: bytes, limits: Limits, *, field: str = "image") -> np.nda
                                   f"the limit is {limits.max_pixels}", limit=limits.max_pixels)
             if min(width, height) < 8:
                 raise HTTPProblem(422, "Image too small", f"`{field}` is {width}×{height}; at least 8×8 is needed")
-            rgb = im.convert("RGB")
+            rgb = ImageOps.exif_transpose(im).convert("RGB")  # phone photos upright, as the person was captured
             return np.asarray(rgb, dtype=np.uint8)
     except HTTPProblem:
         raise

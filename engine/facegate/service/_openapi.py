@@ -1,8 +1,10 @@
 """The OpenAPI 3.1 document, built from the JSON Schemas the engine validates with.
 
-``Request``, ``Decision`` and ``Outcome`` are ``request.v1.json``, ``decision.v1.json`` and
-``outcome.v1.json`` as shipped in the package -- not a copy, not a model re-declared in Python --
-so the contract cannot drift from what the engine checks.  The service's own envelopes (receipts,
+``Request`` is the loaded pack's request contract (``Policy.request_schema``: the core envelope
+plus the facts the pack declares -- the very schema ``decide`` validates with; rebuilt on reload);
+``Decision`` and ``Outcome`` are ``decision.v1.json`` and ``outcome.v1.json`` as shipped in the
+package -- not copies, not models re-declared in Python -- so the contract cannot drift from what
+the engine checks.  The service's own envelopes (receipts,
 problems, pages) are declared below.  ``/docs`` renders the same document as one page of HTML
 with no script at all, so it works offline and behind any content-security policy.
 """
@@ -21,6 +23,15 @@ from ._auth import SCOPES
 
 def _engine(name: str) -> dict[str, Any]:
     doc = copy.deepcopy(_schema.load_schema(name))
+    for key in ("$schema", "$id"):
+        doc.pop(key, None)
+    return doc
+
+
+def _request(schema: dict[str, Any] | None) -> dict[str, Any]:
+    if schema is None:
+        return _engine("request.v1.json")
+    doc = copy.deepcopy(schema)
     for key in ("$schema", "$id"):
         doc.pop(key, None)
     return doc
@@ -83,10 +94,11 @@ FILTERS = [
 ]
 
 
-def build() -> dict[str, Any]:
+def build(request_schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The document; ``request_schema``: the loaded pack's request contract (core envelope + the facts it declares)."""
     receipt = _obj(["seq", "hash"], seq={"type": "integer", "minimum": 1}, hash={"type": "string", "pattern": "^[0-9a-f]{64}$"})
     schemas: dict[str, Any] = {
-        "Request": _engine("request.v1.json"),
+        "Request": _request(request_schema),
         "Decision": _engine("decision.v1.json"),
         "Outcome": _outcome(),
         "Receipt": receipt,

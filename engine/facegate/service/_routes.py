@@ -49,9 +49,16 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
 
 
 def routes(svc: Service) -> list[Route]:
-    doc = _openapi.build()
-    grant_validator = jsonschema.Draft202012Validator(doc["components"]["schemas"]["ConsentGrant"])
-    page = _openapi.docs_page(doc)
+    grant_validator = jsonschema.Draft202012Validator(_openapi.build()["components"]["schemas"]["ConsentGrant"])
+    built: dict[str, tuple[dict[str, Any], str]] = {}  # revision -> (document, docs page)
+
+    def document() -> tuple[dict[str, Any], str]:
+        rt = svc.runtime
+        if rt.revision not in built:
+            doc = _openapi.build(getattr(rt.gate.policy, "request_schema", None))
+            built.clear()
+            built[rt.revision] = (doc, _openapi.docs_page(doc))
+        return built[rt.revision]
 
     # -- operations ------------------------------------------------------------------------
     async def healthz(request: Request) -> Response:
@@ -82,11 +89,11 @@ def routes(svc: Service) -> list[Route]:
 
     async def openapi(request: Request) -> Response:
         request.scope["facegate.route"] = "/openapi.json"
-        return JSONResponse(doc)
+        return JSONResponse(document()[0])
 
     async def docs(request: Request) -> Response:
         request.scope["facegate.route"] = "/docs"
-        return HTMLResponse(page, headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+        return HTMLResponse(document()[1], headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
 
     # -- decide ------------------------------------------------------------------------------
     def decide_one(rt: Runtime, req: Any, explain: bool) -> dict[str, Any]:
@@ -176,8 +183,8 @@ def routes(svc: Service) -> list[Route]:
         done = await run_in_threadpool(run)
         elapsed = time.perf_counter() - started
         outcome = done["outcome"]
-        op = req.get("operation") if isinstance(req, dict) and isinstance(req.get("operation"), str) else "invalid"
-        op = op if op in ("detect", "verify", "identify", "enroll", "analyze", "erase") else "invalid"
+        op = req.get("operation") if isinstance(req, dict) and isinstance(req.get("operation"), str) else "other"
+        op = op if op in ("detect", "verify", "identify", "enroll", "analyze", "erase") else "other"
         svc.metrics.count_decision(outcome.decision)
         svc.metrics.gate_seconds.labels(op, outcome.status).observe(elapsed)
         if outcome.status == "executed":

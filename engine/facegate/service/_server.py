@@ -36,6 +36,7 @@ class ServerOptions:
     require_client_cert: bool = False
     log_json: bool | None = None  # None: the configuration's service.log.json
     graceful_seconds: float = 30.0
+    http: str = "h11"  # h11 bounds header size (64 KiB); httptools is faster and bounds nothing: only behind a proxy
     keep_alive_seconds: float = 5.0
 
 
@@ -47,7 +48,7 @@ def _uvicorn_config(app: Any, opts: ServerOptions) -> Any:
         ssl_certfile=opts.ssl_certfile, ssl_keyfile=opts.ssl_keyfile, ssl_ca_certs=opts.ssl_ca_certs,
         ssl_cert_reqs=ssl.CERT_REQUIRED if opts.require_client_cert else ssl.CERT_NONE,
         timeout_graceful_shutdown=int(opts.graceful_seconds), timeout_keep_alive=int(opts.keep_alive_seconds),
-        h11_max_incomplete_event_size=64 * 1024, server_header=False,
+        h11_max_incomplete_event_size=64 * 1024, server_header=False, http=opts.http,
     )
 
 
@@ -126,9 +127,17 @@ def _supervise(opts: ServerOptions) -> int:
         signal.signal(signum, forward)
     procs.extend(start() for _ in range(opts.workers))
     print(f"facegate: serving on {opts.host}:{opts.port} with {opts.workers} workers (supervisor {os.getpid()})", file=sys.stderr)
+    recent: list[float] = []
     while True:
         for i, p in enumerate(procs):
             if not p.is_alive() and not stopping:
+                now = time.monotonic()
+                recent = [t for t in recent if now - t < 60] + [now]
+                if len(recent) > 5 * opts.workers:  # a crash loop (a broken file, a full disk): stop, say so
+                    print(f"facegate: workers keep dying ({len(recent)} in a minute); stopping", file=sys.stderr)
+                    stopping = True
+                    forward(signal.SIGTERM, None)
+                    break
                 restarts += 1
                 print(f"facegate: worker {p.pid} exited with {p.exitcode}; restarting ({restarts} so far)", file=sys.stderr)
                 procs[i] = start()
@@ -136,5 +145,5 @@ def _supervise(opts: ServerOptions) -> int:
             for p in procs:
                 p.join()
             sock.close()
-            return 0
+            return 1 if len(recent) > 5 * opts.workers else 0
         time.sleep(0.2)
