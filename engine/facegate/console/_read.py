@@ -14,7 +14,7 @@ from .._cases import load_cases
 from ..policy import Policy
 from ..review import load_questions, render
 from ..review._blocks import _fold
-from ..review._build import EFFECTS, GRADES, MODES
+from ..review._build import EFFECTS, MODES, _grade_line
 from ..review._plain import PlainRenderer
 from ..review._render import _html_inline
 from ._state import LoadedPack
@@ -41,6 +41,12 @@ def languages(text: dict[str, Any]) -> list[tuple[str, str, str]]:
     codes = [k for k in text if k not in TEXT_META and isinstance(text[k], str)]
     codes.sort(key=lambda c: (c not in ("zh", "en"), c != "zh", c))
     return [(c, LANGUAGE_NAMES.get(c, c), str(text[c]).strip()) for c in codes]
+
+
+def _grade_text(grade: Any) -> str:
+    if grade is None:
+        return "—"
+    return str(grade) if isinstance(grade, str) else ", ".join(str(g) for g in grade)
 
 
 def renderer(loaded: LoadedPack) -> PlainRenderer:
@@ -79,7 +85,7 @@ def pack_page(ctx: Ctx) -> Response:
     provisions = []
     for prov in policy.pack.provisions:
         rules = [r for r in policy.rules if r.provision == prov.provision]
-        provisions.append({"p": prov, "grade": prov.text.get("grade", "—"), "rules": rules,
+        provisions.append({"p": prov, "grade": _grade_text(prov.text.get("grade")), "rules": rules,
                            "approved": sum(r.id in held for r in rules), "coverage": cov.get(prov.provision)})
     meta = policy.pack.meta
     return ctx.page("pack.html", loaded=loaded, policy=policy, meta=meta, provisions=provisions,
@@ -144,7 +150,7 @@ def provision_page(ctx: Ctx) -> Response:
     coverage = next((c for c in report.coverage if c.provision == pid), None) if report else None
     questions = [q for q in load_questions(root) if pid in q.provisions]
     return ctx.page("provision.html", loaded=loaded, policy=policy, prov=prov, texts=languages(prov.text),
-                    grade=prov.text.get("grade"), grade_meaning=GRADES.get(str(prov.text.get("grade")), ""),
+                    grade=_grade_text(prov.text.get("grade")), grade_meaning=_grade_line(policy.pack, prov.text.get("grade")) if prov.text.get("grade") else "",
                     source=prov.text.get("source"), rules=rules, cases=cases, coverage=coverage, questions=questions)
 
 

@@ -130,7 +130,7 @@ def save_case(ctx: Ctx) -> Response:
     if exercises:
         case["exercises"] = exercises
     case["request"] = request
-    case["expect"] = {"decision": decision.effect, "determining": sorted(d["rule"] for d in decision.determining),
+    case["expect"] = {"decision": str(decision.effect), "determining": sorted(d["rule"] for d in decision.determining),
                       "errors": sorted(e["rule"] for e in decision.errors)}
     root = pack_dir(policy)
     path = root / CASE_FILE
