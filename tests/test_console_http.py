@@ -237,6 +237,15 @@ def test_gate_refuses_a_pack_with_unapproved_rules_when_configured(tmp_path):
         store.audit.append(approval_record(policy, by="rita", role="reviewer"))
     with Gate.from_config(config) as gate:
         assert gate is not None
+    # a composition: every pack of it must be approved
+    facts_pack = pack.parent / "example-facts"
+    composed = {**config, "policy": [str(pack), str(facts_pack)]}
+    with pytest.raises(ConfigError, match="pack `.*` .* unapproved"):
+        Gate.from_config(composed)
+    with SQLiteStore(tmp_path / "fg.db") as store:
+        store.audit.append(approval_record(load_policy(facts_pack), by="rita", role="reviewer"))
+    with Gate.from_config(composed) as gate:
+        assert gate is not None
 
 
 def test_users_command_adds_lists_and_disables(tmp_path, capsys, monkeypatch):

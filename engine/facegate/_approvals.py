@@ -99,10 +99,14 @@ def unapproved(policy: Policy, audit: Any) -> list[str]:
     return [r.id for r in policy.rules if r.id not in held]
 
 
-def require_approved(policy: Policy, audit: Any) -> None:
-    """Raise :class:`ConfigError` naming the unapproved rules, if any (the gate's switch)."""
-    missing = unapproved(policy, audit)
-    if missing:
-        shown = ", ".join(f"`{m}`" for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise ConfigError(f"pack `{policy.id}` revision {policy.revision[:19]} has {len(missing)} unapproved "
-                          f"rule{'s' if len(missing) != 1 else ''} ({shown}); `approval.required` is on")
+def require_approved(policy: Any, audit: Any) -> None:
+    """Raise :class:`ConfigError` naming the unapproved rules, if any (the gate's switch).
+
+    ``policy`` is a :class:`Policy` or a composition of several (each of its packs is checked).
+    """
+    for member in getattr(policy, "policies", (policy,)):
+        missing = unapproved(member, audit)
+        if missing:
+            shown = ", ".join(f"`{m}`" for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise ConfigError(f"pack `{member.id}` revision {member.revision[:19]} has {len(missing)} unapproved "
+                              f"rule{'s' if len(missing) != 1 else ''} ({shown}); `approval.required` is on")

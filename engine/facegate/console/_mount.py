@@ -2,7 +2,7 @@
 
 The operator file's ``service.console`` section says where the users file is (default
 ``facegate-users.db`` beside the configuration) and which pack folders the console serves
-(default: the configuration's ``policy``); ``enabled: false`` leaves the console out.  The
+(default: the configuration's ``policy``, one pack or several); ``enabled: false`` leaves the console out.  The
 console shares the service's store, so approvals and rule changes go into the same audit chain
 as the decisions.  Saved edits reach the running gate at its next reload (SIGHUP or
 ``POST /v1/admin/reload``) -- and with ``approval.required``, only once approved.
@@ -34,7 +34,8 @@ def mount_console(app: Any, service: Any, config_path: str | Path) -> bool:
     from . import create_console
     from ._state import Settings
 
-    packs = [resolve(base, p) for p in section.get("packs", [config["policy"]])]
+    configured = config["policy"] if isinstance(config["policy"], list) else [config["policy"]]
+    packs = [resolve(base, p) for p in section.get("packs", configured)]
     settings = Settings(packs=packs, users=resolve(base, section.get("users", "facegate-users.db")),
                         store=Path(service.runtime.store.path))
     console = create_console(settings, store=service.runtime.store)
