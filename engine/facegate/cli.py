@@ -279,7 +279,13 @@ def _serve_commands(sub: Any) -> None:
     register(sub)
 
 
-_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands, _authoring_commands, _serve_commands]
+def _console_commands(sub: Any) -> None:
+    from .console._cli import register
+
+    register(sub)
+
+
+_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands, _authoring_commands, _serve_commands, _console_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

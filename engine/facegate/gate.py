@@ -144,6 +144,12 @@ class Gate:
             store = SQLiteStore(resolve(base, config["store"]["path"]), masking=masking) if masking else SQLiteStore(resolve(base, config["store"]["path"]))
         rec = config["recognizer"]
         try:
+            if config.get("approval", {}).get("required"):
+                from ._approvals import require_approved
+
+                if store is None:
+                    raise ConfigError("`approval.required` needs a `store`: approvals are read from its audit chain")
+                require_approved(policy, store.audit)
             gate = cls(policy, rec["id"], registry=registry, recognizer_config=rec.get("config", {}), store=store,
                        consent_mode=config.get("consent", {}).get("mode", "request-only"), timeout=rec.get("timeout_seconds", 30.0))
         except Exception:
