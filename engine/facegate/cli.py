@@ -83,6 +83,8 @@ def render_decision(d: Decision, style: _Style, *, explain: bool = False) -> str
         lines.append(f"  {style.bad('error')} in {e['rule']} ({e['provision']}): {e['error']}")
     for w in d.warnings:
         lines.append(f"  warning {w['provision']} {w['rule']}: {w['message']['en']}")
+    for u in d.unmet:
+        lines.append(f"  not permitted by {_describe_unmet(u)}")
     for o in d.obligations:
         extra = f" ({o['days']} days)" if "days" in o else ""
         srcs = ", ".join(s["provision"] for s in o["sources"])
@@ -100,6 +102,12 @@ def render_decision(d: Decision, style: _Style, *, explain: bool = False) -> str
     return "\n".join(lines)
 
 
+def _describe_unmet(entry: dict[str, Any]) -> str:
+    from .explain import describe
+
+    return describe(entry)
+
+
 def cmd_decide(args: argparse.Namespace) -> int:
     try:
         policy = load_policy(args.policy)
@@ -111,10 +119,22 @@ def cmd_decide(args: argparse.Namespace) -> int:
         _err(f"cannot read request `{args.request}`: {exc}")
         return EXIT_USAGE
     decision = policy.decide(request, explain=args.explain)
+    report = None
+    if args.remedies:
+        from .explain import find_remedies
+
+        report = find_remedies(policy, request)
     if args.json:
-        print(json.dumps(decision.to_dict(), ensure_ascii=False, indent=2))
+        out = decision.to_dict()
+        if report is not None:
+            out["remedies"] = {"found": list(report.remedies), "exhausted": report.exhausted}
+        print(json.dumps(out, ensure_ascii=False, indent=2))
     else:
         print(render_decision(decision, _Style(sys.stdout), explain=args.explain))
+        if report is not None:
+            from .explain._render import render_remedies
+
+            print(render_remedies(decision, report))
     return EXIT_OK
 
 
@@ -226,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--request", required=True, help="a JSON file, or - for standard input")
     p.add_argument("--json", action="store_true")
     p.add_argument("--explain", action="store_true")
+    p.add_argument("--remedies", action="store_true", help="for a deny: the smallest fact changes that would make it a permit")
     p.set_defaults(func=cmd_decide)
     p = sub.add_parser("test", help="run a pack's cases and report provision coverage")
     p.add_argument("packs", nargs="+")

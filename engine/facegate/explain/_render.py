@@ -1,0 +1,25 @@
+"""Remedies as text for a person (``facegate decide --remedies``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def render_remedies(decision: Any, report: Any) -> str:
+    if decision.permitted:
+        return "  remedies: none needed (permitted)"
+    if decision.reason in ("invalid_request", "policy_not_in_force"):
+        return f"  remedies: none searched ({decision.reason}: fix the request or the pack first)"
+    if not report.remedies:
+        if report.exhausted:
+            return ("  no lawful variant: no change to the actionable facts (consent, notices, storage, review, "
+                    "capture, impact assessment, filing) turns this deny into a permit; the rest of the request "
+                    "(operation, purpose, place, subject, actor, legal ground) is what makes it unlawful")
+        return f"  no remedy found within the search bound ({report.variants_decided} variants decided); none is claimed not to exist"
+    lines = [f"  remedies ({len(report.remedies)}, smallest first; each re-decided to a permit):"]
+    for n, rem in enumerate(report.remedies, 1):
+        lines.append(f"  {n}. " + "; ".join(c["plain"] for c in rem["changes"]))
+        det = ", ".join(sorted({d["provision"] for d in rem["decision"]["determining"]}))
+        obl = ", ".join(rem["decision"]["obligations"]) or "none"
+        lines.append(f"     -> {rem['decision']['effect']} under {det}; obligations: {obl}")
+    return "\n".join(lines)
