@@ -279,7 +279,13 @@ def _audit_commands(sub: Any) -> None:
     add_audit_commands(sub)
 
 
-_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands]
+def _analysis_commands(sub: Any) -> None:
+    from .analysis._cli import register
+
+    register(sub)
+
+
+_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands, _analysis_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
