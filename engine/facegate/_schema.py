@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import jsonschema
 
-SCHEMA_NAMES = ("policy.v1.json", "request.v1.json", "cases.v1.json", "config.v1.json")
+SCHEMA_NAMES = ("policy.v1.json", "request.v1.json", "cases.v1.json", "config.v1.json", "properties.v1.json")
 
 
 @cache

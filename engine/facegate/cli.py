@@ -140,19 +140,23 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 def cmd_test(args: argparse.Namespace) -> int:
     from ._cases import coverage_gap, run_pack_tests
+    from .analysis._properties import print_properties, run_properties
 
     style = _Style(sys.stdout)
     status = EXIT_OK
     reports = []
+    properties: dict[str, list[Any]] = {}
     for pack in args.packs:
         try:
             policy = load_policy(pack)
             report = run_pack_tests(policy)
+            props = run_properties(policy)  # properties.yaml: proved for every valid request
         except PolicyError as exc:
             status = _policy_problems(exc)
             continue
         reports.append(report)
-        if not report.passed:
+        properties[policy.id] = props
+        if not report.passed or not all(r.passed for r in props):
             status = max(status, EXIT_FAILED)
         if args.junit:
             name = args.junit if len(args.packs) == 1 else f"{args.junit}.{policy.id}.xml"
@@ -176,8 +180,9 @@ def cmd_test(args: argparse.Namespace) -> int:
                 print(f"               {coverage_gap(c)}")
         passed = sum(r.passed for r in report.results)
         print(f"  {passed} passed, {len(report.results) - passed} failed; provision coverage {report.coverage_percent:.0f} %")
+        print_properties(props, style)
     if args.json:
-        print(json.dumps([r.to_dict() for r in reports], ensure_ascii=False, indent=2))
+        print(json.dumps([{**r.to_dict(), "properties": [p.to_dict() for p in properties.get(r.policy.id, [])]} for r in reports], ensure_ascii=False, indent=2))
     return status
 
 
