@@ -132,9 +132,10 @@ def cmd_decide(args: argparse.Namespace) -> int:
     else:
         print(render_decision(decision, _Style(sys.stdout), explain=args.explain))
         if report is not None:
-            from .explain._render import render_remedies
+            from .explain._render import no_variant_proof, render_remedies
 
-            print(render_remedies(decision, report))
+            proof = no_variant_proof(policy, request) if not report.remedies and not decision.permitted else None
+            print(render_remedies(decision, report, proof))
     return EXIT_OK
 
 
