@@ -62,16 +62,40 @@ def decision_change(old: Any, new: Any, *, day: str | None = None) -> dict[str, 
     solver = z3.Solver()
     solver.set("timeout", 30_000)
     solver.add(m_old.valid(), m_new.valid(), *_same_request(m_old.request, m_new.request))
+    from ._shrink import shrink
+
+    at = _dt.datetime.fromisoformat(m_new.day + "T12:00:00+00:00")
+    rules = {}
+    for rid in sorted(set(m_old.rules) & set(m_new.rules)):
+        a, b = m_old.rules[rid], m_new.rules[rid]
+        if a.rule.when == b.rule.when and a.rule.unless == b.rule.unless and _same_rule(a.rule, b.rule):
+            continue
+        solver.push()
+        solver.add(z3.Or(a.applied != b.applied, a.error != b.error))
+        r = solver.check()
+        if r == z3.unsat:
+            rules[rid] = {"status": "same", "detail": "same outcome for every valid request (proved)"}
+        elif r == z3.sat:
+            req = RequestModel.request_of(m_new.request, solver.model())
+
+            def rule_differs(candidate: dict[str, Any], rid: str = rid) -> bool:
+                a, b = old.decide(candidate, at=at), new.decide(candidate, at=at)
+                return not a.violations and a.rules[rid] != b.rules[rid]
+
+            if rule_differs(req):
+                req = shrink(req, rule_differs)
+            o, n = old.decide(req, at=at).rules[rid], new.decide(req, at=at).rules[rid]
+            rules[rid] = {"status": "differs" if o != n else "unknown", "example": req, "old": o, "new": n}
+        else:
+            rules[rid] = {"status": "unknown", "detail": solver.reason_unknown()}
+        solver.pop()
     solver.add(m_old.permit != m_new.permit)
     result = solver.check()
     if result == z3.unsat:
-        return {"status": "same", "detail": "every valid request gets the same effect under both packs"}
+        return {"status": "same", "detail": "every valid request gets the same effect under both packs", "rules": rules}
     if result == z3.unknown:
-        return {"status": "unknown", "detail": solver.reason_unknown()}
+        return {"status": "unknown", "detail": solver.reason_unknown(), "rules": rules}
     request = RequestModel.request_of(m_new.request, solver.model())
-    at = _dt.datetime.fromisoformat(m_new.day + "T12:00:00+00:00")
-    from ._shrink import shrink
-
     def differs(candidate: dict[str, Any]) -> bool:
         a, b = old.decide(candidate, at=at), new.decide(candidate, at=at)
         return not a.violations and a.effect != b.effect
@@ -79,8 +103,12 @@ def decision_change(old: Any, new: Any, *, day: str | None = None) -> dict[str, 
     if differs(request):
         request = shrink(request, differs)
     d_old, d_new = old.decide(request, at=at), new.decide(request, at=at)
-    return {"status": "differs" if d_old.effect != d_new.effect else "unknown", "example": request,
+    return {"status": "differs" if d_old.effect != d_new.effect else "unknown", "example": request, "rules": rules,
             "old": {"effect": d_old.effect, "reason": d_old.reason}, "new": {"effect": d_new.effect, "reason": d_new.reason}}
+
+
+def _same_rule(a: Any, b: Any) -> bool:
+    return (a.effect, a.mode, a.valid_from, a.valid_until) == (b.effect, b.mode, b.valid_from, b.valid_until)
 
 
 def _same_request(a: Any, b: Any) -> list[Any]:
@@ -121,8 +149,16 @@ def render(d: dict[str, Any], change: dict[str, Any] | None = None) -> str:
         lines += [f"    + {k}" for k in s["added"]]
         lines += [f"    - {k}" for k in s["removed"]]
         for c in s["changed"]:
-            tag = "decides differently" if c["decides"] else "wording only"
+            tag = "conditions or effect changed" if c["decides"] else "wording only"
             lines.append(f"    ~ {c['id']} ({', '.join(c['fields'])}; {tag})")
+            verdict = (change or {}).get("rules", {}).get(c["id"]) if section == "rules" else None
+            if verdict is not None:
+                if verdict["status"] == "same":
+                    lines.append("        outcome: the same for every valid request (proved)")
+                elif verdict["status"] == "differs":
+                    lines.append(f"        outcome differs: {verdict['old']} -> {verdict['new']} for {_short(verdict['example'])}")
+                else:
+                    lines.append("        outcome: undetermined")
             for f in c["fields"]:
                 lines.append(f"        {f}: {_short(c['old'][f])} -> {_short(c['new'][f])}")
     if change is not None:
