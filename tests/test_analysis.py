@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,13 @@ from strategies import requests
 
 z3 = pytest.importorskip("z3")
 
-from facegate.analysis._analyze import analyze  # noqa: E402
-from facegate.analysis._diff import decision_change, diff  # noqa: E402
-from facegate.analysis._model import PolicyModel  # noqa: E402
-from facegate.analysis._properties import run_properties  # noqa: E402
-from facegate.analysis._prove import prove  # noqa: E402
-from facegate.analysis._replay import replay, replay_records  # noqa: E402
-from facegate.analysis._variants import pins  # noqa: E402
+from facegate.analysis._analyze import analyze
+from facegate.analysis._diff import decision_change, diff
+from facegate.analysis._model import PolicyModel
+from facegate.analysis._properties import run_properties
+from facegate.analysis._prove import prove
+from facegate.analysis._replay import replay, replay_records
+from facegate.analysis._variants import pins
 
 CAC = Path(__file__).resolve().parents[1] / "policies" / "cn-cac-2023-draft"
 DAY = "2026-01-15"
@@ -262,3 +261,16 @@ def test_replay_skips_records_without_request_facts(example_policy):
                {"kind": "decision", "request": {"operation": "verify", "purpose": "payment"}, "effect": "deny", "time": "2026-01-01T00:00:00+00:00"}]
     report = replay_records(records, example_policy)
     assert report.decided == 1 and report.skipped == 2 and report.changed == 0
+
+
+def test_the_schema_pattern_translates_to_the_same_language():
+    import re
+
+    from facegate.analysis._smt import regex
+
+    pattern = "^[A-Z]{2}(-[A-Z0-9]{1,3})?$"
+    re_z3 = regex(pattern)
+    for text in ("CN", "CN-HK", "CN-11", "US-CA1", "cn", "C", "CN-", "CN-ABCD", "CNX", "CN-HK-1", ""):
+        s = z3.Solver()
+        s.add(z3.InRe(z3.StringVal(text), re_z3))
+        assert (s.check() == z3.sat) == bool(re.fullmatch(pattern[1:-1], text)), text

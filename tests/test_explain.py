@@ -174,3 +174,20 @@ def test_every_deny_case_of_the_cac_pack_has_remedies_that_re_decide_to_permit_o
                 assert not cac.decide(with_changes(request, fewer)).permitted, (case["id"], path)
     assert denies >= 40
     assert none == NO_VARIANT
+
+
+def test_a_variable_made_of_conditions_is_opened_into_items_with_their_guards(cac):
+    from facegate.explain._items import items_for
+
+    when = items_for(cac).rules["cn23-05-consent"].when
+    assert [i.plain for i in when] == [
+        "the request processes facial information (anything but erasing it)",
+        "consent type is one of “separate”, “written”",
+        "who gave the consent is stated",
+        "consent withdrawn is not true (or not stated)",
+        "declared purpose is among consented purposes",
+    ]
+    withdrawn = when[3]
+    assert withdrawn.text.startswith("!(has(request.consent)) || ")  # a "must not" holds while consent is unstated
+    activation = cac._activation({"operation": "detect", "purpose": "payment"})
+    assert [i.run(activation, None) for i in when] == [True, False, False, True, False]

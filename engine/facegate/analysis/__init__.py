@@ -35,7 +35,10 @@ _WHERE = {
     "NotAnalysable": "._smt",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "Analysis", "NotAnalysable", "ProofResult", "ReplayReport", "analyze", "decision_change", "diff",
+    "lawful_variant", "load_properties", "prove", "replay", "replay_records", "run_properties",
+]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

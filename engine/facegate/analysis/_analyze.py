@@ -20,8 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import z3
-
+import z3  # type: ignore[import-untyped]
 from ._model import PolicyModel
 
 
@@ -62,7 +61,7 @@ def analyze(policy: Any, *, day: str | None = None, timeout_ms: int = 10_000) ->
         if r == z3.unknown:
             out.unknown.append(what)
             return None
-        return r == z3.sat
+        return bool(r == z3.sat)
 
     def example(*terms: Any) -> dict[str, Any] | None:
         solver.push()

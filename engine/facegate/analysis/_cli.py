@@ -24,7 +24,7 @@ def _load(path: str) -> Any:
 
 def _z3() -> bool:
     try:
-        import z3  # noqa: F401
+        import z3  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         print(f"facegate: error: {_NO_Z3}", file=sys.stderr)
         return False
@@ -75,7 +75,7 @@ def cmd_prove(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
         print(f"{result.status.upper()}: {result.detail}")
-        if result.counterexample is not None:
+        if result.counterexample is not None and result.decision is not None:
             print("  counterexample request (reproduce with: facegate decide --policy PACK --request FILE):")
             print("  " + json.dumps(result.counterexample, ensure_ascii=False))
             print(f"  decision: {result.decision['effect']} ({result.decision['reason']})")

@@ -52,8 +52,7 @@ def decision_change(old: Any, new: Any, *, day: str | None = None) -> dict[str, 
     """A valid request the two packs decide differently (proved absent, or shown and re-decided)."""
     import datetime as _dt
 
-    import z3
-
+    import z3  # type: ignore[import-untyped]
     from ._model import PolicyModel
     from ._smt import RequestModel
 
@@ -65,7 +64,7 @@ def decision_change(old: Any, new: Any, *, day: str | None = None) -> dict[str, 
     from ._shrink import shrink
 
     at = _dt.datetime.fromisoformat(m_new.day + "T12:00:00+00:00")
-    rules = {}
+    rules: dict[str, dict[str, Any]] = {}
     for rid in sorted(set(m_old.rules) & set(m_new.rules)):
         a, b = m_old.rules[rid], m_new.rules[rid]
         if a.rule.when == b.rule.when and a.rule.unless == b.rule.unless and _same_rule(a.rule, b.rule):
@@ -114,7 +113,6 @@ def _same_rule(a: Any, b: Any) -> bool:
 def _same_request(a: Any, b: Any) -> list[Any]:
     """The two models describe one request: every shared field present alike with equal values."""
     import z3
-
     out = []
     for path, p in a.present.items():
         if path in b.present:

@@ -11,8 +11,7 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Any
 
-import z3
-
+import z3  # type: ignore[import-untyped]
 from ..explain._items import request_schema
 from ._smt import FALSE, TRUE, NotAnalysable, RequestModel, Sym, Translator
 
@@ -32,7 +31,7 @@ class RuleModel:
 class PolicyModel:
     def __init__(self, policy: Any, *, day: str | None = None, prefix: str = "") -> None:
         self.policy = policy
-        self.day = day or _dt.datetime.now(_dt.timezone.utc).date().isoformat()
+        self.day = day or _dt.datetime.now(_dt.UTC).date().isoformat()
         self.request = RequestModel(request_schema(policy), prefix)
         self.translator = Translator(self.request, policy.pack.parameters, roots={"decision": self.decision_field})
         self.rules: dict[str, RuleModel] = {}
@@ -120,4 +119,4 @@ def decision_view(decision: Any) -> dict[str, Any]:
     }
 
 
-__all__ = ["OUTCOMES", "PolicyModel", "RuleModel", "TRUE", "decision_view"]
+__all__ = ["OUTCOMES", "TRUE", "PolicyModel", "RuleModel", "decision_view"]

@@ -14,8 +14,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any
 
-import z3
-
+import z3  # type: ignore[import-untyped]
 from .. import cel
 from ._model import PolicyModel, decision_view
 from ._smt import NotAnalysable
@@ -24,7 +23,7 @@ from ._shrink import shrink
 
 @dataclass
 class ProofResult:
-    property: str
+    expression: str
     status: str  # proved | counterexample | unknown
     counterexample: dict[str, Any] | None = None
     decision: dict[str, Any] | None = None
@@ -36,7 +35,7 @@ class ProofResult:
         return self.status == "proved"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"property": self.property, "status": self.status, "counterexample": self.counterexample,
+        return {"property": self.expression, "status": self.status, "counterexample": self.counterexample,
                 "decision": self.decision, "detail": self.detail,
                 "not_analysable": [{"rule": r, "why": w} for r, w in self.not_analysable]}
 

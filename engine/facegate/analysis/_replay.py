@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 EXAMPLES = 3
 
@@ -34,7 +35,7 @@ class ReplayReport:
 def replay_records(records: Iterable[dict[str, Any]], policy: Any, *, at_recorded: bool = False) -> ReplayReport:
     report = ReplayReport()
     started = time.perf_counter()
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
     for rec in records:
         request = rec.get("request")
         if rec.get("kind") != "decision" or not isinstance(request, dict) or "invalid" in request or rec.get("violations"):

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
-import z3
-
+import z3  # type: ignore[import-untyped]
 from ..cel import _ast as A
 from ..cel._parse import parse
 from ..explain._facts import Leaf, walk
@@ -82,7 +82,9 @@ class RequestModel:
         self.constraints.append(z3.Implies(p, parent))
 
     def _value(self, leaf: Leaf) -> Sym:
-        n = lambda w: self.name(leaf.path, w)  # noqa: E731
+        def n(what: str) -> str:
+            return self.name(leaf.path, what)
+
         if leaf.kind == "enum":
             v = z3.Int(n("index"))
             self.constraints += [v >= 0, v < len(leaf.values)]

@@ -9,10 +9,10 @@ exists, proved.  Satisfiable: the variant is re-decided and returned.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
-import z3
-
+import z3  # type: ignore[import-untyped]
 from ..explain._facts import get
 from ._model import PolicyModel
 from ._smt import Sym

@@ -8,7 +8,8 @@ soon as its schema says what they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
+from collections.abc import Iterator, Mapping
 
 #: Facts a deployment can change by acting (obtain consent, put up signs, discard the image,
 #: complete the assessment ...).  Everything else -- the operation and purpose, where and on whom
@@ -107,7 +108,7 @@ def get(request: Mapping[str, Any], path: tuple[str, ...]) -> tuple[bool, Any]:
 
 def with_changes(request: Mapping[str, Any], changes: Mapping[tuple[str, ...], Any]) -> dict[str, Any]:
     """A copy of ``request`` with each path set to its value (:data:`ABSENT` removes it)."""
-    out = _copy(request)
+    out: dict[str, Any] = _copy(request)
     for path, value in changes.items():
         node = out
         for key in path[:-1]:

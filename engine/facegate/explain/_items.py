@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from .. import _compile
 from .._pack import Rule, _expand, _json_type
@@ -84,25 +85,27 @@ class PolicyItems:
         """Top-level ``&&`` parts of ``text`` with variables that are conjunctions opened, guards kept
         with the part they guard: (text to evaluate, text to show in words)."""
         node = _Parser(text).parse()
-        flat: list[tuple[Node, str]] = []
+        flat: list[tuple[Node, str, str | None]] = []  # (node, text, words when already split)
         for part in _and_parts(node):
             src = text[part.start : part.end]
             name = _variable_name(part)
             if name is not None and name in self.raw:
                 inner = self.conjuncts(self.raw[name])
                 if len(inner) > 1:
-                    flat.extend((_Parser(s).parse(), s) for s, _ in inner)
+                    flat.extend((_Parser(s).parse(), s, shown) for s, shown in inner)
                     continue
-            flat.append((part, src))
-        guards = [(_guarded_path(part), src) for part, src in flat]
+            flat.append((part, src, None))
+        guards = [_guarded_path(part) if shown is None else None for part, _, shown in flat]
         out: list[tuple[str, str]] = []
-        for i, (part, src) in enumerate(flat):
-            guarded = guards[i][0]
-            if guarded is not None and any(_mentions(later, guarded) for later, _ in flat[i + 1 :]):
+        for i, (part, src, shown) in enumerate(flat):
+            guarded = guards[i]
+            if guarded is not None and any(_mentions(later, guarded) for later, _, _ in flat[i + 1 :]):
                 continue  # a guard: it travels with every later part that needs it
-            needed = [g_src for j, (g, g_src) in enumerate(guards[:i]) if g is not None and _mentions(part, g)
-                      and any(_mentions(later, g) for later, _ in flat[j + 1 :])]
-            if needed and part.kind == "unop" and part.value == "!":
+            needed = [flat[j][1] for j, g in enumerate(guards[:i]) if g is not None and _mentions(part, g)
+                      and any(_mentions(later, g) for later, _, _ in flat[j + 1 :])]
+            if shown is not None:  # split already (inside a variable): keep its words, add outer guards
+                out.append((" && ".join([*needed, f"({src})"]) if needed else src, shown))
+            elif needed and part.kind == "unop" and part.value == "!":
                 # a "must not" part holds while its object is unstated: it is not an obstacle then
                 out.append((f"!({' && '.join(needed)}) || {src}", src))
             else:

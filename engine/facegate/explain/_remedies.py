@@ -21,7 +21,8 @@ import heapq
 import itertools
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 from ._facts import ABSENT, Leaf, get, walk, with_changes
 from ._items import Item, items_for, request_schema
@@ -236,12 +237,12 @@ def _candidates(leaf: Leaf, request: Mapping[str, Any], numbers: set[int]) -> li
     elif leaf.kind == "int":
         for n in sorted(numbers):
             for v in (n - 1, n, n + 1):
-                if (leaf.minimum is None or v >= leaf.minimum) and (leaf.maximum is None or v <= leaf.maximum) and v not in out:
-                    if not (present and v == current):
-                        out.append(v)
+                in_bounds = (leaf.minimum is None or v >= leaf.minimum) and (leaf.maximum is None or v <= leaf.maximum)
+                if in_bounds and v not in out and not (present and v == current):
+                    out.append(v)
     elif leaf.kind == "list":
         have = list(current) if present and isinstance(current, list) else []
-        out = [tuple([*have, v]) for v in leaf.values if v not in have]
+        out = [(*have, v) for v in leaf.values if v not in have]
         out += [tuple(x for x in have if x != v) for v in have]
     if present and not leaf.required:
         out.append(ABSENT)

@@ -11,7 +11,8 @@ plain words, and the exceptions (``unless``) that lifted the permit.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
 
 from .._compile import EvalError
 from ..cel import CELError
