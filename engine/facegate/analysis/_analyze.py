@@ -22,6 +22,7 @@ from typing import Any
 
 import z3  # type: ignore[import-untyped]
 from ._model import PolicyModel
+from ._shrink import shrink
 
 
 @dataclass
@@ -101,8 +102,14 @@ def analyze(policy: Any, *, day: str | None = None, timeout_ms: int = 10_000) ->
             req = example(p.applied, z3.Or(f.applied, f.error))
             if req is None:
                 continue
-            d = policy.decide(req, at=at)
-            confirmed = not d.violations and d.rules[p.rule.id] == "applied" and d.rules[f.rule.id] in ("applied", "error")
+
+            def both(candidate: dict[str, Any], p: Any = p, f: Any = f) -> bool:
+                d = policy.decide(candidate, at=at)
+                return not d.violations and d.rules[p.rule.id] == "applied" and d.rules[f.rule.id] in ("applied", "error")
+
+            confirmed = both(req)
+            if confirmed:
+                req = shrink(req, both)
             out.overlaps.append({"permit": p.rule.id, "forbid": f.rule.id, "example": req, "confirmed": confirmed})
     out.seconds = time.perf_counter() - started
     return out

@@ -14,6 +14,20 @@ def shrink(request: dict[str, Any], keeps: Callable[[dict[str, Any]], bool]) -> 
         trial = _without(current, path)
         if trial is not None and keeps(trial):
             current = trial
+    for path in _paths(current):  # then the items of lists that stayed
+        node: Any = current
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, list):
+            continue
+        for item in list(node):
+            trial = copy.deepcopy(current)
+            holder = trial
+            for key in path[:-1]:
+                holder = holder[key]
+            holder[path[-1]] = [x for x in holder[path[-1]] if x != item]
+            if keeps(trial):
+                current = trial
     return current
 
 

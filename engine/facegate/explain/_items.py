@@ -52,11 +52,18 @@ class PolicyItems:
             self.expanded[v["name"]] = _expand(v["expression"], self.expanded)[0]
         self.renderer = PlainRenderer(pack.parameters, self.docs)
         self.schema = _activation_schema(policy)
+        self.by_operation: dict[str, tuple[Rule, ...]] = dict(getattr(policy, "_by_operation", None) or {})
+        self.all_rules: tuple[Rule, ...] = tuple(pack.rules)
+        self.make_activation = getattr(policy, "_activation", None) or (lambda r: {"params": pack.parameters, "request": r})
         self.rules: dict[str, RuleItems] = {}
         for rule in pack.rules:
             when = tuple(i for c in rule.when for i in self.split(c.text, c.expanded, c.program))
             unless = tuple(i for c in rule.unless for i in self.split(c.text, c.expanded, c.program))
             self.rules[rule.id] = RuleItems(rule, when, unless)
+
+    def relevant(self, operation: Any) -> tuple[Rule, ...]:
+        """The rules that can apply to ``operation`` (all of them when the engine keeps no index)."""
+        return self.by_operation.get(operation, self.all_rules) if isinstance(operation, str) else self.all_rules
 
     def words(self, text: str) -> str:
         spans = self.renderer.render(text)

@@ -121,7 +121,7 @@ class _Search:
 
     # -- what to try next
     def fixes(self, d: Any, variant: Mapping[str, Any]) -> Iterable[dict[tuple[str, ...], Any]]:
-        activation = self.policy._activation(variant)
+        activation = self.items.make_activation(variant)
         if d.reason == "forbidden":
             rule_items = self.items.rules[d.determining[0]["rule"]]
             for item in rule_items.when:
@@ -130,7 +130,7 @@ class _Search:
                 if _value(item, activation) is not True:
                     yield from self.item_fixes(item, True, variant, activation)
             return
-        for rule in self.policy._by_operation.get(variant["operation"], self.policy.rules):
+        for rule in self.items.relevant(variant["operation"]):
             if rule.effect != "permit" or rule.mode != "enforce":
                 continue
             rule_items = self.items.rules[rule.id]
