@@ -76,13 +76,13 @@ def render_decision(d: Decision, style: _Style, *, explain: bool = False) -> str
     for det in d.determining:
         art = "article number unknown" if det["article"] is None else f"Art. {det['article']}" + ("" if det["article_verified"] else " (numbering unverified)")
         msg = det["message"]
-        lines.append(f"  {det['provision']} [{art}] {det['rule']}: {msg['en']} / {msg['zh']}")
+        lines.append(f"  {det['provision']} [{art}] {det['rule']}: " + " / ".join(v for k, v in msg.items() if k != "detail"))
         if "detail" in msg:
             lines.append(f"      {msg['detail']}")
     for e in d.errors:
         lines.append(f"  {style.bad('error')} in {e['rule']} ({e['provision']}): {e['error']}")
     for w in d.warnings:
-        lines.append(f"  warning {w['provision']} {w['rule']}: {w['message']['en']}")
+        lines.append(f"  warning {w['provision']} {w['rule']}: {w['message'].get('en') or next(iter(w['message'].values()))}")
     for u in d.unmet:
         lines.append(f"  not permitted by {_describe_unmet(u)}")
     for o in d.obligations:
@@ -291,7 +291,13 @@ def _analysis_commands(sub: Any) -> None:
     register(sub)
 
 
-_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands, _analysis_commands]
+def _authoring_commands(sub: Any) -> None:
+    from ._cli_authoring import register
+
+    register(sub)
+
+
+_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands, _authoring_commands, _analysis_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

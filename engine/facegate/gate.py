@@ -28,6 +28,7 @@ from .recognition import (
     Face,
     FaceAttributes,
     IdentifyResult,
+    OPERATIONS,
     Match,
     Recognizer,
     RecognizerInfo,
@@ -38,7 +39,8 @@ from .recognition import (
 #: Obligations the gate itself carries out; every other obligation is returned to the integrator.
 ENGINE_ENFORCED = frozenset({"discard_raw_image", "store_on_device_only", "retention_max_days", "record_processing"})
 CONSENT_MODES = ("request-only", "registry-only", "registry-overrides")
-NEEDS_RECOGNIZER = frozenset({"detect", "verify", "identify", "enroll", "analyze"})
+NEEDS_RECOGNIZER = frozenset(OPERATIONS)
+EXECUTABLE = NEEDS_RECOGNIZER | {"erase"}  # the core envelope's operations (request.v2.json)
 
 
 @dataclass(frozen=True)
@@ -259,6 +261,8 @@ class Gate:
                  notes: list[str], consent_record: str | None) -> Result:
         op = facts["operation"]
         caps = self.info.capabilities
+        if op not in EXECUTABLE:  # a pack's decide-only operation (format v2): nothing to run
+            raise _Refused(f"`{op}` is a decide-only operation declared by the pack; the gate executes only {', '.join(sorted(EXECUTABLE))}")
         if op in NEEDS_RECOGNIZER and op not in caps.operations:
             raise _Refused(f"recognizer `{self.info.id}` does not declare `{op}`")
         subject_id = facts.get("subject", {}).get("id")
@@ -306,7 +310,8 @@ class Gate:
         if not days:
             raise _Refused("enroll needs a retention period: `storage.retention_days` or a `retention_max_days` obligation")
         tid = self.gallery.enroll(subject_id, vector, purpose=facts["purpose"], consent_id=consent_record,
-                                  retention_days=days, location=location, model_id=self.info.id, decision_id=decision.decision_id)
+                                  retention_days=days, location=location, model_id=self.info.id, decision_id=decision.decision_id,
+                                  consent_facts=None if consent_record else facts.get("consent"))  # request-stated consent is recorded
         return EnrollResult(str(tid), subject_id, days, location)
 
     def _recognize(self, staged: "_Staging", op: str, wanted: frozenset[str], notes: list[str]) -> tuple[Result | np.ndarray, np.ndarray | None]:
