@@ -238,7 +238,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
-    return run_demo(args.policy, recognizer=args.recognizer, db=args.db, images=args.image)
+    return run_demo(args.policy, recognizer=args.recognizer, db=args.db, images=args.image, enroll=args.enroll, verify=args.verify)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -265,10 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plugins)
     p = sub.add_parser("demo", help="the main job: gate realistic requests on real photos through a pack")
-    p.add_argument("--policy", default="policies/cn-cac-2023-draft")
+    p.add_argument("--policy", help="policy pack folder (default: the CAC-2023 pack shipped with facegate)")
     p.add_argument("--recognizer", default="onnx", help="entry-point name of the recognizer plugin (default: onnx)")
     p.add_argument("--db", help="keep the audit log, consent registry and gallery in this SQLite file")
     p.add_argument("--image", action="append", help="also run detection on this photo (repeatable)")
+    p.add_argument("--enroll", metavar="PHOTO", help="your own pair: enrol the face in this photo ...")
+    p.add_argument("--verify", metavar="PHOTO", help="... and verify the face in this one against it")
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("docs", help="generate the review document (Markdown and HTML) for legal sign-off")
     p.add_argument("packs", nargs="+")
@@ -297,7 +299,13 @@ def _authoring_commands(sub: Any) -> None:
     register(sub)
 
 
-_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands, _authoring_commands, _analysis_commands]
+def _serve_commands(sub: Any) -> None:
+    from ._cli_serve import register
+
+    register(sub)
+
+
+_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands, _authoring_commands, _serve_commands, _analysis_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

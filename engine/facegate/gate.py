@@ -17,6 +17,7 @@ from typing import Any, Mapping, cast
 import numpy as np
 
 from . import _sandbox
+from ._compose import Composition
 from ._plugins import Registry, load_registry
 from .errors import ConfigError, RecognizerError
 from .policy import Decision, Policy
@@ -84,7 +85,7 @@ class Gate:
 
     def __init__(
         self,
-        policy: Policy,
+        policy: Policy | Composition,
         recognizer: str,
         *,
         registry: Registry | None = None,
@@ -128,12 +129,12 @@ class Gate:
     @classmethod
     def from_config(cls, source: Any) -> "Gate":
         """Build a gate from an operator configuration (a dict, or a YAML/JSON file; config.v1.json)."""
+        from ._compose import load_configured
         from ._config import read_config, resolve
-        from .policy import load_policy
 
         config, base = read_config(source)
         registry = load_registry(config.get("plugins", {}).get("allow", ()))
-        policy = load_policy(resolve(base, config["policy"]), functions=registry.functions)
+        policy = load_configured(config, base, functions=registry.functions)
         store = None
         if "store" in config:
             from .store import Masking, SQLiteStore
@@ -586,6 +587,7 @@ def _decision_record(decision: Decision, facts: Any) -> dict[str, Any]:
         "errors": [dict(e) for e in decision.errors],
         "violations": [dict(v) for v in decision.violations],
         "unmet": [{"rule": u["rule"], "provision": u["provision"], "failed": [f["plain"] for f in u["failed"]]} for u in decision.unmet],
+        **({"packs": [dict(p) for p in decision.packs]} if hasattr(decision, "packs") else {}),
     }
 
 

@@ -119,6 +119,7 @@ def _ref(rule: Rule) -> dict[str, Any]:
         "article": rule.article,
         "article_verified": rule.article_verified,
         "message": dict(rule.messages) if rule.messages else {"en": rule.message_en, "zh": rule.message_zh},
+        **({"grade": rule.text["grade"]} if rule.text.get("grade") else {}),  # the evidence behind the text
     }
 
 
