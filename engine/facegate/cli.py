@@ -119,45 +119,28 @@ def cmd_decide(args: argparse.Namespace) -> int:
         _err(f"cannot read request `{args.request}`: {exc}")
         return EXIT_USAGE
     decision = policy.decide(request, explain=args.explain)
-    report = None
-    if args.remedies:
-        from .explain import find_remedies
-
-        report = find_remedies(policy, request)
     if args.json:
-        out = decision.to_dict()
-        if report is not None:
-            out["remedies"] = {"found": list(report.remedies), "exhausted": report.exhausted}
-        print(json.dumps(out, ensure_ascii=False, indent=2))
+        print(json.dumps(decision.to_dict(), ensure_ascii=False, indent=2))
     else:
         print(render_decision(decision, _Style(sys.stdout), explain=args.explain))
-        if report is not None:
-            from .explain._render import no_variant_proof, render_remedies
-
-            proof = no_variant_proof(policy, request) if not report.remedies and not decision.permitted else None
-            print(render_remedies(decision, report, proof))
     return EXIT_OK
 
 
 def cmd_test(args: argparse.Namespace) -> int:
     from ._cases import coverage_gap, run_pack_tests
-    from .analysis._properties import print_properties, run_properties
 
     style = _Style(sys.stdout)
     status = EXIT_OK
     reports = []
-    properties: dict[str, list[Any]] = {}
     for pack in args.packs:
         try:
             policy = load_policy(pack)
             report = run_pack_tests(policy)
-            props = run_properties(policy)  # properties.yaml: proved for every valid request
         except PolicyError as exc:
             status = _policy_problems(exc)
             continue
         reports.append(report)
-        properties[policy.id] = props
-        if not report.passed or not all(r.passed for r in props):
+        if not report.passed:
             status = max(status, EXIT_FAILED)
         if args.junit:
             name = args.junit if len(args.packs) == 1 else f"{args.junit}.{policy.id}.xml"
@@ -181,9 +164,8 @@ def cmd_test(args: argparse.Namespace) -> int:
                 print(f"               {coverage_gap(c)}")
         passed = sum(r.passed for r in report.results)
         print(f"  {passed} passed, {len(report.results) - passed} failed; provision coverage {report.coverage_percent:.0f} %")
-        print_properties(props, style)
     if args.json:
-        print(json.dumps([{**r.to_dict(), "properties": [p.to_dict() for p in properties.get(r.policy.id, [])]} for r in reports], ensure_ascii=False, indent=2))
+        print(json.dumps([r.to_dict() for r in reports], ensure_ascii=False, indent=2))
     return status
 
 
@@ -252,7 +234,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--request", required=True, help="a JSON file, or - for standard input")
     p.add_argument("--json", action="store_true")
     p.add_argument("--explain", action="store_true")
-    p.add_argument("--remedies", action="store_true", help="for a deny: the smallest fact changes that would make it a permit")
     p.set_defaults(func=cmd_decide)
     p = sub.add_parser("test", help="run a pack's cases and report provision coverage")
     p.add_argument("packs", nargs="+")

@@ -132,7 +132,99 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- options added to ``decide`` and ``test`` (wrapping whichever handler they have)
+
+
+def _decide_with_remedies(args: argparse.Namespace, handler: Any) -> int:
+    """``decide --remedies``: the decision as ``decide`` prints it, then its remedies."""
+    if not args.remedies:
+        return int(handler(args))
+    from ..errors import PolicyError
+    from ..explain import find_remedies
+    from ..explain._render import no_variant_proof, render_remedies
+
+    try:
+        policy = _load(args.policy)
+        text = sys.stdin.read() if args.request == "-" else open(args.request, encoding="utf-8").read()
+        request = json.loads(text)
+    except PolicyError as exc:
+        return _policy_error(exc)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        print(f"facegate: error: cannot read request `{args.request}`: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    decision = policy.decide(request, explain=args.explain)
+    report = find_remedies(policy, request)
+    proof = no_variant_proof(policy, request) if not report.remedies and not decision.permitted else None
+    if args.json:
+        out = decision.to_dict()
+        out["remedies"] = {"found": list(report.remedies), "exhausted": report.exhausted,
+                           "no_lawful_variant": None if proof is None else proof["status"] == "none"}
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        from ..cli import _Style, render_decision
+
+        print(render_decision(decision, _Style(sys.stdout), explain=args.explain))
+        print(render_remedies(decision, report, proof))
+    return EXIT_FAILED if getattr(args, "fail_on_deny", False) and not decision.permitted else EXIT_OK
+
+
+def _test_with_properties(args: argparse.Namespace, handler: Any) -> int:
+    """``test``: the cases as ``test`` runs them, then each pack's ``properties.yaml`` (not with ``-k``)."""
+    import contextlib
+    import io
+
+    from ..cli import _Style
+    from ..errors import PolicyError
+    from ._properties import print_properties, run_properties
+
+    if getattr(args, "pattern", None):
+        return int(handler(args))
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured) if args.json else contextlib.nullcontext():
+        status = int(handler(args))
+    style = _Style(sys.stdout)
+    found: dict[str, list[Any]] = {}
+    for pack in args.packs:
+        try:
+            policy = _load(pack)
+            results = run_properties(policy)
+        except PolicyError as exc:
+            status = max(status, _policy_error(exc))
+            continue
+        found[policy.id] = results
+        if not all(r.passed for r in results):
+            status = max(status, EXIT_FAILED)
+        if not args.json:
+            shown = [r for r in results if not r.passed] if getattr(args, "quiet", False) else results
+            if shown:
+                print(style.bold(f"{policy.id}"))
+            print_properties(shown, style)
+    if args.json:
+        text = captured.getvalue()
+        try:
+            reports = json.loads(text)
+        except json.JSONDecodeError:
+            print(text, end="")
+            return status
+        for report in reports:
+            pid = report.get("policy", {}).get("id") if isinstance(report.get("policy"), dict) else report.get("policy")
+            report["properties"] = [r.to_dict() for r in found.get(pid, [])]
+            report["passed"] = bool(report.get("passed")) and all(r["passed"] for r in report["properties"])
+        print(json.dumps(reports, ensure_ascii=False, indent=2))
+    return status
+
+
+def _wrap(parser: argparse.ArgumentParser, wrapper: Any) -> None:
+    handler = parser.get_default("func")
+    parser.set_defaults(func=lambda args: wrapper(args, handler))
+
+
 def register(sub: Any) -> None:
+    decide = sub.choices["decide"]
+    decide.add_argument("--remedies", action="store_true",
+                        help="for a deny: the smallest changes to actionable facts that make it a permit, or 'no lawful variant'")
+    _wrap(decide, _decide_with_remedies)
+    _wrap(sub.choices["test"], _test_with_properties)
     p = sub.add_parser("analyze", help="prove facts about packs for every valid request (z3): dead, shadowed, overlapping rules")
     p.add_argument("packs", nargs="+")
     p.add_argument("--day", help="analyse as of this day (YYYY-MM-DD; default today): validity windows")

@@ -261,9 +261,17 @@ class Translator:
 
     def _cond(self, n: A.Cond, env: dict[str, Sym]) -> tuple[Sym, Any]:
         c, ce = self._bool(n.cond, env)
-        a, ae = self._bool(n.then, env)
-        b, be = self._bool(n.otherwise, env)
-        return Sym("bool", z3.If(c, a, b)), z3.Or(ce, z3.If(c, ae, be))
+        a, ae = self.node(n.then, env)
+        b, be = self.node(n.otherwise, env)
+        err = z3.Or(ce, z3.If(c, ae, be))
+        kinds = {a.kind if a.kind != "const" else _const_kind(a.term), b.kind if b.kind != "const" else _const_kind(b.term)}
+        if kinds == {"bool"}:
+            return Sym("bool", z3.If(c, _as_bool(a), _as_bool(b))), err
+        if kinds == {"int"}:
+            return Sym("int", z3.If(c, _int(a), _int(b))), err
+        if kinds == {"string"}:
+            return Sym("string", z3.If(c, _str(a), _str(b))), err
+        raise NotAnalysable(f"a conditional choosing between `{a.kind}` and `{b.kind}`")
 
     def _binary(self, n: A.Binary, env: dict[str, Sym]) -> tuple[Sym, Any]:
         left, le = self.node(n.left, env)
@@ -275,7 +283,10 @@ class Translator:
         if n.op == "in":
             return Sym("bool", member(left, right)), err
         if n.op in ("<", "<=", ">", ">="):
-            a, b = _int(left), _int(right)
+            if "string" in {left.kind, right.kind} or (left.kind == right.kind == "const" and isinstance(left.term, str)):
+                a, b = _str(left), _str(right)  # lexicographic, as CEL orders strings (ISO dates sort as dates)
+            else:
+                a, b = _int(left), _int(right)
             return Sym("bool", {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[n.op]), err
         if n.op in ("+", "-", "*"):
             if left.kind == "const" and right.kind == "const" and isinstance(left.term, int) and isinstance(right.term, int):
@@ -312,6 +323,13 @@ class Translator:
             lit = z3.StringVal(a.term)
             fn = {"startsWith": z3.PrefixOf(lit, s.term), "endsWith": z3.SuffixOf(lit, s.term), "contains": z3.Contains(s.term, lit)}
             return Sym("bool", fn[n.name]), z3.Or(e, ae)
+        if n.name in ("intersects", "containsAll") and n.target is None and len(n.args) == 2:
+            (a, ae), (b, be) = self.node(n.args[0], env), self.node(n.args[1], env)
+            ma, mb = _membership(a), _membership(b)
+            if n.name == "intersects":
+                common = [v for v in ma if v in mb]
+                return Sym("bool", z3.Or([z3.And(ma[v], mb[v]) for v in common]) if common else FALSE), z3.Or(ae, be)
+            return Sym("bool", z3.And([z3.Implies(mb[v], ma.get(v, FALSE)) for v in mb]) if mb else TRUE), z3.Or(ae, be)
         raise NotAnalysable(f"function `{n.name}()`")
 
     def _comprehension(self, n: A.Comprehension, env: dict[str, Sym]) -> tuple[Sym, Any]:
@@ -342,6 +360,37 @@ def _const(value: Any) -> Sym:
     if isinstance(value, (bool, int, str)) or (isinstance(value, list) and all(isinstance(v, (bool, int, str)) for v in value)):
         return Sym("const", value)
     raise NotAnalysable(f"parameter value `{value!r}`")
+
+
+def _const_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, str):
+        return "string"
+    return "list"
+
+
+def _as_bool(s: Sym) -> Any:
+    return z3.BoolVal(s.term) if s.kind == "const" else s.term
+
+
+def _str(s: Sym) -> Any:
+    if s.kind == "string":
+        return s.term
+    if s.kind == "const" and isinstance(s.term, str):
+        return z3.StringVal(s.term)
+    raise NotAnalysable(f"a string operation on `{s.kind}`")
+
+
+def _membership(s: Sym) -> dict[Any, Any]:
+    """A list as value -> membership Bool (the built-in ``intersects``/``containsAll`` take lists of scalars)."""
+    if s.kind == "list":
+        return dict(s.members)
+    if s.kind == "const" and isinstance(s.term, list):
+        return {v: TRUE for v in s.term}
+    raise NotAnalysable(f"a list function on `{s.kind}`")
 
 
 def _int(s: Sym) -> Any:
