@@ -10,6 +10,7 @@ import argparse
 import json
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -145,7 +146,7 @@ def _decide_with_remedies(args: argparse.Namespace, handler: Any) -> int:
 
     try:
         policy = _load(args.policy)
-        text = sys.stdin.read() if args.request == "-" else open(args.request, encoding="utf-8").read()
+        text = sys.stdin.read() if args.request == "-" else Path(args.request).read_text(encoding="utf-8")
         request = json.loads(text)
     except PolicyError as exc:
         return _policy_error(exc)
