@@ -593,6 +593,7 @@ def _decision_record(decision: Decision, facts: Any) -> dict[str, Any]:
         "obligations": [{k: v for k, v in o.items() if k != "sources"} for o in decision.obligations],
         "errors": [dict(e) for e in decision.errors],
         "violations": [dict(v) for v in decision.violations],
+        "unmet": [{"rule": u["rule"], "provision": u["provision"], "failed": [f["plain"] for f in u["failed"]]} for u in decision.unmet],
         **({"packs": [dict(p) for p in decision.packs]} if hasattr(decision, "packs") else {}),
     }
 
