@@ -33,7 +33,8 @@ from __future__ import annotations
 import datetime as _dt
 import threading
 import time
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from . import _compile
 from ._compile import EvalError
@@ -165,6 +166,7 @@ class Procedure:
         self.compiled = pack.backend == _compile.DEFAULT_BACKEND and getattr(pack, "functions", None) is not None
         self._sets: dict[str, Any] = {}  # operation -> its compiled rule set (RuleSet)
         self._runs: dict[str, Any] = {}  # operation -> the rule set's function
+        self._candidates: dict[str, tuple[Any, ...]] = {}
         self._lock = threading.Lock()
         self._day: tuple[float, float, str] = (0.0, 0.0, "")
 
@@ -223,8 +225,10 @@ class Procedure:
         if explanation is not None:
             explanation = {"rules": explanation}
         if deny or not permits:
-            return self.finish(Effect.DENY, Reason.FORBIDDEN if deny else Reason.NO_PERMIT, started, trace, determining=tuple(deny),
-                               errors=tuple(errors), warnings=tuple(warnings), explanation=self.blocked(explanation, outcomes))
+            decision = self.finish(Effect.DENY, Reason.FORBIDDEN if deny else Reason.NO_PERMIT, started, trace, determining=tuple(deny),
+                               errors=tuple(errors), warnings=tuple(warnings), explanation=self.blocked(explanation, outcomes, request))
+            decision.__dict__["_origin"] = (self.policy, request, at)  # for Decision.remedies (facegate.explain)
+            return decision
         return self.finish(Effect.PERMIT, Reason.PERMITTED, started, trace, determining=tuple(permits), errors=tuple(errors),
                            warnings=tuple(warnings), obligations=tuple(merge_obligations(obligations)), explanation=explanation)
 
@@ -278,6 +282,28 @@ class Procedure:
             for operation in self.policy.operations:
                 self.rule_set(operation)
 
+    def candidates(self, operation: str) -> tuple[Any, ...]:
+        """The rules that can apply to a request of this operation, in pack order: those whose
+        ``when`` does not fold to false once the operation is known (from the checked trees)."""
+        found = self._candidates.get(operation)
+        if found is None:
+            from .cel._shared import can_apply
+
+            known = {("request", "operation"): operation}
+            found = self._candidates[operation] = tuple(
+                r for r in self.rules
+                if can_apply([c.program.program.tree for c in r.when], [c.program.program.checked for c in r.when], known))
+        return found
+
+    def unmet(self, trace: Trace) -> tuple[dict[str, Any], ...]:
+        """For a deny decided by the rules: the permits of its operation that did not apply, and why
+        (:mod:`facegate.explain`; on demand, with a fresh budget)."""
+        from .explain._unmet import unmet_permits
+
+        request = trace.activation["request"]
+        relevant = self.candidates(request["operation"])
+        return unmet_permits(self.policy, relevant, trace.activation, _compile.new_budget(), trace.outcomes)
+
     def rule_set(self, operation: str) -> Callable[[Any, Any], list[tuple[int, Any, Any]]]:
         """The generated function of the operation's rules (compiled on first use, then kept)."""
         found = self._runs.get(operation)
@@ -328,12 +354,12 @@ class Procedure:
             out.append((index, *_as_values(result, error)))
         return out
 
-    def blocked(self, explanation: dict[str, Any] | None, outcomes: Mapping[str, str]) -> dict[str, Any] | None:
-        """For a deny: which unmet conditions kept each permit rule from applying."""
+    def blocked(self, explanation: dict[str, Any] | None, outcomes: Mapping[str, str], request: Any) -> dict[str, Any] | None:
+        """For a deny: which unmet conditions kept each permit rule of the operation from applying."""
         if explanation is None:
             return None
         found = []
-        for rule in self.rules:
+        for rule in self.candidates(request["operation"]):
             if rule.effect != "permit" or outcomes.get(rule.id) == APPLIED:
                 continue
             entry = explanation["rules"][rule.id]

@@ -126,6 +126,28 @@ class Decision:
         return found  # type: ignore[no-any-return]
 
     @property
+    def unmet(self) -> tuple[dict[str, Any], ...]:
+        """For a deny: the permits of the request's operation that did not apply, with the failed
+        conditions in plain words (:mod:`facegate.explain`).  Empty for a permit.  Computed when
+        first read (the gate's record, ``to_dict()`` and ``facegate decide`` read it), from what
+        the decision procedure left behind."""
+        trace = self._trace
+        found = trace.fixed.get("unmet")
+        if found is None:
+            found = ()
+            if self.effect == "deny" and trace.policy is not None and trace.outcomes is not None and trace.activation is not None:
+                found = trace.policy._procedure.unmet(trace)
+            found = trace.fixed.setdefault("unmet", found)
+        return found  # type: ignore[no-any-return]
+
+    @property
+    def remedies(self) -> tuple[dict[str, Any], ...]:
+        """For a deny: the smallest sets of fact changes that make it a permit (``facegate.explain``)."""
+        from .explain import remedies_of
+
+        return remedies_of(self)
+
+    @property
     def rules(self) -> RuleOutcomes:
         outcomes = self._outcomes
         if outcomes is None:
@@ -152,6 +174,7 @@ class Decision:
             "decision_id": self.decision_id,
             "evaluated_at": self.evaluated_at,
             "rules": self.rules.as_dict(),
+            "unmet": [{**u, "failed": [{**f} for f in u["failed"]], "excepted_by": [{**e} for e in u["excepted_by"]]} for u in self.unmet],
         }
         if self.explanation is not None:
             out["explanation"] = self.explanation
@@ -173,6 +196,7 @@ class Decision:
             "decision_id": self.decision_id,
             "evaluated_at": self.evaluated_at,
             "rules": self.rules.as_dict(),
+            "unmet": self.unmet,
         }
         if self.explanation is not None:
             out["explanation"] = self.explanation

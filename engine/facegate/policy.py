@@ -38,6 +38,15 @@ class Policy:
     def rules(self) -> tuple[Rule, ...]:
         return self._rules
 
+    def _activation(self, request: Any) -> dict[str, Any]:
+        """The CEL activation conditions are evaluated against (tools and explanations use it)."""
+        return {"params": self.pack.parameters, "request": request}
+
+    @property
+    def _by_operation(self) -> dict[str, tuple[Rule, ...]]:
+        """The rules that can apply to each operation (read from the checked syntax trees)."""
+        return {op: self._procedure.candidates(op) for op in self.operations}
+
     def in_force(self, day: str) -> bool:
         start = self.pack.meta.get("valid_from")
         end = self.pack.meta.get("valid_until")
@@ -68,6 +77,7 @@ class _RequestChecker:
         self.v1 = schema is _schema.load_schema("request.v1.json")
         self.schema = schema
         self.fast = _V1_VALIDATOR if self.v1 else jsonschema_rs.validator_for(schema)
+        self._explain: Any = None  # the explaining validator (jsonschema), built on the first invalid request
 
     def violations(self, request: Any) -> list[dict[str, str]]:
         if type(request) is not dict and not isinstance(request, Mapping):
@@ -78,16 +88,21 @@ class _RequestChecker:
         except Exception as exc:  # values json cannot represent (datetime, numpy scalars, huge ints)
             return [{"pointer": "", "message": f"request is not plain json data: {exc}"}]
         try:
-            found = [{"pointer": p, "message": m} for p, m in _schema.violations_of(self.schema, request)]
+            if self._explain is None:
+                self._explain = _schema.validator("request.v1.json") if self.v1 else _schema.validator_of(self.schema)
+            found = [{"pointer": p, "message": m} for p, m in _schema.violations_with(self._explain, request)]
         except Exception as exc:
             found = [{"pointer": "", "message": f"request is not plain json data: {exc}"}]
         return found or [{"pointer": "", "message": "request does not match the request contract"}]
 
 
-def load_policy(path: str | Path, *, backend: str = _compile.DEFAULT_BACKEND, functions: Mapping[str, Any] | None = None) -> Policy:
+def load_policy(path: str | Path, *, backend: str = _compile.DEFAULT_BACKEND, functions: Mapping[str, Any] | None = None,
+                companions: tuple[Any, ...] = ()) -> Policy:
     """Load, validate and compile a policy pack folder (or a single pack file).
 
     ``functions``: the CEL functions conditions may call (default: the built-in plugin's);
-    a :class:`facegate.Gate` passes those of its allowed plugins.
+    a :class:`facegate.Gate` passes those of its allowed plugins.  ``companions``: the
+    declarations (``Pack.declaration()``) of format-v2 packs loaded together with this one;
+    their facts join the request contract, and a conflicting declaration is a load error.
     """
-    return Policy(load_pack(path, backend=backend, functions=functions))
+    return Policy(load_pack(path, backend=backend, functions=functions, companions=companions))

@@ -11,8 +11,9 @@ Images are ``numpy.ndarray`` of dtype ``uint8``, shape ``(H, W, 3)`` in **RGB** 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # images are numpy arrays; deciding alone never needs numpy loaded
     import numpy as np

@@ -107,6 +107,15 @@ def _fields(node: ast.Node) -> tuple[dataclasses.Field[Any], ...]:
     return found
 
 
+def can_apply(trees: Sequence[ast.Node], checked: Sequence[Checked], known: Mapping[tuple[str, ...], Any]) -> bool:
+    """Whether a ``when`` (its items' checked trees) can be anything but ``false`` given ``known``."""
+    merged = Checked()
+    for c in checked:
+        merged.chains.update(c.chains)
+    folded = _Folder(merged, dict(known)).fold(_conjunction(tuple(trees)))
+    return not (isinstance(folded, ast.Lit) and folded.value is False)
+
+
 def _first(item: tuple[int, Any, Any]) -> int:
     return item[0]
 
