@@ -184,6 +184,8 @@ class SQLiteStore:
         self.gallery = SQLiteGallery(self)
         _OPEN_STORES.add(self)
 
+    LEAST = "min"  # SQL: the smallest of several values (the gallery's validity)
+
     # -- connections -------------------------------------------------------------------------
     def connect(self) -> sqlite3.Connection:
         """A new connection with the store's pragmas (autocommit; transactions are explicit)."""
@@ -237,6 +239,22 @@ class SQLiteStore:
                 yield conn
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read store `{self.path}`: {exc}") from exc
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A connection of its own, in one read transaction (a consistent view), closed after."""
+        try:
+            conn = self.connect()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read store `{self.path}`: {exc}") from exc
+        try:
+            conn.execute("BEGIN")
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read store `{self.path}`: {exc}") from exc
+        finally:
+            conn.close()
 
     def _main(self) -> sqlite3.Connection:
         if self._closed:

@@ -1,0 +1,99 @@
+"""The decision log on PostgreSQL: one hash chain, appended to by every node, group-committed.
+
+Each process batches its own callers exactly as on SQLite (``SQLiteAuditLog``: a lone append
+commits on its caller's thread; concurrent ones queue for the writer thread and share one
+commit).  A batch is one transaction on the writer's own connection::
+
+    SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE   -- the chain's one lock
+    INSERT INTO audit_log ... SELECT * FROM unnest(...)          -- all rows, one statement
+    INSERT INTO audit_provision ...                              -- the provision index
+    UPDATE audit_head SET seq = ..., hash = ...
+    COMMIT                                                       -- WAL flushed (synchronous_commit)
+
+The row lock on ``audit_head`` gives every node's batches one total order: no two batches can
+chain after the same head, so there are no forks and no gaps.  Receipts are handed out only
+after ``COMMIT`` returned, so a receipted record is durable before the recognizer runs.  A lost
+connection fails the batch's callers (``AuditWriteError``: the gate denies) and is re-opened at
+the next batch, so the log recovers by itself when the server is back.  If the connection drops
+*during* ``COMMIT``, the batch may or may not be in the log; its callers were denied either way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from ._audit import SQLiteAuditLog, _Row
+from ._errors import StoreError
+from ._interface import AuditReceipt
+from ._postgres import connect
+
+if TYPE_CHECKING:
+    from ._postgres import PostgresStore
+
+_INSERT = (
+    "INSERT INTO audit_log (seq, prev, hash, time, kind, effect, decision_id, provisions, body) "
+    "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[])"
+)
+_INDEX = "INSERT INTO audit_provision (provision, seq) SELECT * FROM unnest(%s::text[], %s::bigint[])"
+
+
+class PostgresAuditLog(SQLiteAuditLog):
+    """``AuditLog`` on PostgreSQL.  Use ``PostgresStore.audit``; see the module docstring."""
+
+    _DB_ERROR = (psycopg.Error, StoreError)
+    _PROVISION_LIST = "string_agg(provision, chr(31))"
+    _store: PostgresStore
+
+    def _open_writer(self) -> psycopg.Connection[Any] | None:
+        return None  # connected at the first batch, and again after any failure
+
+    def _writer(self) -> psycopg.Connection[Any]:
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            self._close_writer()
+            conn = self._conn = connect(self._store.url, timeout=self._store.timeout)
+        return conn
+
+    def _close_writer(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg.Error:
+                pass
+
+    def _append_rows(self, prepared: list[_Row]) -> list[AuditReceipt]:
+        conn = self._writer()
+        try:
+            with conn.transaction():
+                seq, head = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE").fetchone()
+                rows, receipts = self._chain(prepared, int(seq), str(head))
+                conn.execute(_INSERT, [list(column) for column in zip(*rows, strict=True)])
+                names: list[str] = []
+                seqs: list[int] = []
+                for row in rows:
+                    if row[7] is not None:
+                        for provision in json.loads(row[7]):
+                            names.append(provision)
+                            seqs.append(row[0])
+                if names:
+                    conn.execute(_INDEX, (names, seqs))
+                conn.execute("UPDATE audit_head SET seq = %s, hash = %s WHERE id = 1",
+                             (receipts[-1].seq, receipts[-1].hash))
+        except psycopg.Error:
+            if conn.broken or conn.closed:
+                self._close_writer()
+            raise
+        return receipts
+
+    def _rows(self, sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
+        with self._store.reading() as conn:
+            try:
+                yield from conn.stream(sql, params)
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot read audit log `{self._store.path}`: {exc}") from exc
