@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from facegate.store import open_store
 
-
 BACKENDS = ("sqlite", "postgresql")
 SKIP_POSTGRES = "FACEGATE_SKIP_POSTGRES"  # =1: skip the PostgreSQL runs on purpose (never implicitly)
 
