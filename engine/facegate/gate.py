@@ -134,10 +134,10 @@ class Gate:
         policy = load_policy(resolve(base, config["policy"]), functions=registry.functions)
         store = None
         if "store" in config:
-            from .store import Masking, SQLiteStore
+            from .store import Masking, open_store
 
             masking = Masking(pointers=config["store"]["mask"]) if config["store"].get("mask") else None
-            store = SQLiteStore(resolve(base, config["store"]["path"]), masking=masking) if masking else SQLiteStore(resolve(base, config["store"]["path"]))
+            store = open_store(config["store"]["path"], base=base, masking=masking)  # a file, or postgresql://
         rec = config["recognizer"]
         try:
             gate = cls(policy, rec["id"], registry=registry, recognizer_config=rec.get("config", {}), store=store,

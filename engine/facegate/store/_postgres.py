@@ -179,7 +179,8 @@ def check_url(url: str) -> None:
     try:
         parts = _conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
-        raise StoreError(f"`{url.split('@')[-1]}` is not a valid PostgreSQL URL: {exc}") from None
+        why = " ".join(str(exc).split())
+        raise StoreError(f"`{url.split('@')[-1]}` is not a valid PostgreSQL URL: {why}") from None
     if not parts.get("dbname"):
         raise StoreError(f"PostgreSQL URL `{redact(url)}` names no database (…/DATABASE at the end)")
 
@@ -201,8 +202,7 @@ def migrate(url: str, *, timeout: float = 5.0) -> tuple[int, int]:
 
 def _migrate(conn: psycopg.Connection[Any], where: str) -> tuple[int, int]:
     try:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        with _schema_lock(conn), conn.transaction():
             before = schema_version(conn)
             if before > SCHEMA_VERSION:
                 raise StoreError(f"store `{where}` has schema version {before}, newer than this facegate's "
@@ -214,6 +214,18 @@ def _migrate(conn: psycopg.Connection[Any], where: str) -> tuple[int, int]:
     except psycopg.Error as exc:
         raise StoreError(f"cannot migrate store `{where}`: {exc}") from exc
     return before, SCHEMA_VERSION
+
+
+@contextmanager
+def _schema_lock(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """Hold the schema lock (session level): a transaction begun inside sees every schema change
+    committed before the lock was granted (a transaction already open might not, in its catalog)."""
+    conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+    try:
+        yield
+    finally:
+        if not conn.broken:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
 
 
 _OPEN: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
@@ -273,8 +285,7 @@ class PostgresStore:
                 _migrate(self._setup, self.path)
             elif version != SCHEMA_VERSION:
                 raise StoreError(self._version_problem(version))
-            with self._setup.transaction():
-                self._setup.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            with _schema_lock(self._setup), self._setup.transaction():
                 key = self._mask_key(mask_key)
         except psycopg.Error as exc:
             self._setup.close()
