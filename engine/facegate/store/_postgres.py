@@ -295,8 +295,7 @@ class PostgresStore:
             raise
         self._pool = ConnectionPool(url, min_size=1, max_size=max(1, pool_size), open=False, timeout=timeout,
                                     kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout))},
-                                    check=ConnectionPool.check_connection, name="facegate-store",
-                                    reconnect_timeout=0)
+                                    check=ConnectionPool.check_connection, name="facegate-store")
         self._pool.open(wait=False)
         from ._pg_audit import PostgresAuditLog
         from ._pg_gallery import GalleryListener, PostgresGallery
