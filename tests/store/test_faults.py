@@ -35,7 +35,7 @@ def _unavailable(outcome) -> bool:
 
 
 @pytest.fixture
-def own_server(pg_server):  # noqa: ARG001 - the session server is checked first: same binaries, same failure mode
+def own_server(pg_server):  # the session server is checked first: same binaries, same failure mode
     """A server of this test's own: it is stopped in the middle of the test."""
     from pgserver import PostgresServer
 
