@@ -2,17 +2,26 @@
 
 Each process batches its own callers exactly as on SQLite (``SQLiteAuditLog``: a lone append
 commits on its caller's thread; concurrent ones queue for the writer thread and share one
-commit).  A batch is one transaction on the writer's own connection::
+commit).  A batch is two transactions on the writer's own connection::
 
-    SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE   -- the chain's one lock
-    INSERT INTO audit_log ... SELECT * FROM unnest(...)          -- all rows, one statement
-    INSERT INTO audit_provision ...                              -- the provision index
+    BEGIN; SET LOCAL synchronous_commit = off                   -- 1. order: hold the lock briefly
+    SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE   --    the chain's one lock
+    INSERT INTO audit_log ... SELECT * FROM unnest(...)          --    all rows, one statement
+    INSERT INTO audit_provision ...                              --    the provision index
     UPDATE audit_head SET seq = ..., hash = ...
-    COMMIT                                                       -- WAL flushed (synchronous_commit)
+    COMMIT                                                       --    lock released, WAL not yet flushed
+    INSERT INTO audit_flush ... ON CONFLICT DO UPDATE            -- 2. durability: a synchronous commit
 
 The row lock on ``audit_head`` gives every node's batches one total order: no two batches can
-chain after the same head, so there are no forks and no gaps.  Receipts are handed out only
-after ``COMMIT`` returned, so a receipted record is durable before the recognizer runs.  A lost
+chain after the same head, so there are no forks and no gaps.  The lock is released before the
+WAL flush, so one node's fsync does not hold up the others; the second, synchronous commit
+returns only once the WAL is flushed past it -- and so past the first (PostgreSQL's WAL is one
+sequence and is flushed in order; concurrent flushes from many writers are grouped by the
+server).  Receipts are handed out only after that, so a receipted record is durable before the
+recognizer runs.  After a server crash the chain is a prefix of what was committed: a batch
+whose flush had not happened is gone, and so is everything chained after it, none of which had
+been receipted.  (With a standby, set ``synchronous_standby_names`` for the same guarantee
+across failover: durability is then what the server's synchronous commit says.)  A lost
 connection fails the batch's callers (``AuditWriteError``: the gate denies) and is re-opened at
 the next batch, so the log recovers by itself when the server is back.  If the connection drops
 *during* ``COMMIT``, the batch may or may not be in the log; its callers were denied either way.
@@ -39,6 +48,8 @@ _INSERT = (
     "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
     "%s::text[], %s::text[], %s::text[])"
 )
+_FLUSH = ("INSERT INTO audit_flush (writer, n) VALUES (pg_backend_pid(), 1) "
+          "ON CONFLICT (writer) DO UPDATE SET n = audit_flush.n + 1")
 _INDEX = "INSERT INTO audit_provision (provision, seq) SELECT * FROM unnest(%s::text[], %s::bigint[])"
 
 
@@ -71,6 +82,7 @@ class PostgresAuditLog(SQLiteAuditLog):
         conn = self._writer()
         try:
             with conn.transaction():
+                conn.execute("SET LOCAL synchronous_commit = off")
                 seq, head = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE").fetchone()
                 rows, receipts = self._chain(prepared, int(seq), str(head))
                 conn.execute(_INSERT, [list(column) for column in zip(*rows, strict=True)])
@@ -85,6 +97,7 @@ class PostgresAuditLog(SQLiteAuditLog):
                     conn.execute(_INDEX, (names, seqs))
                 conn.execute("UPDATE audit_head SET seq = %s, hash = %s WHERE id = 1",
                              (receipts[-1].seq, receipts[-1].hash))
+            conn.execute(_FLUSH)  # autocommit, synchronous: returns once the WAL is flushed past the batch
         except psycopg.Error:
             if conn.broken or conn.closed:
                 self._close_writer()

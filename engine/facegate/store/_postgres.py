@@ -46,6 +46,9 @@ INSERT INTO meta (key, value) VALUES ('gallery_generation', '0');
 CREATE TABLE audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL, hash TEXT NOT NULL);
 INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, repeat('0', 64));
 
+-- One row per writer connection (keyed by its backend pid): a writer's durability commit.
+CREATE TABLE audit_flush (writer INTEGER PRIMARY KEY, n BIGINT NOT NULL);
+
 CREATE TABLE audit_log (
     seq BIGINT PRIMARY KEY,
     prev TEXT NOT NULL,
@@ -295,7 +298,7 @@ class PostgresStore:
             raise
         self._pool = ConnectionPool(url, min_size=1, max_size=max(1, pool_size), open=False, timeout=timeout,
                                     kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout))},
-                                    check=ConnectionPool.check_connection, name="facegate-store")
+                                    name="facegate-store")  # a connection that failed is discarded on return
         self._pool.open(wait=False)
         from ._pg_audit import PostgresAuditLog
         from ._pg_gallery import GalleryListener, PostgresGallery
