@@ -6,8 +6,11 @@ operations reach a recognizer.
 
 from __future__ import annotations
 
+from ._plugins import load_registry as load_plugins
+from ._vocabulary import Reason, RuleOutcome, Status
 from .errors import (
     AuditWriteError,
+    CompileError,
     ConfigError,
     FacegateError,
     PluginError,
@@ -18,7 +21,6 @@ from .errors import (
     StoreError,
 )
 from .gate import Gate, Outcome
-from ._plugins import load_registry as load_plugins
 from .hookspecs import hookimpl
 from .policy import Decision, Policy, load_policy
 
@@ -26,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuditWriteError",
+    "CompileError",
     "ConfigError",
     "Decision",
     "FacegateError",
@@ -35,8 +38,11 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Problem",
+    "Reason",
     "RecognizerError",
     "RequestError",
+    "RuleOutcome",
+    "Status",
     "StoreError",
     "__version__",
     "hookimpl",

@@ -11,16 +11,19 @@ import dataclasses
 import datetime as _dt
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, cast
+from typing import Any, cast
 
 import numpy as np
 
 from . import _sandbox
+from ._compose import Composition
 from ._plugins import Registry, load_registry
 from .errors import ConfigError, RecognizerError
 from .policy import Decision, Policy
 from .recognition import (
+    OPERATIONS,
     AnalyzeResult,
     DetectResult,
     EnrollResult,
@@ -38,7 +41,8 @@ from .recognition import (
 #: Obligations the gate itself carries out; every other obligation is returned to the integrator.
 ENGINE_ENFORCED = frozenset({"discard_raw_image", "store_on_device_only", "retention_max_days", "record_processing"})
 CONSENT_MODES = ("request-only", "registry-only", "registry-overrides")
-NEEDS_RECOGNIZER = frozenset({"detect", "verify", "identify", "enroll", "analyze"})
+NEEDS_RECOGNIZER = frozenset(OPERATIONS)
+EXECUTABLE = NEEDS_RECOGNIZER | {"erase"}  # the core envelope's operations (request.v2.json)
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ class Gate:
 
     def __init__(
         self,
-        policy: Policy,
+        policy: Policy | Composition,
         recognizer: str,
         *,
         registry: Registry | None = None,
@@ -124,14 +128,14 @@ class Gate:
         self._owned_store: Any = None
 
     @classmethod
-    def from_config(cls, source: Any) -> "Gate":
+    def from_config(cls, source: Any) -> Gate:
         """Build a gate from an operator configuration (a dict, or a YAML/JSON file; config.v1.json)."""
+        from ._compose import load_configured
         from ._config import read_config, resolve
-        from .policy import load_policy
 
         config, base = read_config(source)
         registry = load_registry(config.get("plugins", {}).get("allow", ()))
-        policy = load_policy(resolve(base, config["policy"]), functions=registry.functions)
+        policy = load_configured(config, base, functions=registry.functions)
         store = None
         if "store" in config:
             from .store import Masking, open_store
@@ -140,6 +144,12 @@ class Gate:
             store = open_store(config["store"]["path"], base=base, masking=masking)  # a file, or postgresql://
         rec = config["recognizer"]
         try:
+            if config.get("approval", {}).get("required"):
+                from ._approvals import require_approved
+
+                if store is None:
+                    raise ConfigError("`approval.required` needs a `store`: approvals are read from its audit chain")
+                require_approved(policy, store.audit)
             gate = cls(policy, rec["id"], registry=registry, recognizer_config=rec.get("config", {}), store=store,
                        consent_mode=config.get("consent", {}).get("mode", "request-only"), timeout=rec.get("timeout_seconds", 30.0))
         except Exception:
@@ -155,7 +165,7 @@ class Gate:
             self._owned_store.close()
             self._owned_store = None
 
-    def __enter__(self) -> "Gate":
+    def __enter__(self) -> Gate:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -170,7 +180,7 @@ class Gate:
         finally:
             staged.cancel()  # anything not approved is wiped, never shown to the recognizer
 
-    def _process(self, request: Mapping[str, Any], staged: "_Staging", top_k: int) -> Outcome:
+    def _process(self, request: Mapping[str, Any], staged: _Staging, top_k: int) -> Outcome:
         try:
             facts, consent_record = self._facts(request)
             decision = self.policy.decide(facts)
@@ -255,10 +265,12 @@ class Gate:
         return facts, record_id
 
     # -- execution ---------------------------------------------------------------------------
-    def _execute(self, facts: Mapping[str, Any], decision: Decision, staged: "_Staging", top_k: int,
+    def _execute(self, facts: Mapping[str, Any], decision: Decision, staged: _Staging, top_k: int,
                  notes: list[str], consent_record: str | None) -> Result:
         op = facts["operation"]
         caps = self.info.capabilities
+        if op not in EXECUTABLE:  # a pack's decide-only operation (format v2): nothing to run
+            raise _Refused(f"`{op}` is a decide-only operation declared by the pack; the gate executes only {', '.join(sorted(EXECUTABLE))}")
         if op in NEEDS_RECOGNIZER and op not in caps.operations:
             raise _Refused(f"recognizer `{self.info.id}` does not declare `{op}`")
         subject_id = facts.get("subject", {}).get("id")
@@ -310,7 +322,7 @@ class Gate:
                                   consent_facts=None if consent_record else facts.get("consent"))  # request-stated consent is recorded
         return EnrollResult(str(tid), subject_id, days, location)
 
-    def _recognize(self, staged: "_Staging", op: str, wanted: frozenset[str], notes: list[str]) -> tuple[Result | np.ndarray, np.ndarray | None]:
+    def _recognize(self, staged: _Staging, op: str, wanted: frozenset[str], notes: list[str]) -> tuple[Result | np.ndarray, np.ndarray | None]:
         """Run the approved recognizer work for ``op`` on the staged private copies, in one hand-off.
 
         Returns the first image's result (or its embedding) and, for verify against a reference,
@@ -565,7 +577,7 @@ def _op(facts: Any) -> Any:
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat()
+    return _dt.datetime.now(_dt.UTC).isoformat()
 
 
 def _decision_record(decision: Decision, facts: Any) -> dict[str, Any]:
@@ -581,6 +593,8 @@ def _decision_record(decision: Decision, facts: Any) -> dict[str, Any]:
         "obligations": [{k: v for k, v in o.items() if k != "sources"} for o in decision.obligations],
         "errors": [dict(e) for e in decision.errors],
         "violations": [dict(v) for v in decision.violations],
+        "unmet": [{"rule": u["rule"], "provision": u["provision"], "failed": [f["plain"] for f in u["failed"]]} for u in decision.unmet],
+        **({"packs": [dict(p) for p in decision.packs]} if hasattr(decision, "packs") else {}),
     }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from facegate.store import open_store
 
 BACKENDS = ("sqlite", "postgresql")
