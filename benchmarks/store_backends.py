@@ -44,8 +44,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))  # pgserver.py: the tests' throw-away server
 
-from audit_append import record
-from facegate.store import open_store
+from audit_append import record  # noqa: E402 - after the path set-up
+
+from facegate.store import open_store  # noqa: E402
 
 PROCESSES, THREADS = 2, 32
 CTX = multiprocessing.get_context("spawn")

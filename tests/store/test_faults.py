@@ -15,6 +15,7 @@ import sys
 import threading
 
 import pytest
+
 from facegate import Gate
 from facegate._plugins import load_registry
 from facegate.store import open_store

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from facegate import Gate
 from facegate._plugins import load_registry
 from facegate.testing import fake_info, fake_plugin, synthetic_face_image

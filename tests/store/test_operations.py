@@ -9,10 +9,11 @@ import io
 import numpy as np
 import psycopg
 import pytest
+from pgserver import PASSWORD
+
 from facegate.store import PostgresStore, SQLiteStore, StoreError, open_store
 from facegate.store._cli import add_audit_commands
 from facegate.store._store_cli import register
-from pgserver import PASSWORD
 
 
 def run(argv: list[str]) -> tuple[int, str, str]:

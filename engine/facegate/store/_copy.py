@@ -54,7 +54,7 @@ def copy_store(source: str, target: str, *, timeout: float = 10.0) -> CopyReport
     """Copy the SQLite store at ``source`` into the PostgreSQL database at ``target``; verify it."""
     import psycopg
 
-    from ._postgres import PostgresStore, connect, migrate, redact
+    from ._postgres import PostgresStore, connect, migrate, one, redact
 
     migrate(target, timeout=timeout)
     src = _source(source)
@@ -62,8 +62,8 @@ def copy_store(source: str, target: str, *, timeout: float = 10.0) -> CopyReport
     try:
         with connect(target, timeout=timeout) as dst, dst.transaction():
             dst.execute("LOCK TABLE audit_head, audit_log, consent, template IN EXCLUSIVE MODE")
-            seq = dst.execute("SELECT seq FROM audit_head").fetchone()[0]
-            held = dst.execute("SELECT (SELECT count(*) FROM consent) + (SELECT count(*) FROM template)").fetchone()[0]
+            seq = one(dst.execute("SELECT seq FROM audit_head"))[0]
+            held = one(dst.execute("SELECT (SELECT count(*) FROM consent) + (SELECT count(*) FROM template)"))[0]
             if seq or held:
                 raise StoreError(f"cannot copy into `{where}`: it already holds evidence "
                                  f"({seq} audit records, {held} consents and templates); copy into an empty database")

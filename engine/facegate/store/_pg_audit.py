@@ -38,7 +38,7 @@ import psycopg
 from ._audit import SQLiteAuditLog, _Row
 from ._errors import StoreError
 from ._interface import AuditReceipt
-from ._postgres import connect
+from ._postgres import connect, one
 
 if TYPE_CHECKING:
     from ._postgres import PostgresStore
@@ -58,13 +58,13 @@ class PostgresAuditLog(SQLiteAuditLog):
 
     _DB_ERROR = (psycopg.Error, StoreError)
     _PROVISION_LIST = "string_agg(provision, chr(31))"
-    _store: PostgresStore
+    _store: PostgresStore  # type: ignore[assignment]  # runs on PostgresStore's matching API
 
     def _open_writer(self) -> psycopg.Connection[Any] | None:
         return None  # connected at the first batch, and again after any failure
 
     def _writer(self) -> psycopg.Connection[Any]:
-        conn = self._conn
+        conn: psycopg.Connection[Any] | None = self._conn
         if conn is None or conn.closed or conn.broken:
             self._close_writer()
             conn = self._conn = connect(self._store.url, timeout=self._store.timeout)
@@ -83,7 +83,7 @@ class PostgresAuditLog(SQLiteAuditLog):
         try:
             with conn.transaction():
                 conn.execute("SET LOCAL synchronous_commit = off")
-                seq, head = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE").fetchone()
+                seq, head = one(conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"))
                 rows, receipts = self._chain(prepared, int(seq), str(head))
                 conn.execute(_INSERT, [list(column) for column in zip(*rows, strict=True)])
                 names: list[str] = []

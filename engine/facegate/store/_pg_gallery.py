@@ -85,7 +85,7 @@ class GalleryListener:
 class PostgresGallery(SQLiteGallery):
     """``Gallery`` on PostgreSQL.  Use ``PostgresStore.gallery``; see the module docstring."""
 
-    _store: PostgresStore
+    _store: PostgresStore  # type: ignore[assignment]  # runs on PostgresStore's matching API
 
     def _generation_now(self) -> int:
         listener = self._store.listener

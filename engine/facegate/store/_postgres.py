@@ -24,7 +24,7 @@ from ._consent import SQLiteConsentRegistry
 from ._errors import StoreError
 from ._interface import LOCATIONS
 from ._masking import Masker, Masking
-from ._sqlite import SQLiteStore
+from ._sqlite import SQLiteStore, choose_mask_key
 
 try:
     import psycopg
@@ -150,7 +150,7 @@ def redact(url: str) -> str:
     except psycopg.ProgrammingError:
         return "postgresql://?"
     host, port, user, db = (parts.get(k) for k in ("host", "port", "user", "dbname"))
-    return f"postgresql://{user + '@' if user else ''}{host or ''}{':' + str(port) if port else ''}/{db or ''}"
+    return f"postgresql://{f'{user}@' if user else ''}{host or ''}{f':{port}' if port else ''}/{db or ''}"
 
 
 def explain_connect_error(url: str, exc: Exception) -> str:
@@ -188,9 +188,17 @@ def check_url(url: str) -> None:
         raise StoreError(f"PostgreSQL URL `{redact(url)}` names no database (…/DATABASE at the end)")
 
 
+def one(cursor: psycopg.Cursor[Any]) -> Any:
+    """The one row a statement must return."""
+    row = cursor.fetchone()
+    if row is None:
+        raise StoreError("the store's tables are incomplete (a row facegate keeps is missing)")
+    return row
+
+
 def schema_version(conn: psycopg.Connection[Any]) -> int:
     """The database's schema version; 0 for an empty database."""
-    if conn.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+    if one(conn.execute("SELECT to_regclass('meta')"))[0] is None:
         return 0
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     return 0 if row is None else int(row[0])
@@ -303,7 +311,8 @@ class PostgresStore:
         from ._pg_audit import PostgresAuditLog
         from ._pg_gallery import GalleryListener, PostgresGallery
 
-        self.audit = PostgresAuditLog(self, Masker(masking or Masking(), key))
+        # The SQLite classes run on this store through its matching transaction/reading/snapshot API.
+        self.audit = PostgresAuditLog(self, Masker(masking or Masking(), key))  # type: ignore[arg-type]
         self.consent = SQLiteConsentRegistry(self)  # type: ignore[arg-type]
         self.gallery = PostgresGallery(self)  # type: ignore[arg-type]
         self.listener = GalleryListener(self) if listen else None
@@ -358,8 +367,8 @@ class PostgresStore:
 
     def bump_gallery_generation(self, conn: _Conn) -> int:
         """Mark the gallery changed, in the caller's transaction, and tell every node at commit."""
-        new = int(conn.raw.execute("UPDATE meta SET value = (value::bigint + 1)::text "
-                                   "WHERE key = 'gallery_generation' RETURNING value").fetchone()[0])
+        new = int(one(conn.raw.execute("UPDATE meta SET value = (value::bigint + 1)::text "
+                                       "WHERE key = 'gallery_generation' RETURNING value"))[0])
         conn.raw.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(new)))
         return new - 1
 
@@ -371,7 +380,8 @@ class PostgresStore:
     def _set_meta(self, key: str, value: str) -> None:
         self._setup.execute("INSERT INTO meta (key, value) VALUES (%s, %s)", (key, value))
 
-    _mask_key = SQLiteStore._mask_key  # the same rules: stored key, or an external one checked by fingerprint
+    def _mask_key(self, given: bytes | None) -> bytes | None:
+        return choose_mask_key(self, given)  # the same rules: stored key, or an external one checked by fingerprint
 
     # -- erasure and lifetime ----------------------------------------------------------------
     def scrub(self) -> bool:

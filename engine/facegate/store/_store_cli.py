@@ -20,7 +20,7 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``store`` with ``migrate`` and ``copy`` to the core CLI's sub-parsers."""
-    store = subparsers.add_parser("store", help="migrate the evidence store's schema, copy SQLite to PostgreSQL",
+    store: argparse.ArgumentParser = subparsers.add_parser("store", help="migrate the evidence store's schema, copy SQLite to PostgreSQL",
                                   description="Operate the evidence store (audit log, consent registry, gallery).")
     commands = store.add_subparsers(dest="store_command", metavar="{migrate,copy}")
     commands.required = True
