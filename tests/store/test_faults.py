@@ -147,3 +147,28 @@ def test_two_gate_processes_on_one_store_log_every_decision_in_one_chain(backend
     assert report.ok, report.problems
     assert sorted(decisions) == sorted(d for _, _, d in results)  # each exactly once
     assert sorted(outcomes) == sorted(d for _, _, d in results)
+
+
+def test_a_batch_the_database_rejects_fails_its_callers_and_the_chain_goes_on(backend, make_decision):
+    """The database refuses one insert (a trigger here; a constraint or a full disk in life): that
+    batch is rolled back and its caller gets ``AuditWriteError``; the next append continues the chain."""
+    from facegate.store import AuditWriteError
+
+    target = backend.target()
+    with backend.open(target) as store:
+        store.audit.append(make_decision(1))
+        with backend.raw(target) as conn:
+            if backend.name == "postgresql":
+                conn.execute("CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS "
+                             "$$ BEGIN RAISE EXCEPTION 'poisoned record'; END $$")
+                conn.execute("CREATE TRIGGER poison BEFORE INSERT ON audit_log FOR EACH ROW "
+                             "WHEN (NEW.kind = 'poison') EXECUTE FUNCTION poison()")
+            else:
+                conn.execute("CREATE TRIGGER poison BEFORE INSERT ON audit_log WHEN NEW.kind = 'poison' "
+                             "BEGIN SELECT RAISE(ABORT, 'poisoned record'); END")
+        with pytest.raises(AuditWriteError, match="poisoned record"):
+            store.audit.append({"kind": "poison", "time": "2025-06-01T08:00:00Z"})
+        assert store.audit.append(make_decision(2)).seq == 2  # nothing of the rejected batch was kept
+        assert store.audit.append_many([make_decision(3), make_decision(4)])[-1].seq == 4
+        report = store.audit.verify()
+    assert report.ok and report.checked == 4, report.problems

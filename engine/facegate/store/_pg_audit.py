@@ -48,6 +48,8 @@ _INSERT = (
     "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
     "%s::text[], %s::text[], %s::text[])"
 )
+_LOCK_HEAD = ("BEGIN; SET LOCAL synchronous_commit = off; "
+              "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
 _FLUSH = ("INSERT INTO audit_flush (writer, n) VALUES (pg_backend_pid(), 1) "
           "ON CONFLICT (writer) DO UPDATE SET n = audit_flush.n + 1")
 _INDEX = "INSERT INTO audit_provision (provision, seq) SELECT * FROM unnest(%s::text[], %s::bigint[])"
@@ -79,28 +81,38 @@ class PostgresAuditLog(SQLiteAuditLog):
                 pass
 
     def _append_rows(self, prepared: list[_Row]) -> list[AuditReceipt]:
+        """The batch in two round trips: lock and read the head; then, pipelined, the inserts,
+        the head update, ``COMMIT`` and the durability commit (see the module docstring)."""
         conn = self._writer()
         try:
-            with conn.transaction():
-                conn.execute("SET LOCAL synchronous_commit = off")
-                seq, head = one(conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"))
-                rows, receipts = self._chain(prepared, int(seq), str(head))
+            cur = conn.execute(_LOCK_HEAD)
+            while cur.description is None and cur.nextset():
+                pass  # BEGIN and SET have no rows; the head is the last statement's
+            seq, head = one(cur)
+            rows, receipts = self._chain(prepared, int(seq), str(head))
+            names: list[str] = []
+            seqs: list[int] = []
+            for row in rows:
+                if row[7] is not None:
+                    for provision in json.loads(row[7]):
+                        names.append(provision)
+                        seqs.append(row[0])
+            with conn.pipeline():
                 conn.execute(_INSERT, [list(column) for column in zip(*rows, strict=True)])
-                names: list[str] = []
-                seqs: list[int] = []
-                for row in rows:
-                    if row[7] is not None:
-                        for provision in json.loads(row[7]):
-                            names.append(provision)
-                            seqs.append(row[0])
                 if names:
                     conn.execute(_INDEX, (names, seqs))
                 conn.execute("UPDATE audit_head SET seq = %s, hash = %s WHERE id = 1",
                              (receipts[-1].seq, receipts[-1].hash))
-            conn.execute(_FLUSH)  # autocommit, synchronous: returns once the WAL is flushed past the batch
+                conn.execute("COMMIT")
+                conn.execute(_FLUSH)  # autocommit, synchronous: returns once the WAL is flushed past the batch
         except psycopg.Error:
             if conn.broken or conn.closed:
                 self._close_writer()
+            elif conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                try:
+                    conn.execute("ROLLBACK")
+                except psycopg.Error:
+                    self._close_writer()
             raise
         return receipts
 
