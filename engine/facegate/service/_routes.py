@@ -55,7 +55,7 @@ def routes(svc: Service) -> list[Route]:
     def document() -> tuple[dict[str, Any], str]:
         rt = svc.runtime
         if rt.revision not in built:
-            doc = _openapi.build(getattr(rt.gate.policy, "request_schema", None))
+            doc = _openapi.build(rt.request_schema())
             built.clear()
             built[rt.revision] = (doc, _openapi.docs_page(doc))
         return built[rt.revision]
