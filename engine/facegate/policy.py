@@ -6,16 +6,17 @@ import datetime as _dt
 import os
 import re
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import jsonschema_rs
 
 from . import _compile, _decide, _schema
 from ._compile import EvalError
-from ._vocabulary import Effect, Reason
 from ._pack import Pack, Rule, load_pack
+from ._vocabulary import Effect, Reason
 from .explain._unmet import unmet_permits
 
 _V1_VALIDATOR = jsonschema_rs.validator_for(_schema.load_schema("request.v1.json"))
@@ -158,7 +159,7 @@ class Policy:
     def decide(self, request: Mapping[str, Any], *, explain: bool = False, at: _dt.datetime | None = None) -> Decision:
         """Decide one request.  Never raises for a bad request: it is denied with the reasons."""
         started = time.perf_counter()
-        now = at or _dt.datetime.now(_dt.timezone.utc)
+        now = at or _dt.datetime.now(_dt.UTC)
         day = now.date().isoformat()
         violations = self._checker.violations(request)
         if violations:
@@ -320,7 +321,7 @@ def _index_by_operation(rules: tuple[Rule, ...], operations: tuple[str, ...]) ->
 def _fast(candidates: tuple[Rule, ...], activation: Any, budget: Any, day: str,
           outcomes: dict[str, str]) -> list[tuple[Rule, str, str | None]]:
     """The per-request path: one program per rule side, outcomes as in ``_decide.condition_outcome``."""
-    out = []
+    out: list[tuple[Rule, str, str | None]] = []
     for rule in candidates:
         if rule.valid_from or rule.valid_until:
             if (rule.valid_from and day < rule.valid_from) or (rule.valid_until and day > rule.valid_until):
@@ -401,6 +402,7 @@ class _RequestChecker:
         self.v1 = schema is _schema.load_schema("request.v1.json")
         self.schema = schema
         self.fast = _V1_VALIDATOR if self.v1 else jsonschema_rs.validator_for(schema)
+        self.explain = _schema.validator("request.v1.json") if self.v1 else _schema.validator_of(schema)
 
     def violations(self, request: Any) -> list[dict[str, str]]:
         if not isinstance(request, Mapping):
@@ -411,16 +413,19 @@ class _RequestChecker:
         except Exception as exc:  # values json cannot represent (datetime, numpy scalars, huge ints)
             return [{"pointer": "", "message": f"request is not plain json data: {exc}"}]
         try:
-            found = [{"pointer": p, "message": m} for p, m in _schema.violations_of(self.schema, request)]
+            found = [{"pointer": p, "message": m} for p, m in _schema.violations_with(self.explain, request)]
         except Exception as exc:
             found = [{"pointer": "", "message": f"request is not plain json data: {exc}"}]
         return found or [{"pointer": "", "message": "request does not match the request contract"}]
 
 
-def load_policy(path: str | Path, *, backend: str = _compile.DEFAULT_BACKEND, functions: Mapping[str, Any] | None = None) -> Policy:
+def load_policy(path: str | Path, *, backend: str = _compile.DEFAULT_BACKEND, functions: Mapping[str, Any] | None = None,
+                companions: tuple[Any, ...] = ()) -> Policy:
     """Load, validate and compile a policy pack folder (or a single pack file).
 
     ``functions``: the CEL functions conditions may call (default: the built-in plugin's);
-    a :class:`facegate.Gate` passes those of its allowed plugins.
+    a :class:`facegate.Gate` passes those of its allowed plugins.  ``companions``: the
+    declarations (``Pack.declaration()``) of format-v2 packs loaded together with this one;
+    their facts join the request contract, and a conflicting declaration is a load error.
     """
-    return Policy(load_pack(path, backend=backend, functions=functions))
+    return Policy(load_pack(path, backend=backend, functions=functions, companions=companions))
