@@ -7,16 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+import z3  # the test extra installs z3-solver (facegate[analysis])
 from hypothesis import HealthCheck, given, settings
 
 import facegate
 from facegate._cases import load_cases
-from facegate.cli import main
-from fg_paths import EXAMPLE
-from strategies import requests
-
-z3 = pytest.importorskip("z3")
-
 from facegate.analysis._analyze import analyze
 from facegate.analysis._diff import decision_change, diff
 from facegate.analysis._model import PolicyModel
@@ -24,6 +19,9 @@ from facegate.analysis._properties import run_properties
 from facegate.analysis._prove import prove
 from facegate.analysis._replay import replay, replay_records
 from facegate.analysis._variants import pins
+from facegate.cli import main
+from fg_paths import EXAMPLE
+from strategies import requests
 
 CAC = Path(__file__).resolve().parents[1] / "policies" / "cn-cac-2023-draft"
 DAY = "2026-01-15"

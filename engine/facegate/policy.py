@@ -78,7 +78,7 @@ class Decision:
     @property
     def remedies(self) -> tuple[dict[str, Any], ...]:
         """For a deny: the smallest sets of fact changes that make it a permit (``facegate.explain``)."""
-        from .explain import remedies_of
+        from .explain._remedies import remedies_of
 
         return remedies_of(self)
 

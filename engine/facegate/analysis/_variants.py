@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import datetime as _dt
 import threading
-from typing import Any
 from collections.abc import Mapping
+from typing import Any
 
 import z3  # type: ignore[import-untyped]
+
 from ..explain._facts import get
 from ._model import PolicyModel
 from ._smt import Sym
-
 
 _LOCK = threading.Lock()  # one z3 context per process: solve one question at a time
 
 
 def model_for(policy: Any, day: str | None) -> PolicyModel:
     """The policy's SMT model for ``day`` (today by default), built once and kept on the policy."""
-    day = day or _dt.datetime.now(_dt.timezone.utc).date().isoformat()
+    day = day or _dt.datetime.now(_dt.UTC).date().isoformat()
     cache = policy.__dict__.setdefault("_smt_models", {})
     model = cache.get(day)
     if model is None:

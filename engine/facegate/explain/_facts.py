@@ -7,9 +7,9 @@ soon as its schema says what they are.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Iterator, Mapping
 
 #: Facts a deployment can change by acting (obtain consent, put up signs, discard the image,
 #: complete the assessment ...).  Everything else -- the operation and purpose, where and on whom

@@ -13,9 +13,9 @@ Built once per policy, on the first deny that needs it (:func:`items_for`), and 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Mapping
 
 from .. import _compile
 from .._pack import Rule, _expand, _json_type

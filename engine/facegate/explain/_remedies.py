@@ -21,9 +21,9 @@ import dataclasses
 import heapq
 import itertools
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Iterable, Mapping
 
 from ._facts import ABSENT, Leaf, get, walk, with_changes
 from ._items import Item, items_for, request_schema
