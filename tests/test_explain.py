@@ -226,3 +226,12 @@ def test_every_remedy_of_every_shipped_pack_re_decides_to_permit():
                 assert policy.decide(variant).permitted, (name, case["id"], remedy)
                 checked += 1
         assert checked >= 5, name
+
+
+def test_a_denied_decision_pickles_without_its_policy(cac):
+    import pickle
+
+    d = cac.decide(SHOP)
+    assert d.remedies
+    back = pickle.loads(pickle.dumps(d))
+    assert back.unmet == d.unmet and back.effect == "deny" and back.remedies == ()
