@@ -179,6 +179,7 @@ def build(policy: Policy, approvals: Sequence[Any] | None = None) -> list[Block]
         asked = [q.id for q in questions if prov.provision in q.provisions]
         doc += _provision_section(prov, notes.get(prov.provision), asked, rules_by_prov.get(prov.provision, []), report, cases, renderer, root, pack)
 
+    doc += _facts_section(pack)
     doc += _parameters_section(pack.parameters, pack.parameter_docs)
     doc += _variables_section(pack.variables, renderer)
     doc += _questions_section(questions)
@@ -388,6 +389,36 @@ def _facts_line(request: Any, limit: int = 400) -> Inline:
     text = " · ".join(pairs)
     text = text if len(text) <= limit else text[: limit - 1] + "…"
     return [T(" — " if pairs else ""), C(text)] if pairs else []
+
+
+def _facts_section(pack: Any) -> list[Block]:
+    """Format v2: the facts and decide-only operations the pack declares, with their meanings."""
+    if not pack.facts and not pack.operations:
+        return []
+
+    def text(texts: Mapping[str, str]) -> str:
+        return _fold(str(texts.get(pack.language) or next(iter(texts.values()))))
+
+    rows: list[list[Inline]] = []
+
+    def walk(prefix: str, facts: Mapping[str, Any]) -> None:
+        for name, fact in facts.items():
+            kind = "one of " + ", ".join(map(_scalar, fact["enum"])) if "enum" in fact else str(fact.get("type", ""))
+            meaning = text(fact["description"]) if "description" in fact else ""
+            values = "; ".join(f"{v}: {text(d)}" for v, d in fact.get("values", {}).items())
+            rows.append([[C(prefix + name)], [T(kind)], [T(meaning + (f" ({values})" if values else ""))]])
+            walk(prefix + name + ".", fact.get("properties", {}))
+
+    walk("request.", pack.facts)
+    out: list[Block] = [Heading(2, [T("Facts this pack reads")], "facts"),
+                        Para([T("Besides facegate's core request fields, requests decided by this pack may state these facts; "
+                                "an absent fact is unknown and never grants a permit.")])]
+    if rows:
+        out.append(Table([[T("Fact")], [T("Values")], [T("Meaning")]], rows))
+    if pack.operations:
+        out.append(Items([[C(name), T(" — " + text(op["description"]) + " (decided, never executed by the gate)")]
+                          for name, op in pack.operations.items()]))
+    return out
 
 
 def _parameters_section(values: Mapping[str, Any], docs: Mapping[str, Mapping[str, Any]]) -> list[Block]:
