@@ -144,6 +144,12 @@ class Composition:
     def __repr__(self) -> str:
         return f"<Composition {self.id}>"
 
+    @property
+    def request_schema(self) -> dict[str, Any]:
+        """One request contract for the whole deployment: a v2 pack's (it carries every listed pack's facts)."""
+        v2 = [p for p in self.policies if getattr(p.pack, "format", "") == "facegate/policy/v2"]
+        return (v2 or list(self.policies))[0].request_schema
+
     def governing(self, request: Mapping[str, Any], *, at: _dt.datetime | None = None) -> list[Policy]:
         day, _ = request_day(request, at)
         return [p for p, g in zip(self.policies, self.governs) if g.why_not(request, day) is None]

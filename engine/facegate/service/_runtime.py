@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._compose import load_configured
 from .._config import read_config, resolve
 from .._plugins import load_registry
 from ..errors import ConfigError, FacegateError
 from ..gate import Gate
-from ..policy import load_policy
 from ..store import Masking, SQLiteStore
 
 MiB = 1024 * 1024
@@ -116,9 +116,9 @@ class Runtime:
         return self.gate.policy.revision
 
     def packs(self) -> list[dict[str, Any]]:
-        p = self.gate.policy
         return [{"id": p.id, "version": p.version, "revision": p.revision, "rules": len(p.rules),
-                 "provisions": len(p.pack.provisions), "title": p.pack.meta.get("title")}]
+                 "provisions": len(p.pack.provisions), "title": p.pack.meta.get("title")}
+                for p in getattr(self.gate.policy, "policies", (self.gate.policy,))]
 
 
 def build(config_path: str | Path, *, reuse_store: Runtime | None = None) -> Runtime:
@@ -128,7 +128,7 @@ def build(config_path: str | Path, *, reuse_store: Runtime | None = None) -> Run
     if "store" not in config:
         raise ConfigError(f"{path}: the service needs a `store` (its audit log, consent registry and gallery)")
     registry = load_registry(config.get("plugins", {}).get("allow", ()))
-    policy = load_policy(resolve(base, config["policy"]), functions=registry.functions)
+    policy = load_configured(config, base, functions=registry.functions)  # one pack, or a composition
     store_path = resolve(base, config["store"]["path"]).resolve()
     mask = tuple(config["store"].get("mask", ()))
     key = (str(store_path), mask)
