@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import io
 
-from fg_paths import ROOT
-
 from facegate._demo import run_demo
 from facegate.cli import main
+from fg_paths import ROOT
 
 
 def test_main_job_decides_as_expected_and_keeps_an_intact_log(tmp_path):

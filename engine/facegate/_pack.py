@@ -10,9 +10,10 @@ import difflib
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from . import _compile, _diagnose, _facts, _schema
 from ._yaml import YamlDocument, escape_pointer_token, load_yaml
@@ -115,6 +116,11 @@ class Pack:
     def language(self) -> str:
         """The pack's primary language (the first declared)."""
         return self.languages[0]
+
+    def declaration(self) -> _facts.Declaration:
+        """The facts and operations this pack declares, to load other packs together with it
+        (``load_policy(other, companions=(pack.declaration(),))``)."""
+        return _facts.Declaration(str(self.meta["id"]), None, self.facts, self.operations, self.language)
 
 
 _VAR_REF = re.compile(r"\bvariables\.([A-Za-z_][A-Za-z0-9_]*)")

@@ -6,8 +6,9 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, TextIO
 
 from .errors import FacegateError, PolicyError
 from .policy import Decision, load_policy
@@ -83,6 +84,8 @@ def render_decision(d: Decision, style: _Style, *, explain: bool = False) -> str
         lines.append(f"  {style.bad('error')} in {e['rule']} ({e['provision']}): {e['error']}")
     for w in d.warnings:
         lines.append(f"  warning {w['provision']} {w['rule']}: {w['message'].get('en') or next(iter(w['message'].values()))}")
+    for u in d.unmet:
+        lines.append(f"  not permitted by {_describe_unmet(u)}")
     for o in d.obligations:
         extra = f" ({o['days']} days)" if "days" in o else ""
         srcs = ", ".join(s["provision"] for s in o["sources"])
@@ -98,6 +101,12 @@ def render_decision(d: Decision, style: _Style, *, explain: bool = False) -> str
             lines.append(f"  permit {b['rule']} did not apply: unmet {b['unmet']}" + (f", excepted by {b['excepted_by']}" if b["excepted_by"] else ""))
     lines.append(style.dim(f"  policy {d.policy['id']} {d.policy['version']} {d.policy['revision'][:19]}"))
     return "\n".join(lines)
+
+
+def _describe_unmet(entry: dict[str, Any]) -> str:
+    from .explain import describe
+
+    return describe(entry)
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
@@ -266,6 +275,12 @@ def _audit_commands(sub: Any) -> None:
     add_audit_commands(sub)
 
 
+def _analysis_commands(sub: Any) -> None:
+    from .analysis._cli import register
+
+    register(sub)
+
+
 def _authoring_commands(sub: Any) -> None:
     from ._cli_authoring import register
 
@@ -278,7 +293,13 @@ def _serve_commands(sub: Any) -> None:
     register(sub)
 
 
-_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands, _authoring_commands, _serve_commands]
+def _console_commands(sub: Any) -> None:
+    from .console._cli import register
+
+    register(sub)
+
+
+_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands, _authoring_commands, _serve_commands, _console_commands, _analysis_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,8 +11,9 @@ import dataclasses
 import datetime as _dt
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from ._plugins import Registry, load_registry
 from .errors import ConfigError, RecognizerError
 from .policy import Decision, Policy
 from .recognition import (
+    OPERATIONS,
     AnalyzeResult,
     DetectResult,
     EnrollResult,
@@ -29,7 +31,6 @@ from .recognition import (
     Face,
     FaceAttributes,
     IdentifyResult,
-    OPERATIONS,
     Match,
     Recognizer,
     RecognizerInfo,
@@ -127,7 +128,7 @@ class Gate:
         self._owned_store: Any = None
 
     @classmethod
-    def from_config(cls, source: Any) -> "Gate":
+    def from_config(cls, source: Any) -> Gate:
         """Build a gate from an operator configuration (a dict, or a YAML/JSON file; config.v1.json)."""
         from ._compose import load_configured
         from ._config import read_config, resolve
@@ -143,6 +144,12 @@ class Gate:
             store = SQLiteStore(resolve(base, config["store"]["path"]), masking=masking) if masking else SQLiteStore(resolve(base, config["store"]["path"]))
         rec = config["recognizer"]
         try:
+            if config.get("approval", {}).get("required"):
+                from ._approvals import require_approved
+
+                if store is None:
+                    raise ConfigError("`approval.required` needs a `store`: approvals are read from its audit chain")
+                require_approved(policy, store.audit)
             gate = cls(policy, rec["id"], registry=registry, recognizer_config=rec.get("config", {}), store=store,
                        consent_mode=config.get("consent", {}).get("mode", "request-only"), timeout=rec.get("timeout_seconds", 30.0))
         except Exception:
@@ -158,7 +165,7 @@ class Gate:
             self._owned_store.close()
             self._owned_store = None
 
-    def __enter__(self) -> "Gate":
+    def __enter__(self) -> Gate:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -173,7 +180,7 @@ class Gate:
         finally:
             staged.cancel()  # anything not approved is wiped, never shown to the recognizer
 
-    def _process(self, request: Mapping[str, Any], staged: "_Staging", top_k: int) -> Outcome:
+    def _process(self, request: Mapping[str, Any], staged: _Staging, top_k: int) -> Outcome:
         try:
             facts, consent_record = self._facts(request)
             decision = self.policy.decide(facts)
@@ -258,7 +265,7 @@ class Gate:
         return facts, record_id
 
     # -- execution ---------------------------------------------------------------------------
-    def _execute(self, facts: Mapping[str, Any], decision: Decision, staged: "_Staging", top_k: int,
+    def _execute(self, facts: Mapping[str, Any], decision: Decision, staged: _Staging, top_k: int,
                  notes: list[str], consent_record: str | None) -> Result:
         op = facts["operation"]
         caps = self.info.capabilities
@@ -315,7 +322,7 @@ class Gate:
                                   consent_facts=None if consent_record else facts.get("consent"))  # request-stated consent is recorded
         return EnrollResult(str(tid), subject_id, days, location)
 
-    def _recognize(self, staged: "_Staging", op: str, wanted: frozenset[str], notes: list[str]) -> tuple[Result | np.ndarray, np.ndarray | None]:
+    def _recognize(self, staged: _Staging, op: str, wanted: frozenset[str], notes: list[str]) -> tuple[Result | np.ndarray, np.ndarray | None]:
         """Run the approved recognizer work for ``op`` on the staged private copies, in one hand-off.
 
         Returns the first image's result (or its embedding) and, for verify against a reference,
@@ -570,7 +577,7 @@ def _op(facts: Any) -> Any:
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat()
+    return _dt.datetime.now(_dt.UTC).isoformat()
 
 
 def _decision_record(decision: Decision, facts: Any) -> dict[str, Any]:
@@ -586,6 +593,7 @@ def _decision_record(decision: Decision, facts: Any) -> dict[str, Any]:
         "obligations": [{k: v for k, v in o.items() if k != "sources"} for o in decision.obligations],
         "errors": [dict(e) for e in decision.errors],
         "violations": [dict(v) for v in decision.violations],
+        "unmet": [{"rule": u["rule"], "provision": u["provision"], "failed": [f["plain"] for f in u["failed"]]} for u in decision.unmet],
         **({"packs": [dict(p) for p in decision.packs]} if hasattr(decision, "packs") else {}),
     }
 

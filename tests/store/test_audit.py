@@ -13,6 +13,9 @@ import warnings
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from facegate.store import (
     AuditReceipt,
     AuditWriteError,
@@ -22,8 +25,6 @@ from facegate.store import (
 )
 from facegate.store._audit import chain_hash
 from facegate.store._canonical import GENESIS, canonical_json, envelope
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 def _tamper(path: Path, *sql: str) -> None:
@@ -177,7 +178,10 @@ def test_query_filters_by_time_provision_effect_kind_and_decision(store, make_de
     store.audit.append(make_decision(2, determining=[{"rule": "r", "provision": "CN23-14", "article": "14"}]))
     store.audit.append({"kind": "outcome", "decision_id": "dec-2", "time": "2025-06-01T08:00:03Z",
                         "recognizer": {"id": "fake", "version": "1"}, "outcome": "not_executed"})
-    seqs = lambda **f: [r["seq"] for r in store.audit.query(**f)]
+
+    def seqs(**f):
+        return [r["seq"] for r in store.audit.query(**f)]
+
     assert seqs() == [1, 2, 3]
     assert seqs(provision="CN23-14") == [2]
     assert seqs(provision="CN23-05") == [1]

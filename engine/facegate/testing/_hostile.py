@@ -6,8 +6,9 @@ import socket
 import tempfile
 import threading
 import types
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
