@@ -213,7 +213,7 @@ def create_app(config_path: str | Path, *, worker_restarts: int = 0, install_sig
 
     app = Starlette(routes=routes(service) + extra, lifespan=lifespan)
     app.state.service = service
-    app.add_middleware(_RequestIds, service=service)  # type: ignore[arg-type]
+    app.add_middleware(_RequestIds, service=service)
     return app
 
 
