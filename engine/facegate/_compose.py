@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from . import _decide
+from ._vocabulary import Reason
 from .policy import Decision, Policy, RuleOutcomes
 
-NO_GOVERNING_PACK = "no_governing_pack"
+NO_GOVERNING_PACK = Reason.NO_GOVERNING_PACK
 UNGOVERNED_PERMITTED = "ungoverned_permitted"
 UNGOVERNED_MODES = ("deny", "permit")
 #: When several packs deny, the composed reason is the first of theirs in this order.

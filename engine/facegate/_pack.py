@@ -611,6 +611,8 @@ def load_pack(
 
         functions = builtin_functions()
     root = Path(path)
+    if backend not in _compile.BACKENDS:
+        raise PolicyError([Problem(str(root), None, None, "", f"unknown cel backend `{backend}`; expected one of {', '.join(_compile.BACKENDS)}")])
     try:
         return _Loader(root, backend, functions, companions).load()
     except PolicyError:
