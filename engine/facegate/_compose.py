@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from . import _decide
+from ._vocabulary import Reason
 from .policy import Decision, Policy, RuleOutcomes
 
-NO_GOVERNING_PACK = "no_governing_pack"
+NO_GOVERNING_PACK = Reason.NO_GOVERNING_PACK
 UNGOVERNED_PERMITTED = "ungoverned_permitted"
 UNGOVERNED_MODES = ("deny", "permit")
 #: When several packs deny, the composed reason is the first of theirs in this order.
@@ -102,9 +103,9 @@ def request_day(request: Mapping[str, Any], at: _dt.datetime | None) -> tuple[st
             moment = None
         if moment is not None:
             if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=_dt.timezone.utc)
+                moment = moment.replace(tzinfo=_dt.UTC)
             return moment.date().isoformat(), moment
-    now = at or _dt.datetime.now(_dt.timezone.utc)
+    now = at or _dt.datetime.now(_dt.UTC)
     return now.date().isoformat(), now
 
 
@@ -203,7 +204,7 @@ class Composition:
               moment: _dt.datetime | None = None) -> ComposedDecision:
         from .policy import _new_id
 
-        now = moment or _dt.datetime.now(_dt.timezone.utc)
+        now = moment or _dt.datetime.now(_dt.UTC)
         return ComposedDecision._make(
             effect=effect, reason=reason, determining=tuple(determining), errors=tuple(errors), warnings=tuple(warnings),
             obligations=tuple(obligations), violations=tuple(violations), policy=self._ident, decision_id=_new_id(),
@@ -272,7 +273,9 @@ def _declaration(root: Path) -> Any:
     if not path.is_file():
         return None
     doc, _ = load_yaml(path, str(path), root if root.is_dir() else None)
-    data = doc.data if doc is not None else None
+    if doc is None:
+        return None
+    data = doc.data
     if not isinstance(data, dict) or data.get("format") != "facegate/policy/v2" or not isinstance(data.get("pack"), dict):
         return None
     languages = data.get("languages", {}).get("declared", ["en"]) if isinstance(data.get("languages"), dict) else ["en"]

@@ -8,11 +8,12 @@ import time
 import httpx
 import pytest
 import uvicorn
-from facegate.errors import ConfigError
-from facegate.service import ROLE_SCOPES, SCOPES, KeyStore, Principal, _app, create_app
 from fg_service import counter_request, free_port, make_key, write_config
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from facegate.errors import ConfigError
+from facegate.service import ROLE_SCOPES, SCOPES, KeyStore, Principal, _app, create_app
 
 
 def test_keys_are_stored_hashed_and_revocation_is_read_afresh(tmp_path):

@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 import re
 
-import facegate
 import httpx
 import jsonschema
 import pytest
-from facegate import _schema
 from fg_service import ALL_SCOPES, CAC, counter_request, face_bytes, make_key, running, write_config
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+
+import facegate
+from facegate import _schema
 
 
 def _pointer(*parts: str) -> str:

@@ -13,9 +13,10 @@ import time
 
 import httpx
 import pytest
+from fg_service import Server, counter_request, make_key, running, write_config
+
 from facegate.store import AuditReceipt, SQLiteStore
 from fg_paths import EXAMPLE
-from fg_service import Server, counter_request, make_key, running, write_config
 
 
 def _wait_for(predicate, what: str, tries: int = 600):

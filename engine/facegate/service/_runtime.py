@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._compose import load_configured
+from .._compose import Composition, load_configured
 from .._config import read_config, resolve
 from .._plugins import load_registry
 from ..errors import ConfigError, FacegateError
@@ -116,9 +116,10 @@ class Runtime:
         return self.gate.policy.revision
 
     def packs(self) -> list[dict[str, Any]]:
+        loaded = self.gate.policy
+        policies = loaded.policies if isinstance(loaded, Composition) else (loaded,)  # a composition lists each pack
         return [{"id": p.id, "version": p.version, "revision": p.revision, "rules": len(p.rules),
-                 "provisions": len(p.pack.provisions), "title": p.pack.meta.get("title")}
-                for p in getattr(self.gate.policy, "policies", (self.gate.policy,))]
+                 "provisions": len(p.pack.provisions), "title": p.pack.meta.get("title")} for p in policies]
 
 
 def build(config_path: str | Path, *, reuse_store: Runtime | None = None) -> Runtime:
