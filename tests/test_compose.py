@@ -279,3 +279,13 @@ def test_the_service_runs_a_composed_deployment(tmp_path):
         assert {"cn", "eu", "bipa"} <= set(request["properties"])
     finally:
         runtime.store.close()
+
+
+def test_a_composed_deny_names_the_unmet_permits_of_the_denying_packs(composed):
+    request = _baseline()["request"]
+    del request["consent"]
+    del request["cn"]["legal_basis"]
+    decision = composed.decide(request)
+    assert decision.reason == "no_permit"
+    assert decision.unmet and {u["pack"] for u in decision.unmet} == {"cn-cac-2025"}
+    assert "cn25-06-separate-consent" in [u["rule"] for u in decision.unmet]

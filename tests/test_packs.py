@@ -7,11 +7,11 @@ import re
 
 import pytest
 import yaml
-from fg_paths import ROOT
 
 import facegate
 from facegate import review as _review
 from facegate._cases import run_pack_tests
+from fg_paths import ROOT
 
 NEW_PACKS = ["cn-cac-2025", "eu-ai-act-art5", "us-il-bipa"]
 
