@@ -142,8 +142,11 @@ class Decision:
 
     @property
     def remedies(self) -> tuple[dict[str, Any], ...]:
-        """For a deny: the smallest sets of fact changes that make it a permit (``facegate.explain``)."""
-        from .explain import remedies_of
+        """For a deny: the smallest sets of fact changes that make it a permit (``facegate.explain``).
+
+        Computed on first use in the process that decided (an unpickled decision has none:
+        call ``facegate.explain.find_remedies(policy, request)``)."""
+        from .explain._remedies import remedies_of
 
         return remedies_of(self)
 
