@@ -51,9 +51,11 @@ def synthetic_pack(factor: int, dest: Path, limited: bool = True) -> int:
                 when = twin["when"] if isinstance(twin["when"], list) else [twin["when"]]
                 twin["when"] = [f'request.operation == "{OPERATIONS[(n * len(rules) + i) % len(OPERATIONS)]}"', *when]
             copies.append(twin)
-    if copies:  # JSON is YAML; one file keeps the write fast
-        text = json.dumps({"format": "facegate/policy/v1", "rules": copies}, ensure_ascii=False)
-        (dest / "rules" / "zz-synthetic.yaml").write_text(text, encoding="utf-8")
+    fmt = (yaml.safe_load((PACK / "pack.yaml").read_text(encoding="utf-8")) or {}).get("format", "facegate/policy/v1")
+    per_file = 300  # JSON is YAML: few files keep the write fast; each stays under the loader's size limit
+    for start in range(0, len(copies), per_file):
+        text = json.dumps({"format": fmt, "rules": copies[start : start + per_file]}, ensure_ascii=False)
+        (dest / "rules" / f"zz-synthetic-{start // per_file:03d}.yaml").write_text(text, encoding="utf-8")
     return len(rules) * factor
 
 

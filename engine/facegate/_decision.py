@@ -161,7 +161,7 @@ class Decision:
         """Pickled (to cross a process boundary) with its id, time and outcomes fixed; the
         trace stays behind."""
         fields = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
-        return _restore, (type(self), fields, self.decision_id, self.evaluated_at, self.rules.as_dict())
+        return _restore, (type(self), fields, self.decision_id, self.evaluated_at, self.rules.as_dict(), self.unmet)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, JSON-ready dict; nothing in it is shared with the policy or other decisions."""
@@ -206,9 +206,10 @@ class Decision:
         return orjson.dumps(out)
 
 
-def _restore(cls: type[Decision], fields: dict[str, Any], decision_id: str, evaluated_at: str, rules: dict[str, str]) -> Decision:
+def _restore(cls: type[Decision], fields: dict[str, Any], decision_id: str, evaluated_at: str, rules: dict[str, str],
+             unmet: tuple[dict[str, Any], ...] = ()) -> Decision:
     trace = Trace(None, None, None, None, 0.0)
-    trace.fixed.update(decision_id=decision_id, evaluated_at=evaluated_at)
+    trace.fixed.update(decision_id=decision_id, evaluated_at=evaluated_at, unmet=unmet)
     return cls._make(**fields, _trace=trace, _outcomes=RuleOutcomes(rules, tuple(rules), {}))
 
 

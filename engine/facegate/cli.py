@@ -266,7 +266,8 @@ def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
     p.add_argument("packs", nargs="+")
     p.add_argument("--out", help="output folder (default: the pack's own folder)")
     p.set_defaults(func=cmd_docs)
-    __import__("facegate.store._store_cli", fromlist=["register"]).register(sub)  # facegate store migrate|copy
+    if not core_only:  # the store (and numpy, through it) only for the commands that use it
+        __import__("facegate.store._store_cli", fromlist=["register"]).register(sub)  # facegate store migrate|copy
     for register in _EXTENSIONS:
         if not (core_only and register in _OWN_COMMANDS_ONLY):
             register(sub)
