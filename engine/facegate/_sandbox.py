@@ -34,6 +34,12 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
         raise PermissionError(f"facegate: recognizers may not use `{event}`")
 
 
+def current_violations() -> list[str]:
+    """The refusals recorded on this guarded worker thread for the task it runs."""
+    found: list[str] = _state.violations
+    return found
+
+
 def install() -> None:
     global _installed
     with _install_lock:

@@ -11,7 +11,7 @@ import numpy as np
 from .. import _sandbox
 from .._plugins import load_registry, validate_recognizer_info
 from ..errors import FacegateError
-from ..gate import Gate, _face_problem
+from ..gate import Gate
 from ..policy import Policy, load_policy
 from ..recognition import AnalyzeResult, RecognizerInfo
 from ._fake import MemoryAudit, synthetic_face_image
