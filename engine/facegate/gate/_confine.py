@@ -183,6 +183,7 @@ def inspect(pid: int, allowed_fds: frozenset[int], cpu_seconds: float) -> Confin
             memory = int(soft) // (1024 * 1024) if soft.isdigit() else None
     if memory is None:
         problems.append("no memory limit")
+    held: list[tuple[int, str, int]] = []
     for name in os.listdir(f"{proc}/fd"):
         fd = int(name)
         if fd in allowed_fds:
@@ -192,10 +193,14 @@ def inspect(pid: int, allowed_fds: frozenset[int], cpu_seconds: float) -> Confin
             flags = int(next(line.split()[1] for line in _read(f"{proc}/fdinfo/{name}").splitlines() if line.startswith("flags:")), 8)
         except (OSError, StopIteration, ValueError):
             continue  # closed meanwhile
+        held.append((fd, target, flags))
+    # A pipe the worker holds both ends of is its own wake-up channel (runtimes' thread pools use them).
+    readable_pipes = {t for _, t, f in held if t.startswith("pipe:") and not f & (os.O_WRONLY | os.O_RDWR)}
+    for fd, target, flags in held:
         writable = flags & (os.O_WRONLY | os.O_RDWR)
         if target.startswith("socket:"):
             problems.append(f"holds a socket (fd {fd})")
-        elif writable and not target.startswith(("anon_inode:", "/dev/null")):
+        elif writable and not (target.startswith(("anon_inode:", "/dev/null")) or target in readable_pipes):
             problems.append(f"holds `{_short(target)}` open for writing (fd {fd})")
     for line in _read(f"{proc}/maps").splitlines():
         parts = line.split(None, 5)
