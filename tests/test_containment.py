@@ -227,3 +227,34 @@ def test_the_callers_image_is_never_written_and_no_shared_memory_is_left(policy,
         assert gate.process(DETECT, image).status == "executed"
     assert np.array_equal(image, copy)
     assert not [n for n in os.listdir("/dev/shm") if n.startswith(f"facegate-{os.getpid()}-")]
+
+
+def test_the_plugins_command_states_the_confinement_in_force(capsys, tmp_path):
+    from facegate.cli import main
+
+    assert main(["plugins", "--allow", "onnx", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    confinement = rows["onnx"]["recognizers"][0]["confinement"]
+    assert rows["onnx"]["recognizers"][0]["isolation"] == "required"
+    assert confinement["confined"] and confinement["seccomp_filters"] == 2 and confinement["no_new_privs"]
+    assert main(["plugins", "--allow", "onnx"]) == 0
+    assert "isolation required: recognizers run confined worker process: no_new_privs; seccomp" in capsys.readouterr().out
+    (tmp_path / "c.yaml").write_text("policy: x\nrecognizer: {id: onnx, isolation: none}\nplugins: {allow: [onnx]}\n")
+    assert main(["plugins", "--config", str(tmp_path / "c.yaml")]) == 0
+    assert "isolation none: recognizers run in-process, unconfined (isolation none: trusted code only)" in capsys.readouterr().out
+
+
+def test_the_configuration_chooses_isolation_workers_and_limits(tmp_path):
+    from fg_paths import EXAMPLE
+
+    config = {"policy": str(EXAMPLE), "plugins": {"allow": ["onnx"]}, "store": {"path": str(tmp_path / "fg.db")},
+              "recognizer": {"id": "onnx", "isolation": "required", "workers": 2, "limits": {"memory_mb": 2048, "cpu_seconds_per_call": 5}}}
+    with Gate.from_config(config) as gate:
+        assert gate.confinement.confined and gate.confinement.memory_mb == 2048 and gate.confinement.cpu_seconds_per_call == 5
+        assert gate._pool.spec.size == 2
+    with Gate.from_config({**config, "recognizer": {"id": "onnx", "isolation": "none"}}) as trusted:
+        assert trusted.confinement.to_dict()["isolation"] == "none" and not trusted.confinement.confined
+    with pytest.raises(ConfigError, match="isolation"):
+        Gate.from_config({**config, "recognizer": {"id": "onnx", "isolation": "sometimes"}})
+    with pytest.raises(ConfigError, match="workers"):
+        Gate.from_config({**config, "recognizer": {"id": "onnx", "workers": 0}})

@@ -157,10 +157,10 @@ class Confinement:
 
     def describe(self) -> str:
         if self.isolation == "none":
-            return "isolation none: in-process, unconfined (trusted code only)"
+            return "in-process, unconfined (isolation none: trusted code only)"
         if not self.confined:
-            return "worker process, NOT confined: " + "; ".join(self.problems or ("seccomp or no_new_privs not in force",))
-        return (f"worker process; no_new_privs; seccomp ({self.seccomp_filters} filters: no sockets, exec, processes, "
+            return "worker process NOT confined: " + "; ".join(self.problems or ("seccomp or no_new_privs not in force",))
+        return (f"confined worker process: no_new_privs; seccomp ({self.seccomp_filters} filters: no sockets, exec, processes, "
                 f"file writes, truncate/unlink/rename); memory ≤ {self.memory_mb} MiB; CPU ≤ {self.cpu_seconds_per_call:g} s per call")
 
 

@@ -359,6 +359,34 @@ def _close_all() -> None:
         pool.close()
 
 
+# -- what this machine enforces, for `facegate plugins` -------------------------------------------------
+
+
+class Probe:
+    """A recognizer with no model: started in a worker only to see which confinement the kernel grants."""
+
+    def __init__(self, config: Any) -> None:
+        pass
+
+    def detect(self, image: np.ndarray) -> list[Any]:
+        return []
+
+    def embed(self, image: np.ndarray, face: Any) -> np.ndarray:
+        return np.zeros(1, np.float32)
+
+
+def probe(isolation: str, limits: Limits = Limits()) -> Confinement:
+    """The confinement a recognizer would get here under ``isolation`` (starts and stops one probe worker)."""
+    if isolation == "none":
+        return _confine.IN_PROCESS
+    try:
+        worker = Worker(Spec(f"{__name__}:Probe", "{}", limits, True, 1))
+    except WorkerError as exc:
+        return Confinement("process", problems=(f"no worker could start: {exc}",))
+    worker.kill()
+    return worker.confinement
+
+
 # -- in process (isolation: none) ---------------------------------------------------------------------
 
 
