@@ -20,7 +20,7 @@ from facegate.recognition import Face
 from facegate.store import SQLiteStore
 from facegate.testing import MemoryAudit, fake_info, fake_plugin, hostile_plugin, synthetic_face_image
 from facegate.testing._conformance import conformance_policy
-from facegate.testing._hostile import REFUSED, UNDECLARED_SIZE, mutating_observer_plugin
+from facegate.testing._hostile import UNDECLARED_SIZE, mutating_observer_plugin
 
 DETECT = {"operation": "detect", "purpose": "other"}
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import sys
 import weakref
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import facegate
 from facegate import ConfigError, Gate
 from facegate._plugins import load_registry
 from facegate.testing import HOSTILE, MemoryAudit, fake_info, fake_plugin, hostile_plugin, run_hostile_suite, synthetic_face_image

@@ -90,6 +90,7 @@ def _serve(rfd: int, wfd: int, recognizer: Any, confine: Any) -> None:
         images = [np.frombuffer(mapping, np.uint8, h * w * 3, offset).reshape(h, w, 3) for offset, h, w in request["images"]]
         earlier = violations[:]  # attempts made between calls (a thread, a finalizer): this request fails for them
         del violations[:]
+        answer: dict[str, Any]
         if earlier:
             answer = {"images": [], "error": {"code": "sandbox_violation", "stage": "between calls", "message": "; ".join(earlier)[:2000]}}
         else:

@@ -77,7 +77,7 @@ def arm_cpu(seconds: float) -> None:
 
 
 def _seccomp() -> Any:
-    import pyseccomp
+    import pyseccomp  # type: ignore[import-untyped]
 
     return pyseccomp
 

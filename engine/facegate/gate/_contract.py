@@ -85,7 +85,7 @@ def decode(answer: Any, info: RecognizerInfo, op: str, wanted: frozenset[str], s
 def _error(rid: str, error: Any, kept: bool) -> Refused:
     if not isinstance(error, dict):
         return Refused("recognizer_malformed", f"recognizer `{rid}` answered out of contract (error)")
-    code = error.get("code") if error.get("code") in ("recognizer_failed", "recognizer_malformed", "sandbox_violation") else "recognizer_failed"
+    code = str(error.get("code")) if error.get("code") in ("recognizer_failed", "recognizer_malformed", "sandbox_violation") else "recognizer_failed"
     stage = error.get("stage") if error.get("stage") in ("detect", "embed", "analyze", "between calls", "after the call") else "?"
     if code == "sandbox_violation":
         return Refused(code, masked(f"recognizer `{rid}` broke the sandbox in `{stage}`: {error.get('message', '')}"))

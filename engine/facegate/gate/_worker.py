@@ -375,12 +375,12 @@ class Probe:
         return np.zeros(1, np.float32)
 
 
-def probe(isolation: str, limits: Limits = Limits()) -> Confinement:
+def probe(isolation: str, limits: Limits | None = None) -> Confinement:
     """The confinement a recognizer would get here under ``isolation`` (starts and stops one probe worker)."""
     if isolation == "none":
         return _confine.IN_PROCESS
     try:
-        worker = Worker(Spec(f"{__name__}:Probe", "{}", limits, True, 1))
+        worker = Worker(Spec(f"{__name__}:Probe", "{}", limits or Limits(), True, 1))
     except WorkerError as exc:
         return Confinement("process", problems=(f"no worker could start: {exc}",))
     worker.kill()

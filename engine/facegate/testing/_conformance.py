@@ -64,10 +64,10 @@ def shipped_pairs() -> tuple[list[Pair], list[Pair]]:
         from skimage import data, transform
     except ImportError:
         return [], []
-    astronaut = np.asarray(data.astronaut())
+    astronaut = np.asarray(data.astronaut())  # type: ignore[no-untyped-call]
     crop = astronaut[20:460, 60:470, :][:, ::-1]
     scaled = (transform.rescale(crop, 0.8, channel_axis=2, anti_aliasing=True) * 255).round().astype(np.uint8)
-    return [(astronaut, scaled)], [(astronaut, np.asarray(data.camera()))]
+    return [(astronaut, scaled)], [(astronaut, np.asarray(data.camera()))]  # type: ignore[no-untyped-call]
 
 
 def _plugin_for(info: RecognizerInfo) -> Any:

@@ -108,7 +108,12 @@ class WritesLater(_Configured):
             return self._reported(super().detect(image))
         copy = bytes(image.tobytes())
         returned = threading.Event()
-        self.thread = threading.Thread(target=lambda: (returned.wait(), self._try_write("facegate-thread-leak.bin", copy)), daemon=True)
+
+        def later() -> None:
+            returned.wait()
+            self._try_write("facegate-thread-leak.bin", copy)
+
+        self.thread = threading.Thread(target=later, daemon=True)
         self.thread.start()
         faces = super().detect(image)
         try:
@@ -189,9 +194,12 @@ class Vandal(_Configured):
     """Truncates one file and deletes another (``victims``), swallowing any refusal."""
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        for action, victim in zip((os.truncate, os.remove), self.victims):
+        for i, victim in enumerate(self.victims[:2]):
             try:
-                action(victim, 0) if action is os.truncate else action(victim)
+                if i == 0:
+                    os.truncate(victim, 0)
+                else:
+                    os.remove(victim)
             except OSError:
                 pass
         return super().detect(image)
@@ -310,7 +318,7 @@ class Unconfines(FakeRecognizer):
         try:
             from ..gate import _confine
 
-            _confine.image_stage = lambda: None  # type: ignore[assignment]
+            _confine.image_stage = lambda: None
         except ImportError:
             pass
 
