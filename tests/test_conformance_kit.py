@@ -63,3 +63,22 @@ def test_the_kit_passes_an_observer_that_only_reads():
     plugin.record_decision = hookimpl(lambda record: seen.append(record["decision_id"]))
     check_observer(plugin).assert_ok()
     assert seen
+
+
+def test_the_vendor_docs_snippet_runs_as_written(recognizer_conformance, monkeypatch):
+    """docs/vendors.md's conformance example, verbatim, with the default recognizer as `acme_facegate`."""
+    import re
+    import sys
+    import types
+
+    from fg_paths import ROOT
+
+    import facegate_onnx
+
+    text = (ROOT / "docs" / "vendors.md").read_text(encoding="utf-8")
+    section = text.split("## 6. Run the conformance kit", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.setitem(sys.modules, "acme_facegate", types.SimpleNamespace(INFO=facegate_onnx.INFO))
+    namespace: dict = {}
+    exec(compile(code, "docs/vendors.md", "exec"), namespace)
+    namespace["test_conformance"](recognizer_conformance)
