@@ -6,8 +6,10 @@ operations reach a recognizer.
 
 from __future__ import annotations
 
+from ._vocabulary import Reason, RuleOutcome, Status
 from .errors import (
     AuditWriteError,
+    CompileError,
     ConfigError,
     FacegateError,
     PluginError,
@@ -26,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuditWriteError",
+    "CompileError",
     "ConfigError",
     "Decision",
     "FacegateError",
@@ -35,8 +38,11 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Problem",
+    "Reason",
     "RecognizerError",
     "RequestError",
+    "RuleOutcome",
+    "Status",
     "StoreError",
     "__version__",
     "hookimpl",

@@ -18,9 +18,10 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from . import _schema
-from ._yaml import load_yaml
+from ._diagnose import did_you_mean
+from ._yaml import YamlDocument, load_yaml
 from .errors import PolicyError, Problem
-from .policy import Decision, Policy
+from .policy import Decision, Policy, _RequestChecker
 
 CASE_GLOBS = ("cases/*.yaml", "cases/*.yml")
 
@@ -116,21 +117,28 @@ def coverage_gap(c: Coverage) -> str:
     return f"provision `{c.provision}` needs " + " and ".join(missing)
 
 
-def load_cases(root: Path) -> list[tuple[dict[str, Any], str, int | None]]:
+def _case_docs(root: Path) -> tuple[list[YamlDocument], list[Problem]]:
     problems: list[Problem] = []
-    cases: list[tuple[dict[str, Any], str, int | None]] = []
+    docs: list[YamlDocument] = []
     base = root if root.is_dir() else root.parent
     files = [p for g in CASE_GLOBS for p in sorted(base.glob(g))]
-    seen: dict[str, str] = {}
     for path in files:
-        doc, found = load_yaml(path, str(path.relative_to(base.parent)) if base.parent in path.parents else str(path))
+        doc, found = load_yaml(path, str(path.relative_to(base.parent)) if base.parent in path.parents else str(path), base)
         problems.extend(found)
         if doc is None:
             continue
         schema_problems = [doc.problem(p, m) for p, m in _schema.violations("cases.v1.json", doc.data)]
         problems.extend(schema_problems)
-        if schema_problems:
-            continue
+        if not schema_problems:
+            docs.append(doc)
+    return docs, problems
+
+
+def load_cases(root: Path) -> list[tuple[dict[str, Any], str, int | None]]:
+    cases: list[tuple[dict[str, Any], str, int | None]] = []
+    docs, problems = _case_docs(root)
+    seen: dict[str, str] = {}
+    for doc in docs:
         for i, case in enumerate(doc.data["cases"]):
             if case["id"] in seen:
                 problems.append(doc.problem(f"/cases/{i}/id", f"case id `{case['id']}` is already used in `{seen[case['id']]}`"))
@@ -139,6 +147,34 @@ def load_cases(root: Path) -> list[tuple[dict[str, Any], str, int | None]]:
     if problems:
         raise PolicyError(problems)
     return cases
+
+
+def check_cases(policy: Policy, root: Path | None = None) -> list[Problem]:
+    """Every problem in a pack's case files, without running them: structure, duplicate ids,
+    provisions and rules the pack does not have, obligation types that do not exist, and request
+    facts outside the pack's request contract."""
+    docs, problems = _case_docs(root or policy.pack.root)
+    provisions = [p.provision for p in policy.pack.provisions]
+    rules = [r.id for r in policy.rules]
+    duties = list(_schema.load_schema("policy.v1.json")["properties"]["rules"]["items"]["properties"]["obligations"]["items"]["properties"]["type"]["enum"])
+    checker = _RequestChecker(policy.request_schema)
+    seen: dict[str, str] = {}
+    for doc in docs:
+        for i, case in enumerate(doc.data["cases"]):
+            ptr = f"/cases/{i}"
+            if case["id"] in seen:
+                problems.append(doc.problem(ptr + "/id", f"case id `{case['id']}` is already used in `{seen[case['id']]}`"))
+            seen[case["id"]] = doc.path
+            for j, pid in enumerate(case.get("exercises", [])):
+                if pid not in provisions:
+                    problems.append(doc.problem(f"{ptr}/exercises/{j}", f"case `{case['id']}`: unknown provision `{pid}`{did_you_mean(pid, provisions)}"))
+            for key, known, what in (("determining", rules, "rule"), ("errors", rules, "rule"), ("warnings", rules, "rule"), ("obligations", duties, "obligation type")):
+                for j, name in enumerate(case["expect"].get(key, [])):
+                    if name not in known:
+                        problems.append(doc.problem(f"{ptr}/expect/{key}/{j}", f"case `{case['id']}`: unknown {what} `{name}`{did_you_mean(name, known)}"))
+            for v in checker.violations(case["request"]):
+                problems.append(doc.problem(f"{ptr}/request{v['pointer']}", f"case `{case['id']}`: request {v['message']}"))
+    return problems
 
 
 def _same(label: str, expected: list[str], actual: list[str]) -> list[str]:

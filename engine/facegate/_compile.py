@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from . import cel
+from .errors import CompileError
+
+__all__ = ["BACKENDS", "DECISION_BUDGET", "DEFAULT_BACKEND", "LIMITS", "CompileError", "Compiled", "EvalError",
+           "activation_factory", "check_syntax", "compile_expression", "new_budget"]
 
 BACKENDS = ("native", "interpreter")
 DEFAULT_BACKEND = "native"
@@ -33,16 +37,6 @@ class EvalError:
 
     def __bool__(self) -> bool:  # an error is never truthy by accident
         raise TypeError("EvalError has no truth value; test `isinstance(x, EvalError)`")
-
-
-class CompileError(Exception):
-    """CEL text failed to parse or check; ``line``/``column`` are 1-based within the text."""
-
-    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
-        self.column = column
 
 
 @dataclass(frozen=True)

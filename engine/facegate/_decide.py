@@ -22,8 +22,9 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ._compile import EvalError
+from ._vocabulary import RuleOutcome
 
-APPLIED, NOT_APPLICABLE, ERROR, SKIPPED = "applied", "not_applicable", "error", "skipped"
+APPLIED, NOT_APPLICABLE, ERROR, SKIPPED = RuleOutcome.APPLIED, RuleOutcome.NOT_APPLICABLE, RuleOutcome.ERROR, RuleOutcome.SKIPPED
 
 #: How each rule outcome of each effect counts toward the decision, for ``enforce`` mode.
 TABLE: dict[tuple[str, str], str] = {

@@ -111,7 +111,7 @@ def run_demo(policy_path: str, *, recognizer: str = "onnx", db: str | None = Non
                 print(f"   {head}  {sc['request']['operation']} for {sc['request']['purpose']}  ({d.reason})", file=out)
                 for det in d.determining:
                     art = "article unknown" if det["article"] is None else f"Art. {det['article']}" + ("" if det["article_verified"] else "?")
-                    print(f"   {det['provision']} [{art}] {det['message']['en']} / {det['message']['zh']}", file=out)
+                    print(f"   {det['provision']} [{art}] {' / '.join(v for k, v in det['message'].items() if k != 'detail')}", file=out)
                 for v in d.violations:
                     print(f"   invalid request at {v['pointer']}: {v['message']}", file=out)
                 for e in d.errors:

@@ -6,6 +6,7 @@ JSON pointer.  Nothing here runs per request.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -13,12 +14,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import _compile, _schema
-from ._yaml import YamlDocument, load_yaml
+from . import _compile, _diagnose, _facts, _schema
+from ._yaml import YamlDocument, escape_pointer_token, load_yaml
 from .errors import PolicyError, Problem
 
 RULE_GLOBS = ("pack.yaml", "pack.yml", "rules/*.yaml", "rules/*.yml")
 ROOTS = ("request", "params")
+FORMATS = {"facegate/policy/v1": "policy.v1.json", "facegate/policy/v2": "policy.v2.json"}
+V1, V2 = "facegate/policy/v1", "facegate/policy/v2"
+#: Blocks only the document carrying ``pack`` may hold (format v2).
+PACK_BLOCKS = ("facts", "operations", "languages", "evidence_grades", "governs")
+#: The evidence grades of a pack that declares none (the CAC research's vocabulary).
+DEFAULT_GRADES: dict[str, dict[str, str]] = {
+    "A": {"en": "source-language text seen in a full-text reproduction of the official text, with the article number"},
+    "B": {"en": "article number and content confirmed by a reliable translation"},
+    "C": {"en": "wording printed identically by media reporting the text; number and article boundary unverified"},
+    "D": {"en": "content known only from paraphrase; no verbatim text"},
+    "X": {"en": "text not found"},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +56,7 @@ class Rule:
     when: tuple[Condition, ...]
     unless: tuple[Condition, ...]
     message_en: str
-    message_zh: str
+    message_zh: str  # "" when the pack carries no Chinese
     message_expr: Condition | None
     when_all: Any  # the ``when`` items joined with CEL's ``&&``: one program for the fast path
     unless_all: Any  # likewise for ``unless``; None without exceptions
@@ -56,6 +69,7 @@ class Rule:
     file: str
     line: int | None
     source: dict[str, Any] = field(repr=False)
+    messages: dict[str, str] = field(default_factory=dict)  # every language the message is given in
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,22 @@ class Pack:
     provisions: tuple[Provision, ...]
     revision: str
     backend: str
+    format: str = V1
+    #: the request contract conditions were checked against: request.v1.json, or (v2) the core
+    #: envelope merged with the facts of the packs loaded together
+    request_schema: dict[str, Any] = field(default_factory=lambda: _schema.load_schema("request.v1.json"), repr=False)
+    languages: tuple[str, ...] = ("en", "zh")
+    required_languages: tuple[str, ...] = ("en", "zh")
+    evidence_grades: dict[str, dict[str, str]] = field(default_factory=lambda: dict(DEFAULT_GRADES))
+    operations: dict[str, Any] = field(default_factory=dict)  # decide-only operations this pack declares
+    facts: dict[str, Any] = field(default_factory=dict)  # facts this pack declares, as written
+    governs: dict[str, Any] = field(default_factory=dict)
+    lints: tuple[Problem, ...] = ()  # warnings from `facegate check` that do not stop the load
+
+    @property
+    def language(self) -> str:
+        """The pack's primary language (the first declared)."""
+        return self.languages[0]
 
 
 _VAR_REF = re.compile(r"\bvariables\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -122,18 +152,39 @@ def _pack_files(root: Path) -> list[Path]:
     return files
 
 
-def _revision(docs: list[YamlDocument]) -> str:
-    canon = json.dumps([[d.path, d.data] for d in docs], sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+def _revision(docs: list[tuple[str, YamlDocument]]) -> str:
+    """A hash of the content: each document's data under its path inside the pack, so the same
+    pack in any folder (under any folder name) has the same revision."""
+    canon = json.dumps(sorted([inner, d.data] for inner, d in docs), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canon.encode("utf-8")).hexdigest()
 
 
 class _Loader:
-    def __init__(self, root: Path, backend: str, functions: Mapping[str, Any]) -> None:
+    def __init__(self, root: Path, backend: str, functions: Mapping[str, Any], companions: tuple[_facts.Declaration, ...] = ()) -> None:
         self.root = root
         self.backend = backend
         self.functions = functions
+        self.companions = companions
         self.problems: list[Problem] = []
         self.request_schema = _schema.load_schema("request.v1.json")
+        self.format = V1
+        self.languages: tuple[str, ...] = ("en", "zh")
+        self.required: tuple[str, ...] = ("en", "zh")
+        self.grades: Mapping[str, Any] = DEFAULT_GRADES
+        self.inner: dict[str, str] = {}  # shown path -> path inside the pack
+        self.broken_variables: set[str] = set()  # defined, but failed to compile: no follow-on problems
+        self.skip: set[tuple[str, str]] = set()  # (document, "/rules/3"): items whose structure is broken
+        self.dropped_pack = False
+        self.partial_provisions: set[str] = set()  # provisions cited by a broken rule
+        self.broken_parameters: set[str] = set()
+        self.lints: list[Problem] = []
+
+    def inside(self, path: Path) -> str:
+        base = self.root if self.root.is_dir() else self.root.parent
+        try:
+            return path.relative_to(base).as_posix()
+        except ValueError:
+            return path.name
 
     def rel(self, path: Path) -> str:
         try:
@@ -149,17 +200,35 @@ class _Loader:
         if not files:
             raise PolicyError([Problem(str(self.root), None, None, "", "no pack.yaml or rules/*.yaml in this folder")])
         docs: list[YamlDocument] = []
+        formats: dict[str, str] = {}
         for path in files:
-            doc, problems = load_yaml(path, self.rel(path))
+            doc, problems = load_yaml(path, self.rel(path), self.root if self.root.is_dir() else None)
             self.problems.extend(problems)
             if doc is None:
                 continue
-            found = [doc.problem(p, m) for p, m in _schema.violations("policy.v1.json", doc.data)]
+            self.inner[doc.path] = self.inside(path)
+            fmt = doc.data.get("format") if isinstance(doc.data, dict) else None
+            name = FORMATS.get(fmt, "policy.v1.json") if isinstance(fmt, str) else "policy.v1.json"
+            found = [doc.problem(p, m) for p, m in _schema.violations(name, doc.data)]
+            if isinstance(fmt, str) and fmt not in FORMATS:
+                found = [doc.problem("/format", f"unknown format `{fmt}`; expected one of {', '.join(f'`{f}`' for f in FORMATS)}")]
             self.problems.extend(found)
-            if not found:
+            broken = _broken_items(found)
+            if broken is not None and isinstance(fmt, str) and fmt in FORMATS:
+                # structure problems only inside some rules/variables/provisions/parameters: the
+                # rest of the document is still checked for meaning (all problems in one run)
+                self.skip |= {(doc.path, item) for item in broken}
                 docs.append(doc)
-        if self.problems:
-            raise PolicyError(self.problems)
+                formats.setdefault(fmt, doc.path)
+            elif found:
+                self.dropped_pack |= "pack" in doc.data if isinstance(doc.data, dict) else False
+        if len(formats) > 1:
+            listed = ", ".join(f"`{f}` (first in `{p}`)" for f, p in formats.items())
+            self.problems.append(Problem(str(self.root), None, None, "/format", f"one pack, one format: found {listed}"))
+        if self.dropped_pack or (self.problems and not docs):
+            raise PolicyError(self.problems)  # without the pack's metadata, meaning checks would only add noise
+        if formats:
+            self.format = next(iter(formats))
         return self.build(docs)
 
     def build(self, docs: list[YamlDocument]) -> Pack:
@@ -170,12 +239,17 @@ class _Loader:
             self.problems.append(Problem(where, None, None, "/pack", f"exactly one document must carry `pack` metadata (found: {names})"))
             raise PolicyError(self.problems)
         meta = pack_docs[0].data["pack"]
+        if self.format == V2:
+            self.declare(pack_docs[0], docs)
         parameters: dict[str, Any] = {}
         parameter_docs: dict[str, dict[str, Any]] = {}
         variables: dict[str, str] = {}
         variable_docs: list[dict[str, Any]] = []
         for doc in docs:
             for name, spec in doc.data.get("parameters", {}).items():
+                if (doc.path, f"/parameters/{escape_pointer_token(name)}") in self.skip:
+                    self.broken_parameters.add(name)  # known, but broken: no "unknown parameter" noise
+                    continue
                 if name in parameters:
                     self.problems.append(doc.problem(f"/parameters/{name}", f"parameter `{name}` is defined twice"))
                 parameters[name] = spec["value"]
@@ -184,6 +258,10 @@ class _Loader:
         for doc in docs:
             for i, var in enumerate(doc.data.get("variables", [])):
                 ptr = f"/variables/{i}"
+                if (doc.path, ptr) in self.skip:
+                    if isinstance(var, dict) and isinstance(var.get("name"), str):
+                        self.broken_variables.add(var["name"])
+                    continue
                 name = var["name"]
                 if name in variables:
                     self.problems.append(doc.problem(ptr + "/name", f"variable `{name}` is defined twice"))
@@ -191,20 +269,31 @@ class _Loader:
                 cond = self.condition(doc, ptr + "/expression", var["expression"], variables, parameters, f"variable `{name}`")
                 if cond is not None:
                     variables[name] = cond.expanded
+                else:
+                    self.broken_variables.add(name)
                 variable_docs.append(dict(var))
         rules: list[Rule] = []
         seen: dict[str, str] = {}
         for doc in docs:
             for i, spec in enumerate(doc.data.get("rules", [])):
+                if (doc.path, f"/rules/{i}") in self.skip:
+                    if isinstance(spec, dict) and isinstance(spec.get("provision"), str):
+                        self.partial_provisions.add(spec["provision"])
+                    continue
                 rule = self.rule(doc, f"/rules/{i}", spec, variables, parameters)
+                if rule is None:
+                    self.partial_provisions.add(spec["provision"])
                 if spec["id"] in seen:
                     self.problems.append(doc.problem(f"/rules/{i}/id", f"rule id `{spec['id']}` is already used in `{seen[spec['id']]}`"))
                 seen[spec["id"]] = doc.path
                 if rule is not None:
                     rules.append(rule)
         provisions = self.provisions(docs, rules)
+        if self.format == V2:
+            self.check_texts(docs)
         if self.problems:
             raise PolicyError(self.problems)
+        pack_doc = pack_docs[0].data
         return Pack(
             root=self.root,
             meta=meta,
@@ -213,9 +302,94 @@ class _Loader:
             variables=tuple(variable_docs),
             rules=tuple(rules),
             provisions=provisions,
-            revision=_revision(docs),
+            revision=_revision([(self.inner.get(d.path, d.path), d) for d in docs]),
             backend=self.backend,
+            format=self.format,
+            request_schema=self.request_schema,
+            languages=self.languages,
+            required_languages=self.required,
+            evidence_grades=dict(self.grades),
+            operations=dict(pack_doc.get("operations", {})),
+            facts=dict(pack_doc.get("facts", {})),
+            governs=dict(pack_doc.get("governs", {})),
+            lints=tuple(self.lints),
         )
+
+    def declare(self, pack_doc: YamlDocument, docs: list[YamlDocument]) -> None:
+        """Format v2: languages, grades, and the request contract (core + facts of the packs loaded together)."""
+        data = pack_doc.data
+        for doc in docs:
+            if doc is not pack_doc:
+                for block in PACK_BLOCKS:
+                    if block in doc.data:
+                        self.problems.append(doc.problem("/" + block, f"`{block}` belongs in the document that carries `pack` (`{pack_doc.path}`)"))
+        langs = data.get("languages", {"declared": ["en"]})
+        self.languages = tuple(langs["declared"])
+        self.required = tuple(langs.get("required", langs["declared"]))
+        for i, lang in enumerate(self.required):
+            if lang not in self.languages:
+                self.problems.append(pack_doc.problem(f"/languages/required/{i}", f"required language `{lang}` is not declared (declared: {', '.join(self.languages)})"))
+        self.grades = data.get("evidence_grades", DEFAULT_GRADES)
+        for grade, meaning in self.grades.items():
+            self.check_languages(pack_doc, f"/evidence_grades/{escape_pointer_token(grade)}", meaning, f"evidence grade `{grade}`")
+        for name, op in data.get("operations", {}).items():
+            self.check_languages(pack_doc, f"/operations/{name}/description", op["description"], f"operation `{name}`")
+        self.check_fact_texts(pack_doc, "/facts", data.get("facts", {}))
+        own = _facts.declaration_of(pack_doc, data["pack"]["id"], self.languages[0])
+        self.request_schema, problems = _facts.merged_schema((*self.companions, own))
+        self.problems.extend(problems)
+
+    def check_fact_texts(self, doc: YamlDocument, ptr: str, facts: Mapping[str, Any]) -> None:
+        for name, fact in facts.items():
+            here = f"{ptr}/{escape_pointer_token(name)}"
+            self.check_fact(doc, here, name, fact)
+
+    def check_fact(self, doc: YamlDocument, here: str, name: str, fact: Mapping[str, Any]) -> None:
+        if "description" in fact:
+            self.check_languages(doc, here + "/description", fact["description"], f"fact `{name}`")
+        for value, texts in fact.get("values", {}).items():
+            if value not in fact.get("enum", [fact.get("const")]):
+                self.problems.append(doc.problem(f"{here}/values/{escape_pointer_token(value)}", f"fact `{name}`: `{value}` is not one of its values"))
+            self.check_languages(doc, f"{here}/values/{escape_pointer_token(value)}", texts, f"fact `{name}` value `{value}`")
+        self.check_fact_texts(doc, here + "/properties", fact.get("properties", {}))
+        if "items" in fact:
+            self.check_fact(doc, here + "/items", name, fact["items"])
+
+    def check_languages(self, doc: YamlDocument, ptr: str, texts: Mapping[str, Any], what: str, skip: tuple[str, ...] = ()) -> None:
+        """Every required language present; no language the pack does not declare."""
+        given = [k for k in texts if k not in skip]
+        for lang in self.required:
+            if lang not in given:
+                self.problems.append(doc.problem(ptr, f"{what}: the `{lang}` text is missing (required languages: {', '.join(self.required)})"))
+        for lang in given:
+            if lang not in self.languages:
+                near = difflib.get_close_matches(lang, self.languages, n=1)
+                tip = f"; did you mean `{near[0]}`?" if near else f" (declared: {', '.join(self.languages)}; add it under `languages.declared`)"
+                self.problems.append(doc.problem(f"{ptr}/{escape_pointer_token(lang)}", f"{what}: language `{lang}` is not declared{tip}"))
+
+    def check_texts(self, docs: list[YamlDocument]) -> None:
+        """Format v2: messages, law texts, titles and notices in the pack's languages; grades from its vocabulary."""
+        for doc in docs:
+            pack = doc.data.get("pack")
+            if pack is not None:
+                self.check_languages(doc, "/pack/instrument/title", pack["instrument"]["title"], "instrument title")
+                if "review_notice" in pack:
+                    self.check_languages(doc, "/pack/review_notice", pack["review_notice"], "review notice")
+            for kind in ("rules", "provisions"):
+                for i, spec in enumerate(doc.data.get(kind, [])):
+                    ptr = f"/{kind}/{i}"
+                    if (doc.path, ptr) in self.skip:
+                        continue
+                    what = f"rule `{spec['id']}`" if kind == "rules" else f"provision `{spec['provision']}`"
+                    self.check_languages(doc, ptr + "/text", spec["text"], what + " text", skip=("source", "grade", "note"))
+                    if kind == "rules":
+                        self.check_languages(doc, ptr + "/message", spec["message"], what + " message", skip=("expression",))
+                    grade = spec["text"].get("grade")
+                    for g in [grade] if isinstance(grade, str) else (grade or []):
+                        if g not in self.grades:
+                            near = difflib.get_close_matches(g, list(self.grades), n=1)
+                            tip = f"; did you mean `{near[0]}`?" if near else ""
+                            self.problems.append(doc.problem(ptr + "/text/grade", f"{what}: evidence grade `{g}` is not in the pack's `evidence_grades` ({', '.join(self.grades)}){tip}"))
 
     def condition(
         self,
@@ -230,11 +404,17 @@ class _Loader:
         expanded, unknown = _expand(text, variables)
         ok = True
         for name in unknown:
-            self.problems.append(doc.problem(ptr, f"{what}: unknown variable `variables.{name}` (define it under `variables` first)"))
             ok = False
+            if name in self.broken_variables:
+                continue  # its own problem is already reported
+            tip = _diagnose.did_you_mean(name, [*variables, *self.broken_variables]) or " (define it under `variables` first)"
+            self.problems.append(doc.problem(ptr, f"{what}: unknown variable `variables.{name}`{tip}"))
         for m in _outside_strings(text, _PARAM_REF):
-            if m.group(1) not in parameters:
-                self.problems.append(doc.problem(ptr, f"{what}: unknown parameter `params.{m.group(1)}`"))
+            if m.group(1) in self.broken_parameters:
+                ok = False
+            elif m.group(1) not in parameters:
+                tip = _diagnose.did_you_mean(m.group(1), parameters) or " (define it under `parameters`)"
+                self.problems.append(doc.problem(ptr, f"{what}: unknown parameter `params.{m.group(1)}`{tip}"))
                 ok = False
         if not ok:
             return None
@@ -244,7 +424,8 @@ class _Loader:
             program = _compile.compile_expression(expanded, schema=self._schema, backend=self.backend, functions=self.functions)
         except _compile.CompileError as exc:
             where = f" (expression line {exc.line}, column {exc.column})" if exc.line is not None else ""
-            self.problems.append(Problem(doc.path, line, col, ptr, f"{what}: {exc.message}{where}"))
+            message = _diagnose.cel_hint(exc.message, self._schema, variables)
+            self.problems.append(Problem(doc.path, line, col, ptr, f"{what}: {message}{where}"))
             return None
         return Condition(text, expanded, program, (doc.path, line, col))
 
@@ -269,19 +450,31 @@ class _Loader:
     def conditions(self, doc: YamlDocument, ptr: str, value: Any, variables: Mapping[str, str], parameters: Mapping[str, Any], rule_id: str) -> tuple[Condition, ...] | None:
         items = [value] if isinstance(value, str) else list(value)
         out: list[Condition] = []
-        for j, text in enumerate(items):
+        failed = False
+        for j, text in enumerate(items):  # every item checked: all problems in one run
             p = ptr if isinstance(value, str) else f"{ptr}/{j}"
             cond = self.condition(doc, p, text, variables, parameters, f"rule `{rule_id}`")
             if cond is None:
-                return None
+                failed = True
+                continue
             out.append(cond)
+        if failed:
+            return None
+        self.lint(doc, ptr, out, f"rule `{rule_id}`")
         return tuple(out)
+
+    def lint(self, doc: YamlDocument, ptr: str, conds: list[Condition], what: str) -> None:
+        """Warnings that do not stop the load: ``has(a.b.c)`` without a guard on ``a.b``."""
+        joined = " && ".join(f"({c.expanded})" for c in conds)  # earlier items guard later ones
+        for message in dict.fromkeys(_diagnose.unguarded_has(joined, self._schema)):
+            self.lints.append(doc.problem(ptr, f"{what}: {message}"))
 
     def rule(self, doc: YamlDocument, ptr: str, spec: dict[str, Any], variables: Mapping[str, str], parameters: Mapping[str, Any]) -> Rule | None:
         rid = spec["id"]
         when = self.conditions(doc, ptr + "/when", spec["when"], variables, parameters, rid)
         unless = self.conditions(doc, ptr + "/unless", spec.get("unless", []), variables, parameters, rid) if "unless" in spec else ()
         msg = spec["message"]
+        messages = {k: v for k, v in msg.items() if k != "expression"}
         message_expr = None
         if "expression" in msg:
             message_expr = self.condition(doc, ptr + "/message/expression", msg["expression"], variables, parameters, f"rule `{rid}` message")
@@ -310,8 +503,8 @@ class _Loader:
             mode=spec.get("mode", "enforce"),
             when=when,
             unless=unless,
-            message_en=msg["en"],
-            message_zh=msg["zh"],
+            message_en=messages.get("en") or messages.get(self.languages[0]) or next(iter(messages.values())),
+            message_zh=messages.get("zh", ""),
             message_expr=message_expr,
             when_all=when_all,
             unless_all=unless_all,
@@ -324,6 +517,7 @@ class _Loader:
             file=doc.path,
             line=line,
             source=spec,
+            messages=messages,
         )
 
     def provisions(self, docs: list[YamlDocument], rules: list[Rule]) -> tuple[Provision, ...]:
@@ -333,12 +527,14 @@ class _Loader:
         out: dict[str, Provision] = {}
         for doc in docs:
             for i, spec in enumerate(doc.data.get("provisions", [])):
-                pid = spec["provision"]
                 ptr = f"/provisions/{i}"
+                if (doc.path, ptr) in self.skip:
+                    continue
+                pid = spec["provision"]
                 if pid in out:
                     self.problems.append(doc.problem(ptr, f"provision `{pid}` is listed twice"))
                     continue
-                if spec["enforceable"] and pid not in by_prov:
+                if spec["enforceable"] and pid not in by_prov and pid not in self.partial_provisions:
                     self.problems.append(doc.problem(ptr + "/enforceable", f"provision `{pid}` is marked enforceable but no rule cites it"))
                 if not spec["enforceable"] and "reason" not in spec:
                     self.problems.append(doc.problem(ptr, f"provision `{pid}` is not enforceable: give the `reason`"))
@@ -364,6 +560,21 @@ class _Loader:
         return tuple(out.values())
 
 
+_ITEM = re.compile(r"^/(rules|variables|provisions)/(\d+)(?:/|$)|^/parameters/([^/]+)(?:/|$)")
+
+
+def _broken_items(found: list[Problem]) -> set[str] | None:
+    """The list items (``/rules/3``) that hold every structure problem of a document, or None
+    when a problem lies outside any item (the document as a whole is unusable)."""
+    items: set[str] = set()
+    for problem in found:
+        m = _ITEM.match(problem.pointer)
+        if m is None:
+            return None
+        items.add(f"/{m.group(1)}/{m.group(2)}" if m.group(1) else f"/parameters/{m.group(3)}")
+    return items
+
+
 def _json_type(value: Any) -> dict[str, Any]:
     if isinstance(value, bool):
         return {"type": "boolean"}
@@ -376,9 +587,25 @@ def _json_type(value: Any) -> dict[str, Any]:
     return {"type": "array"}
 
 
-def load_pack(path: str | Path, *, backend: str = _compile.DEFAULT_BACKEND, functions: Mapping[str, Any] | None = None) -> Pack:
+def load_pack(
+    path: str | Path,
+    *,
+    backend: str = _compile.DEFAULT_BACKEND,
+    functions: Mapping[str, Any] | None = None,
+    companions: tuple[_facts.Declaration, ...] = (),
+) -> Pack:
+    """Load one pack.  ``companions``: the facts and operations of packs loaded together with it
+    (format v2), merged into the request contract its conditions are checked against."""
     if functions is None:
         from ._plugins import builtin_functions
 
         functions = builtin_functions()
-    return _Loader(Path(path), backend, functions).load()
+    root = Path(path)
+    try:
+        return _Loader(root, backend, functions, companions).load()
+    except PolicyError:
+        raise
+    except RecursionError as exc:
+        raise PolicyError([Problem(str(root), None, None, "", "the pack is nested too deeply to load")]) from exc
+    except Exception as exc:  # fail closed with one error type: whatever else went wrong names the pack
+        raise PolicyError([Problem(str(root), None, None, "", f"cannot load the pack: {type(exc).__name__}: {exc}")]) from exc

@@ -16,6 +16,7 @@ import jsonschema
 import pluggy
 
 from . import hookspecs
+from .cel._program import _RESERVED_FUNCTIONS as RESERVED_FUNCTIONS
 from .errors import PluginError
 from .recognition import ATTRIBUTES, OPERATIONS, RecognizerInfo
 
@@ -170,6 +171,8 @@ def validate_cel_function(fn: CelFunction) -> None:
         raise PluginError(f"cel function name `{fn.name}` is not an identifier")
     if not callable(fn.impl):
         raise PluginError(f"cel function `{fn.name}`: impl is not callable")
+    if fn.name in RESERVED_FUNCTIONS:
+        raise PluginError(f"cel function `{fn.name}` is a standard cel function or macro and cannot be replaced")
     bad = [t for t in (*fn.arg_types, fn.result_type) if t not in CEL_TYPES]
     if bad:
         raise PluginError(f"cel function `{fn.name}`: unknown cel types {bad}; use {sorted(CEL_TYPES)}")

@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import jsonschema
 
-SCHEMA_NAMES = ("policy.v1.json", "request.v1.json", "cases.v1.json", "config.v1.json")
+SCHEMA_NAMES = ("policy.v1.json", "policy.v2.json", "request.v1.json", "request.v2.json", "cases.v1.json", "config.v1.json")
 
 
 @cache
@@ -42,7 +42,17 @@ def _short(value: Any) -> str:
 
 def violations(name: str, instance: Any) -> Iterator[tuple[str, str]]:
     """Yield ``(json_pointer, one-line message)`` for every violation, most specific first."""
-    for error in sorted(validator(name).iter_errors(instance), key=lambda e: list(map(str, e.path))):
+    yield from _violations(validator(name), instance)
+
+
+def violations_of(schema: dict[str, Any], instance: Any) -> Iterator[tuple[str, str]]:
+    """Like :func:`violations`, for a schema built at run time (a merged request contract)."""
+    cls = jsonschema.validators.validator_for(schema)
+    yield from _violations(cls(schema, format_checker=cls.FORMAT_CHECKER), instance)
+
+
+def _violations(v: jsonschema.protocols.Validator, instance: Any) -> Iterator[tuple[str, str]]:
+    for error in sorted(v.iter_errors(instance), key=lambda e: list(map(str, e.path))):
         yield from _explain(error)
 
 

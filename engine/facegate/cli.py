@@ -76,13 +76,13 @@ def render_decision(d: Decision, style: _Style, *, explain: bool = False) -> str
     for det in d.determining:
         art = "article number unknown" if det["article"] is None else f"Art. {det['article']}" + ("" if det["article_verified"] else " (numbering unverified)")
         msg = det["message"]
-        lines.append(f"  {det['provision']} [{art}] {det['rule']}: {msg['en']} / {msg['zh']}")
+        lines.append(f"  {det['provision']} [{art}] {det['rule']}: " + " / ".join(v for k, v in msg.items() if k != "detail"))
         if "detail" in msg:
             lines.append(f"      {msg['detail']}")
     for e in d.errors:
         lines.append(f"  {style.bad('error')} in {e['rule']} ({e['provision']}): {e['error']}")
     for w in d.warnings:
-        lines.append(f"  warning {w['provision']} {w['rule']}: {w['message']['en']}")
+        lines.append(f"  warning {w['provision']} {w['rule']}: {w['message'].get('en') or next(iter(w['message'].values()))}")
     for o in d.obligations:
         extra = f" ({o['days']} days)" if "days" in o else ""
         srcs = ", ".join(s["provision"] for s in o["sources"])
@@ -266,7 +266,13 @@ def _audit_commands(sub: Any) -> None:
     add_audit_commands(sub)
 
 
-_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands]
+def _authoring_commands(sub: Any) -> None:
+    from ._cli_authoring import register
+
+    register(sub)
+
+
+_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands, _authoring_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,6 +4,14 @@
 
     FacegateError                      base of everything facegate raises
     ├── PolicyError                    a pack cannot be loaded; .problems lists every Problem
+    ├── CompileError                   one CEL condition cannot be compiled (.line, .column); the
+    │                                  loader turns it into a Problem of a PolicyError
+    ├── facegate.cel.CELCompileError   the CEL API: text that cannot become a program
+    │   ├── CELSyntaxError             ... does not parse
+    │   └── CELCheckError              ... is wrong for its schema, functions or limits
+    ├── facegate.cel.CELEvalError      the CEL API: ``Program.evaluate`` produced an error value
+    ├── facegate.cel.CELUsageError     the CEL API called wrongly (unknown backend, a function named
+    │                                  like a built-in); also a ``ValueError``
     ├── RequestError                   a request is not a JSON object at all (decide() never raises it)
     ├── PluginError                    a plugin is broken, not allowed, or registers something invalid
     │   └── RecognizerError            a recognizer raised, timed out or returned malformed output
@@ -52,6 +60,16 @@ class PolicyError(FacegateError):
         first = str(self.problems[0]) if self.problems else "invalid policy pack"
         more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
         super().__init__(first + more)
+
+
+class CompileError(FacegateError):
+    """A CEL condition failed to parse or check; ``line``/``column`` are 1-based within its text."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
 
 
 class RequestError(FacegateError):

@@ -14,9 +14,10 @@ import jsonschema_rs
 
 from . import _compile, _decide, _schema
 from ._compile import EvalError
+from ._vocabulary import Effect, Reason
 from ._pack import Pack, Rule, load_pack
 
-_REQUEST_VALIDATOR = jsonschema_rs.validator_for(_schema.load_schema("request.v1.json"))
+_V1_VALIDATOR = jsonschema_rs.validator_for(_schema.load_schema("request.v1.json"))
 
 
 class RuleOutcomes(Mapping[str, str]):
@@ -105,7 +106,7 @@ def _ref(rule: Rule) -> dict[str, Any]:
         "provision": rule.provision,
         "article": rule.article,
         "article_verified": rule.article_verified,
-        "message": {"en": rule.message_en, "zh": rule.message_zh},
+        "message": dict(rule.messages) if rule.messages else {"en": rule.message_en, "zh": rule.message_zh},
     }
 
 
@@ -120,7 +121,10 @@ class Policy:
         self._ident = {"id": self.id, "version": self.version, "revision": self.revision}
         self._activation = _compile.activation_factory({"params": pack.parameters}, pack.backend)
         self._rules = pack.rules
-        self._by_operation = _index_by_operation(pack.rules)
+        self.request_schema: dict[str, Any] = pack.request_schema
+        self._checker = _RequestChecker(pack.request_schema)
+        self.operations: tuple[str, ...] = tuple(pack.request_schema["properties"]["operation"]["enum"])
+        self._by_operation = _index_by_operation(pack.rules, self.operations)
         self._rule_ids = tuple(r.id for r in pack.rules)
         self._rule_id_set = frozenset(self._rule_ids)
         self._refs = {r.id: _ref(r) for r in pack.rules}
@@ -143,11 +147,11 @@ class Policy:
         started = time.perf_counter()
         now = at or _dt.datetime.now(_dt.timezone.utc)
         day = now.date().isoformat()
-        violations = _violations(request)
+        violations = self._checker.violations(request)
         if violations:
-            return self._finish("deny", "invalid_request", started, now, violations=violations)
+            return self._finish(Effect.DENY, Reason.INVALID_REQUEST, started, now, violations=violations)
         if not self.in_force(day):
-            return self._finish("deny", "policy_not_in_force", started, now)
+            return self._finish(Effect.DENY, Reason.POLICY_NOT_IN_FORCE, started, now)
         activation = self._activation(request)
         budget = _compile.new_budget()
         outcomes: dict[str, str] = {}
@@ -184,11 +188,11 @@ class Policy:
         if explanation is not None:
             explanation = {"rules": explanation}
         if determining_deny:
-            return self._finish("deny", "forbidden", started, now, determining=determining_deny, errors=errors, warnings=warnings, rules=outcomes, explanation=_blocked(explanation, self._rules, outcomes))
+            return self._finish(Effect.DENY, Reason.FORBIDDEN, started, now, determining=determining_deny, errors=errors, warnings=warnings, rules=outcomes, explanation=_blocked(explanation, self._rules, outcomes))
         if not permits:
-            return self._finish("deny", "no_permit", started, now, errors=errors, warnings=warnings, rules=outcomes, explanation=_blocked(explanation, self._rules, outcomes))
+            return self._finish(Effect.DENY, Reason.NO_PERMIT, started, now, errors=errors, warnings=warnings, rules=outcomes, explanation=_blocked(explanation, self._rules, outcomes))
         return self._finish(
-            "permit", "permitted", started, now, determining=permits, errors=errors, warnings=warnings,
+            Effect.PERMIT, Reason.PERMITTED, started, now, determining=permits, errors=errors, warnings=warnings,
             obligations=_decide.merge_obligations(obligations), rules=outcomes, explanation=explanation,
         )
 
@@ -240,13 +244,15 @@ class Policy:
         )
 
 
-_OPERATIONS: tuple[str, ...] = tuple(_schema.load_schema("request.v1.json")["properties"]["operation"]["enum"])
 _OP_EQ = re.compile(r'^\s*request\.operation\s*==\s*"([a-z_]+)"\s*$')
 _OP_NE = re.compile(r'^\s*request\.operation\s*!=\s*"([a-z_]+)"\s*$')
 _OP_IN = re.compile(r'^\s*request\.operation\s+in\s+\[\s*((?:"[a-z_]+"\s*,\s*)*"[a-z_]+")\s*,?\s*\]\s*$')
 
 
-def _operations_of(rule: Rule) -> frozenset[str] | None:
+_V1_OPERATIONS: tuple[str, ...] = tuple(_schema.load_schema("request.v1.json")["properties"]["operation"]["enum"])
+
+
+def _operations_of(rule: Rule, operations: tuple[str, ...] = _V1_OPERATIONS) -> frozenset[str] | None:
     """The operations a rule can apply to, when one of its ``when`` items says so plainly.
 
     Only whole ``when`` items of the form ``request.operation == "x"`` or
@@ -263,7 +269,7 @@ def _operations_of(rule: Rule) -> frozenset[str] | None:
             ops = frozenset(re.findall(r'"([a-z_]+)"', m.group(1))) if m else None
         if ops is None:
             m = _OP_NE.match(text)
-            ops = frozenset(_OPERATIONS) - {m.group(1)} if m else None
+            ops = frozenset(operations) - {m.group(1)} if m else None
         if ops is not None:
             allowed = ops if allowed is None else allowed & ops
     return allowed
@@ -283,10 +289,10 @@ def _unwrap(text: str) -> str:
     return text
 
 
-def _index_by_operation(rules: tuple[Rule, ...]) -> dict[str, tuple[Rule, ...]]:
+def _index_by_operation(rules: tuple[Rule, ...], operations: tuple[str, ...]) -> dict[str, tuple[Rule, ...]]:
     """Rules per request operation, so a decision evaluates only those that can apply."""
-    limits = [(rule, _operations_of(rule)) for rule in rules]
-    return {op: tuple(rule for rule, ops in limits if ops is None or op in ops) for op in _OPERATIONS}
+    limits = [(rule, _operations_of(rule, operations)) for rule in rules]
+    return {op: tuple(rule for rule, ops in limits if ops is None or op in ops) for op in operations}
 
 
 def _fast(candidates: tuple[Rule, ...], activation: Any, budget: Any, day: str,
@@ -366,19 +372,27 @@ def _blocked(explanation: dict[str, Any] | None, rules: tuple[Rule, ...], outcom
     return {**explanation, "blocked_permits": blocked}
 
 
-def _violations(request: Any) -> list[dict[str, str]]:
-    if not isinstance(request, Mapping):
-        return [{"pointer": "", "message": f"request must be a json object, not `{type(request).__name__}`"}]
-    try:
-        if _REQUEST_VALIDATOR.is_valid(request):
-            return []
-    except Exception as exc:  # values json cannot represent (datetime, numpy scalars, huge ints)
-        return [{"pointer": "", "message": f"request is not plain json data: {exc}"}]
-    try:
-        found = [{"pointer": p, "message": m} for p, m in _schema.violations("request.v1.json", request)]
-    except Exception as exc:
-        found = [{"pointer": "", "message": f"request is not plain json data: {exc}"}]
-    return found or [{"pointer": "", "message": "request does not match request.v1.json"}]
+class _RequestChecker:
+    """The request contract of one policy: a fast validity test, and explained violations."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.v1 = schema is _schema.load_schema("request.v1.json")
+        self.schema = schema
+        self.fast = _V1_VALIDATOR if self.v1 else jsonschema_rs.validator_for(schema)
+
+    def violations(self, request: Any) -> list[dict[str, str]]:
+        if not isinstance(request, Mapping):
+            return [{"pointer": "", "message": f"request must be a json object, not `{type(request).__name__}`"}]
+        try:
+            if self.fast.is_valid(request):
+                return []
+        except Exception as exc:  # values json cannot represent (datetime, numpy scalars, huge ints)
+            return [{"pointer": "", "message": f"request is not plain json data: {exc}"}]
+        try:
+            found = [{"pointer": p, "message": m} for p, m in _schema.violations_of(self.schema, request)]
+        except Exception as exc:
+            found = [{"pointer": "", "message": f"request is not plain json data: {exc}"}]
+        return found or [{"pointer": "", "message": "request does not match the request contract"}]
 
 
 def load_policy(path: str | Path, *, backend: str = _compile.DEFAULT_BACKEND, functions: Mapping[str, Any] | None = None) -> Policy:

@@ -16,21 +16,12 @@ from typing import Any, Callable, Literal, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
-#: Operations a request may ask for and a recognizer may declare.
-OPERATIONS = ("detect", "verify", "identify", "enroll", "analyze")
-#: Attributes an ``analyze`` request may name (request contract v1).
-ATTRIBUTES = (
-    "age",
-    "gender",
-    "emotion",
-    "race",
-    "ethnicity",
-    "religion",
-    "health",
-    "social_class",
-    "sexual_orientation",
-    "political_opinion",
-)
+from . import _vocabulary
+
+#: Operations a request may ask for and a recognizer may declare (the core's, less ``erase``).
+OPERATIONS: tuple[str, ...] = tuple(op for op in _vocabulary.OPERATIONS if op != "erase")
+#: Attributes an ``analyze`` request may name (the core request envelope's).
+ATTRIBUTES: tuple[str, ...] = _vocabulary.ATTRIBUTES
 
 Metric = Literal["cosine", "euclidean"]
 

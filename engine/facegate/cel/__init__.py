@@ -13,7 +13,7 @@ expression that works directly on the request's dicts, lists, strings and number
 conformance and differential tests compare against.  Values: see :mod:`._values`.
 """
 
-from ._errors import CELCheckError, CELCompileError, CELEvalError, CELSyntaxError
+from ._errors import CELCheckError, CELCompileError, CELEvalError, CELSyntaxError, CELUsageError
 from ._functions import CelFunction
 from ._namespace import Budget
 from ._program import Limits, Program, compile
@@ -27,6 +27,7 @@ __all__ = [
     "CELError",
     "CELEvalError",
     "CELSyntaxError",
+    "CELUsageError",
     "CelFunction",
     "CelType",
     "DifferentialReport",

@@ -1,11 +1,13 @@
 """The exceptions of ``facegate.cel``::
 
-    Exception
+    facegate.errors.FacegateError
     +-- CELCompileError        load time: the expression cannot become a program
     |   +-- CELSyntaxError     it does not parse, or a macro is misused
     |   +-- CELCheckError      it parses but is wrong: unknown field or function, type
     |                          mismatch known from the schema, a static limit exceeded
     +-- CELEvalError           ``Program.evaluate`` only: the result was an error value
+    +-- CELUsageError          the API called wrongly: unknown backend, a custom function that
+                               is named like a standard one or badly typed (also a ValueError)
 
 Each carries ``message`` (one lowercase line, user input in backticks); compile errors
 also carry ``line`` and ``column`` (1-based) of the offending text.  The fast path
@@ -14,10 +16,15 @@ also carry ``line`` and ``column`` (1-based) of the offending text.  The fast pa
 
 from __future__ import annotations
 
+from ..errors import FacegateError
 from ._values import CELError
 
 
-class CELCompileError(Exception):
+class CELUsageError(FacegateError, ValueError):
+    """The CEL API was called with arguments it cannot accept."""
+
+
+class CELCompileError(FacegateError):
     """An expression that cannot become a program."""
 
     def __init__(self, message: str, line: int = 1, column: int = 1) -> None:
@@ -41,7 +48,7 @@ class CELCheckError(CELCompileError):
     """The expression parses but is wrong for its schema, functions or limits."""
 
 
-class CELEvalError(Exception):
+class CELEvalError(FacegateError):
     """Raised by ``Program.evaluate`` when the expression evaluates to an error."""
 
     def __init__(self, error: CELError) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import re2  # type: ignore[import-untyped]
 
+from ._errors import CELUsageError
 from ._runtime import first_error, no_overload
 from ._values import (
     INT64_MAX,
@@ -62,10 +63,10 @@ class CelFunction:
         if self.result_type == "null":
             object.__setattr__(self, "result_type", "null_type")
         if not _NAME.fullmatch(self.name):
-            raise ValueError(f"invalid cel function name `{self.name}`")
+            raise CELUsageError(f"invalid cel function name `{self.name}`")
         for t in (*self.arg_types, self.result_type):
             if t not in _KIND_CHECKS:
-                raise ValueError(f"unknown cel type `{t}` for function `{self.name}`")
+                raise CELUsageError(f"unknown cel type `{t}` for function `{self.name}`")
 
 
 _NAME: Final = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")

@@ -9,7 +9,7 @@ from typing import Any, Final
 from . import _parse
 from ._check import Checker
 from ._compiler import compile_function
-from ._errors import CELCheckError, CELEvalError
+from ._errors import CELCheckError, CELEvalError, CELUsageError
 from ._functions import BUILTINS, CelFunction
 from ._namespace import Budget
 from ._values import CELError
@@ -44,7 +44,7 @@ class Limits:
 
     def __post_init__(self) -> None:
         if self.max_comprehension_nesting > 12:
-            raise ValueError("max_comprehension_nesting above 12 is not supported")
+            raise CELUsageError("max_comprehension_nesting above 12 is not supported")
 
 
 class Program:
@@ -117,7 +117,7 @@ def compile(
     like the conformance suite's ``disable_check``; static limits always apply.
     """
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend `{backend}`; expected one of {', '.join(BACKENDS)}")
+        raise CELUsageError(f"unknown backend `{backend}`; expected one of {', '.join(BACKENDS)}")
     limits = limits or Limits()
     # Any object with name/impl/arg_types/result_type will do (the plugin registry's own).
     functions = {
@@ -128,9 +128,9 @@ def compile(
     }
     for key, fn in functions.items():
         if key != fn.name:
-            raise ValueError(f"function registered as `{key}` is named `{fn.name}`")
+            raise CELUsageError(f"function registered as `{key}` is named `{fn.name}`")
         if fn.name in _RESERVED_FUNCTIONS:
-            raise ValueError(f"`{fn.name}` is a standard cel function or macro and cannot be replaced")
+            raise CELUsageError(f"`{fn.name}` is a standard cel function or macro and cannot be replaced")
     if len(text) > limits.max_length:
         raise CELCheckError(f"expression longer than the limit of `{limits.max_length}` characters")
     try:

@@ -28,13 +28,13 @@ from . import _contract, _operations, _records, _worker
 from ._confine import Confinement, Limits
 from ._contract import Refused
 from ._evidence import CONSENT_MODES, facts_for
-from ._operations import NEEDS_RECOGNIZER
+from ._operations import EXECUTABLE, NEEDS_RECOGNIZER
 
 #: Obligations the gate itself carries out; every other obligation is returned to the integrator.
 ENGINE_ENFORCED = frozenset({"discard_raw_image", "store_on_device_only", "retention_max_days", "record_processing"})
 ISOLATION_MODES = ("required", "none")
 
-__all__ = ["CONSENT_MODES", "ENGINE_ENFORCED", "ISOLATION_MODES", "NEEDS_RECOGNIZER", "Gate", "Outcome"]
+__all__ = ["CONSENT_MODES", "ENGINE_ENFORCED", "EXECUTABLE", "ISOLATION_MODES", "NEEDS_RECOGNIZER", "Gate", "Outcome"]
 
 
 @dataclass(frozen=True)
@@ -245,6 +245,8 @@ class Gate:
     def _execute(self, job: _operations.Job, image: Any, reference: Any, notes: list[str]) -> Result:
         op = job.facts["operation"]
         caps = self.info.capabilities
+        if op not in EXECUTABLE:  # a pack's decide-only operation (format v2): nothing to run
+            raise Refused("refused", f"`{op}` is a decide-only operation declared by the pack; the gate executes only {', '.join(sorted(EXECUTABLE))}")
         if op in NEEDS_RECOGNIZER and op not in caps.operations:
             raise Refused("refused", f"recognizer `{self.info.id}` does not declare `{op}`")
         if op not in NEEDS_RECOGNIZER:

@@ -20,6 +20,7 @@ from ..recognition import (
     EraseResult,
     FaceAttributes,
     IdentifyResult,
+    OPERATIONS,
     Match,
     RecognizerInfo,
     Result,
@@ -27,7 +28,8 @@ from ..recognition import (
 )
 from ._contract import Decoded, Refused
 
-NEEDS_RECOGNIZER = frozenset({"detect", "verify", "identify", "enroll", "analyze"})
+NEEDS_RECOGNIZER = frozenset(OPERATIONS)
+EXECUTABLE = NEEDS_RECOGNIZER | {"erase"}  # the core envelope's operations (request.v2.json)
 
 
 @dataclass
@@ -126,7 +128,8 @@ def enroll(job: Job) -> Result:
     if not days:
         raise Refused("refused", "enroll needs a retention period: `storage.retention_days` or a `retention_max_days` obligation")
     tid = job.gallery.enroll(subject_id, vector, purpose=job.facts["purpose"], consent_id=job.consent_record,
-                             retention_days=days, location=location, model_id=job.info.id, decision_id=job.decision.decision_id)
+                             retention_days=days, location=location, model_id=job.info.id, decision_id=job.decision.decision_id,
+                             consent_facts=None if job.consent_record else job.facts.get("consent"))  # request-stated consent is recorded
     return EnrollResult(str(tid), subject_id, days, location)
 
 

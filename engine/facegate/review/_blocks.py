@@ -43,10 +43,9 @@ class Para:
 
 @dataclass
 class Bilingual:
-    """The law text: Chinese beside English."""
+    """The law text in each of the pack's languages, side by side: ``(lang, label, text)``."""
 
-    zh: str
-    en: str
+    columns: list[tuple[str, str, str]]
 
 
 @dataclass

@@ -61,10 +61,9 @@ def to_markdown(doc: Sequence[Block]) -> str:
         elif isinstance(block, Para):
             out += [_md_inline(block.content), ""]
         elif isinstance(block, Bilingual):
-            if block.zh:
-                out += ["中文（原文）:", ""] + _md_quote(block.zh) + [""]
-            if block.en:
-                out += ["English (rendering):", ""] + _md_quote(block.en) + [""]
+            for _, label, text in block.columns:
+                if text:
+                    out += [f"{label}:", ""] + _md_quote(text) + [""]
         elif isinstance(block, Table):
             out.append("| " + " | ".join(_md_inline(h) for h in block.header) + " |")
             out.append("|" + "---|" * len(block.header))
@@ -160,11 +159,8 @@ def to_html(doc: Sequence[Block], title: str) -> str:
             cls = f' class="{_esc(block.css)}"' if block.css else ""
             body.append(f"<p{cls}>{_html_inline(block.content)}</p>")
         elif isinstance(block, Bilingual):
-            cols = []
-            if block.zh:
-                cols.append(f'<div lang="zh"><div class="label">中文（原文）</div>{_html_paras(block.zh)}</div>')
-            if block.en:
-                cols.append(f'<div lang="en"><div class="label">English (rendering)</div>{_html_paras(block.en)}</div>')
+            cols = [f'<div lang="{_esc(lang)}"><div class="label">{_esc(label)}</div>{_html_paras(text)}</div>'
+                    for lang, label, text in block.columns if text]
             body.append('<div class="law">' + "".join(cols) + "</div>")
         elif isinstance(block, Table):
             cells = "".join(f"<th>{_html_inline(h)}</th>" for h in block.header)

@@ -267,28 +267,54 @@ class SQLiteAuditLog:
         if not prepared:
             batch.receipts = [None] * len(batch.items)
             return
-        for _ in range(8):
-            try:
-                if self._head is None:
-                    row = self._conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-                    self._head = (int(row[0]), str(row[1])) if row else (0, GENESIS)
-                rows, receipts = self._chain(prepared, *self._head)
-                self._write(rows)
-            except sqlite3.IntegrityError:
-                self._head = None  # our head is stale: someone else appended
-                continue
-            except sqlite3.Error as exc:
-                self._head = None
-                batch.error = self._write_error(exc)
-                return
-            if receipts:
-                self._head = (receipts[-1].seq, receipts[-1].hash)
-                self.commits += 1
-            batch.receipts = [None] * len(batch.items)
-            for index, receipt in zip(order, receipts, strict=True):
-                batch.receipts[index] = receipt
+        try:
+            receipts = self._append_rows(prepared)
+        except sqlite3.Error as exc:
+            self._head = None
+            batch.error = self._write_error(exc)
             return
-        batch.error = self._write_error("other writers keep taking the next sequence number")
+        self._head = (receipts[-1].seq, receipts[-1].hash)
+        self.commits += 1
+        batch.receipts = [None] * len(batch.items)
+        for index, receipt in zip(order, receipts, strict=True):
+            batch.receipts[index] = receipt
+
+    def _append_rows(self, prepared: list[_Row]) -> list[AuditReceipt]:
+        """Chain ``prepared`` after the head and commit them; return their receipts.
+
+        First optimistically, after the head this process last wrote (one statement, no lock
+        held while reading).  If another process appended meanwhile, the insert clashes on
+        ``seq``: then the head is read and the rows written inside one ``BEGIN IMMEDIATE``
+        transaction, which holds the file's write lock throughout -- no other writer can take
+        the next number, so that attempt cannot clash (it waits up to the busy timeout).
+        """
+        conn = self._conn
+        if self._head is None:
+            self._head = self._read_head(conn)
+        rows, receipts = self._chain(prepared, *self._head)
+        try:
+            self._write(rows)
+            return receipts
+        except sqlite3.IntegrityError:
+            self._head = None  # stale: someone else appended
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rows, receipts = self._chain(prepared, *self._read_head(conn))
+            for start in range(0, len(rows), MAX_ROWS_PER_STATEMENT):
+                conn.execute(*_padded_insert(rows[start:start + MAX_ROWS_PER_STATEMENT]))
+            conn.execute("COMMIT")
+        except BaseException:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise
+        return receipts
+
+    @staticmethod
+    def _read_head(conn: sqlite3.Connection) -> tuple[int, str]:
+        row = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
 
     @staticmethod
     def _chain(items: list[_Row], seq: int, prev: str) -> tuple[list[tuple[Any, ...]], list[AuditReceipt]]:
@@ -467,7 +493,10 @@ class SQLiteAuditLog:
             try:
                 derived = index_fields(json.loads(body))
                 stored = (time, kind, effect, decision_id, provisions)
-            except (ValueError, KeyError, TypeError):
+            except RecursionError:
+                checker.problem(f"seq {seq}: record is nested too deeply to read (forged)")
+                continue
+            except (ValueError, KeyError, TypeError, AttributeError):
                 checker.problem(f"seq {seq}: record is not a JSON object with a valid `time`")
                 continue
             in_table = tuple(sorted(indexed.split("\x1f"))) if indexed else ()
@@ -536,6 +565,15 @@ def _raw_body(line: str) -> str | None:
     return None
 
 
+def _raw_line(line: str) -> tuple[int, str, str, str] | None:
+    """(seq, prev, hash, body) of a line in ``export_jsonl``'s exact layout, without parsing the body."""
+    body = _raw_body(line)
+    seq = line[line.rfind(',"seq":') + 7:-1]
+    if body is None or not line.endswith("}") or not seq.isdigit():
+        return None
+    return int(seq), line[83:147], line[9:73], body
+
+
 def verify_lines(lines: Iterable[str], *, anchor: AuditReceipt | None = None, gaps_allowed: bool = False) -> VerifyReport:
     """Verify an ``export_jsonl`` file without the database (set ``gaps_allowed`` for a filtered export)."""
     checker = ChainChecker(anchor=anchor, gaps_allowed=gaps_allowed)
@@ -547,6 +585,13 @@ def verify_lines(lines: Iterable[str], *, anchor: AuditReceipt | None = None, ga
             item = json.loads(line)
             seq, prev, digest = int(item["seq"]), str(item["prev"]), str(item["hash"])
             body = _raw_body(line) or canonical_json(item["record"])
+        except RecursionError:
+            found = _raw_line(line)  # the exporter's layout needs no parsing to be hashed
+            if found is None:
+                checker.problem(f"line {number}: nested too deeply to read")
+                continue
+            seq, prev, digest, body = found
+            checker.problem(f"seq {seq}: record is nested too deeply to read (forged)")
         except (ValueError, KeyError, TypeError):
             checker.problem(f"line {number}: not an export line")
             continue

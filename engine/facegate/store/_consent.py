@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._canonical import iso, utc_now
 from ._errors import AuditWriteError, StoreError
-from ._interface import CONSENT_GIVERS, CONSENT_TYPES, PURPOSES, Timestamp
+from ._interface import CONSENT_GIVERS, CONSENT_TYPES, PURPOSES, UNSTATED, Timestamp
 
 if TYPE_CHECKING:
     from ._sqlite import SQLiteStore
@@ -156,13 +156,16 @@ class SQLiteConsentRegistry:
             best = max(live, key=lambda r: (-CONSENT_TYPES.index(r["type"]), r["granted_at"]))
         else:
             best = max(records, key=lambda r: r["granted_at"])
-        return {
+        found = {
             "type": best["type"],
             "given_by": best["given_by"],
             "purposes": best["purposes"],
             "withdrawn": not live,
             "record_id": best["record_id"],
         }
+        if found["given_by"] == UNSTATED:  # recorded from a request that did not say
+            del found["given_by"]
+        return found
 
     def get(self, record_id: str) -> dict[str, Any] | None:
         """The whole record: ids, type, giver, purposes and the three times (``None`` if absent)."""

@@ -17,6 +17,7 @@ file afterwards.  Memory of the process (the dropped cache) is released, not zer
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import uuid
@@ -31,7 +32,15 @@ from ._consent import _COLUMNS as _CONSENT_COLUMNS
 from ._consent import _record as _consent_record
 from ._consent import in_force
 from ._errors import AuditWriteError, StoreError
-from ._interface import PURPOSES, Match, Metric, Timestamp
+from ._interface import (
+    CONSENT_GIVERS,
+    CONSENT_TYPES,
+    PURPOSES,
+    UNSTATED,
+    Match,
+    Metric,
+    Timestamp,
+)
 from ._matrix import MatrixCache, Row, Snapshot
 
 if TYPE_CHECKING:
@@ -65,6 +74,23 @@ def _as_vector(vector: Any, what: str) -> np.ndarray:
     if not float(np.dot(array, array)) > 0.0:
         raise StoreError(f"{what} is the zero vector")
     return array
+
+
+def stated_consent(subject_id: str, facts: Any, at: str) -> tuple[Any, ...] | None:
+    """The consent row recording what a request stated, or ``None`` if it states no consent in force.
+
+    Recorded as stated, nothing inferred: the purposes as listed (possibly none), and
+    ``given_by`` as ``unstated`` when the request did not say (``lookup`` then omits it).
+    """
+    if not isinstance(facts, Mapping) or facts.get("type") not in CONSENT_TYPES or facts.get("withdrawn") is True:
+        return None
+    given_by = facts.get("given_by", UNSTATED)
+    purposes = facts.get("purposes", [])
+    if given_by not in (*CONSENT_GIVERS, UNSTATED) or not isinstance(purposes, list) \
+            or not all(p in PURPOSES for p in purposes):
+        raise StoreError("the request's consent facts are not in the request contract's shape")
+    return ("consent-" + uuid.uuid4().hex, subject_id, facts["type"], given_by,
+            json.dumps(sorted(set(purposes))), at)
 
 
 class PurgeSchedule:
@@ -117,8 +143,16 @@ class SQLiteGallery:
         location: str,
         model_id: str,
         decision_id: str | None = None,
+        consent_facts: Mapping[str, Any] | None = None,
     ) -> str:
         """Store a template; return its id (``tpl-<hex>``).
+
+        ``consent_facts`` (with ``consent_id=None``) is the consent the request itself stated
+        (``{"type", "given_by", "purposes", "withdrawn"}``, as in request.v1): when it states an
+        actual consent (a type other than ``none``, not withdrawn), it is recorded in the
+        registry as given at enrolment (source ``request``, see ``stated_consent``) and the
+        template rests on that record -- so the subject's withdrawal ends and erases it like any
+        other.  A request stating no consent leaves the template on another legal basis.
 
         Refused (``StoreError``) when: the location is not allowed by the store; the purpose is
         not a contract purpose; ``consent_id`` is given but is not an in-force consent of this
@@ -129,7 +163,7 @@ class SQLiteGallery:
         return self.enroll_many([{
             "subject_id": subject_id, "vector": vector, "purpose": purpose, "consent_id": consent_id,
             "retention_days": retention_days, "location": location, "model_id": model_id,
-            "decision_id": decision_id,
+            "decision_id": decision_id, "consent_facts": consent_facts,
         }])[0]
 
     def enroll_many(self, entries: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -139,15 +173,28 @@ class SQLiteGallery:
         """
         now = utc_now()
         enrolled_at = iso(now)
-        rows = [self._row(entry, now) for entry in entries]
+        rows, stated = [], []
+        for entry in entries:
+            row = self._row(entry, now)
+            if row[6] is None and entry.get("consent_facts") is not None:
+                consent_row = stated_consent(row[1], entry["consent_facts"], enrolled_at)
+                if consent_row is not None:
+                    stated.append(consent_row)
+                    row = (*row[:6], consent_row[0], *row[7:])
+            rows.append(row)
         if not rows:
             return []
+        fresh = {c[0] for c in stated}  # recorded here from the request: in force from this instant
         cached: dict[str, list[Row]] = {}
         with self._store.transaction() as conn:
+            if stated:
+                conn.executemany(f"INSERT INTO consent ({_CONSENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)", stated)
             dims: dict[str, int] = {}
             for row in rows:
                 _, subject_id, model_id, dim, _, purpose, consent_id = row[:7]
-                if consent_id is not None:
+                if consent_id in fresh:
+                    ends = [row[9]]
+                elif consent_id is not None:
                     found = conn.execute(f"SELECT {_CONSENT_COLUMNS} FROM consent WHERE id = ?", (consent_id,)).fetchone()
                     consent = None if found is None else _consent_record(found)
                     if (
@@ -179,6 +226,11 @@ class SQLiteGallery:
         ids = [row[0] for row in rows]
         try:
             self._evidence([{
+                "kind": "consent", "action": "granted", "source": "request", "effective_at": c[5],
+                "subject_pseudonym": self._store.audit.pseudonym(c[1]), "consent_ids": [c[0]],
+                "type": c[2], "given_by": c[3], "purposes": json.loads(c[4]),
+                "decision_id": next(r[10] for r in rows if r[6] == c[0]),
+            } for c in stated] + [{
                 "kind": "enrollment", "template_id": row[0],
                 "subject_pseudonym": self._store.audit.pseudonym(row[1]), "purpose": row[5],
                 "consent_id": row[6], "model_id": row[2], "location": row[7],

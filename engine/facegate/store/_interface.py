@@ -15,18 +15,17 @@ from typing import IO, Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from .. import _vocabulary
+
 Metric = Literal["cosine", "euclidean"]
 Timestamp = datetime | str
 
 CONSENT_TYPES = ("separate", "written", "bundled")  # strongest first: lookup prefers this order
 CONSENT_GIVERS = ("subject", "guardian")
-#: The request contract's purposes (request.v1); a consent naming another purpose is refused.
-PURPOSES = (
-    "identity_verification", "access_control", "payment", "attendance", "public_security",
-    "internal_management", "marketing", "social_assistance", "real_estate_disposal",
-    "law_enforcement", "research", "other",
-)  # fmt: skip
-LOCATIONS = ("on_device", "server", "cloud", "cross_border")
+UNSTATED = "unstated"  # ``given_by`` of a consent recorded from a request that did not say who gave it
+#: The request contract's purposes; a consent naming another purpose is refused.
+PURPOSES = _vocabulary.PURPOSES
+LOCATIONS = _vocabulary.LOCATIONS
 
 
 class AuditReceipt(NamedTuple):
@@ -138,8 +137,10 @@ class Gallery(Protocol):
         location: str,
         model_id: str,
         decision_id: str | None = None,
+        consent_facts: Mapping[str, Any] | None = None,
     ) -> str:
-        """Store a template and return its id."""
+        """Store a template and return its id; with ``consent_id=None``, ``consent_facts`` (the
+        request's own consent facts) is recorded as the consent the template rests on."""
         ...
 
     def identify(

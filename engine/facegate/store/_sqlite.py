@@ -157,13 +157,22 @@ class SQLiteStore:
             self._conn = self.connect()
             if not readonly:
                 self._conn.execute("SELECT json_valid('[]')")  # the provision trigger needs JSON1
-                self._conn.executescript(_SCHEMA)
-            version = self._meta("schema_version")
-            if version is None and not readonly:
-                self._set_meta("schema_version", str(SCHEMA_VERSION))
-            elif version is not None and int(version) != SCHEMA_VERSION:
-                raise StoreError(f"store `{self.path}` has schema version {version}, expected {SCHEMA_VERSION}")
-            key = self._mask_key(mask_key)
+            try:
+                if not readonly:
+                    # Creation is one write transaction: processes opening a new file at the same
+                    # moment queue here, and each after the first finds the schema and key made.
+                    self._conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA)
+                version = self._meta("schema_version")
+                if version is None and not readonly:
+                    self._set_meta("schema_version", str(SCHEMA_VERSION))
+                elif version is not None and int(version) != SCHEMA_VERSION:
+                    raise StoreError(f"store `{self.path}` has schema version {version}, expected {SCHEMA_VERSION}")
+                key = self._mask_key(mask_key)
+                if self._conn.in_transaction:
+                    self._conn.execute("COMMIT")
+            finally:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
         except sqlite3.Error as exc:
             self._close_quietly()
             raise StoreError(f"cannot open store `{self.path}`: {exc}") from exc
