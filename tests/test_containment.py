@@ -258,3 +258,38 @@ def test_the_configuration_chooses_isolation_workers_and_limits(tmp_path):
         Gate.from_config({**config, "recognizer": {"id": "onnx", "isolation": "sometimes"}})
     with pytest.raises(ConfigError, match="workers"):
         Gate.from_config({**config, "recognizer": {"id": "onnx", "workers": 0}})
+
+
+def test_the_worker_environment_carries_no_credentials(policy, registry, monkeypatch):
+    monkeypatch.setenv("FACEGATE_DB_PASSWORD", "hunter2")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    with _gate(policy, registry, "hostile-env-snoop") as gate:
+        out = gate.process(DETECT, synthetic_face_image(16))
+    assert out.status == "executed" and out.result.faces[0].score == pytest.approx(0.99)
+    with _gate(policy, registry, "hostile-env-snoop", isolation="none") as trusted:  # the same plugin in-process sees them
+        assert trusted.process(DETECT, synthetic_face_image(16)).result.faces[0].score == pytest.approx(0.25)
+
+
+def test_a_pool_of_two_workers_serves_concurrent_requests(policy):
+    import threading
+
+    fake = load_registry((), extra=[("fakes", fake_plugin(fake_info()))])
+    audit = MemoryAudit()
+    outcomes = []
+    with Gate(policy, "fake", registry=fake, audit=audit, workers=2) as gate:
+        start = threading.Barrier(4)
+
+        def client(seed):
+            start.wait()
+            for _ in range(5):
+                outcomes.append(gate.process({"operation": "verify", "purpose": "other"}, synthetic_face_image(seed),
+                                             reference=synthetic_face_image(seed)))
+
+        threads = [threading.Thread(target=client, args=(s,)) for s in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(set(gate._pool.pids())) <= 2
+    assert len(outcomes) == 20 and all(o.status == "executed" and o.result.same_person for o in outcomes)
+    assert len(audit.records) == 40

@@ -239,7 +239,7 @@ class Pool:
 
     def _release(self, worker: Worker, healthy: bool) -> None:
         if not healthy:
-            worker.kill()  # overran, died, or kept an image: a fresh one starts when next needed
+            worker.kill()  # overran, died, kept an image or tried a refused call: replaced at once, below
         with self._cv:
             if healthy and not self.closed:
                 self._idle.append(worker)
@@ -248,6 +248,29 @@ class Pool:
                 if healthy:
                     worker.kill()
             self._cv.notify()
+        if not healthy and not self.closed:
+            threading.Thread(target=self._refill, name="facegate-worker-start", daemon=True).start()
+
+    def _refill(self) -> None:
+        """Start a replacement worker off the request path (a failure leaves it to the next request)."""
+        with self._cv:
+            if self.closed or self._total >= self.spec.size:
+                return
+            self._total += 1
+        try:
+            worker = Worker(self.spec)
+        except WorkerError:
+            with self._cv:
+                self._total -= 1
+                self._cv.notify()
+            return
+        with self._cv:
+            if not self.closed:
+                self._idle.append(worker)
+                self._cv.notify()
+                return
+            self._total -= 1
+        worker.kill()
 
     def close(self) -> None:
         with self._cv:

@@ -10,6 +10,7 @@ engine against every hostile recognizer and reports each guarantee as holding or
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
@@ -269,6 +270,15 @@ def run_hostile_suite(make_gate: Callable[..., Gate], *, image: np.ndarray | Non
         outs = run("hostile-face-smuggler")
         smuggled = isinstance(outs, str) or not isinstance(outs[0].result, DetectResult) or any(type(f) is not Face for f in outs[0].result.faces)
         report.add("hostile-face-smuggler: only plain Faces reach the caller", not smuggled, "" if isinstance(outs, str) else _why(outs[0]))
+        planted = "FACEGATE_HOSTILE_SUITE_SECRET" not in os.environ
+        os.environ.setdefault("FACEGATE_HOSTILE_SUITE_SECRET", "canary")  # a credential the gate's process has
+        try:
+            outs = run("hostile-env-snoop")
+        finally:
+            if planted:
+                del os.environ["FACEGATE_HOSTILE_SUITE_SECRET"]
+        snooped = isinstance(outs, str) or not isinstance(outs[0].result, DetectResult) or any(f.score != 0.99 for f in outs[0].result.faces)
+        report.add("hostile-env-snoop: no credentials in the recognizer's environment", not snooped, "" if isinstance(outs, str) else _why(outs[0]))
         outs = run("hostile-store-walker")
         found = isinstance(outs, str) or not isinstance(outs[0].result, DetectResult) or any(f.score != 0.99 for f in outs[0].result.faces)
         report.add("hostile-store-walker: the gate's objects are out of reach", not found, "" if isinstance(outs, str) else _why(outs[0]))

@@ -233,6 +233,15 @@ class StoreWalker(_Configured):
         return [Face(faces[0].box, found, faces[0].landmarks), *faces[1:]] if faces else faces
 
 
+class EnvSnoop(FakeRecognizer):
+    """Looks for credentials in its environment; the first face's score is 0.25 if it found any."""
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        found = any(k.endswith(("_KEY", "_TOKEN", "_PASSWORD", "_SECRET")) or "SECRET" in k for k in os.environ)
+        faces = super().detect(image)
+        return [Face(faces[0].box, LEAKED if found else faces[0].score, faces[0].landmarks), *faces[1:]] if faces else faces
+
+
 @dataclass(frozen=True, slots=True)
 class _Smuggler(Face):
     embedding: tuple[float, ...] = ()
@@ -346,6 +355,7 @@ HOSTILE: dict[str, RecognizerInfo] = {
     "hostile-vandal": _info("hostile-vandal", Vandal),
     "hostile-store-walker": _info("hostile-store-walker", StoreWalker),
     "hostile-face-smuggler": _info("hostile-face-smuggler", FaceSmuggler),
+    "hostile-env-snoop": _info("hostile-env-snoop", EnvSnoop),
     "hostile-hex-error": _info("hostile-hex-error", HexError),
     "hostile-pixels": _info("hostile-pixels", PixelsAsEmbedding),
     "hostile-raises": _info("hostile-raises", Raises),
