@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import jsonschema_rs
 
@@ -94,7 +94,7 @@ class Decision:
         return self.effect == "permit"
 
     @classmethod
-    def _make(cls, **fields: Any) -> Decision:
+    def _make(cls, **fields: Any) -> Self:
         """Build without the frozen dataclass's per-field ``object.__setattr__`` (the hot path)."""
         obj = object.__new__(cls)
         obj.__dict__.update(fields)
