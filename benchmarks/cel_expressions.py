@@ -359,6 +359,7 @@ def main() -> None:
     options = parser.parse_args()
 
     import celpy
+
     from facegate import cel
 
     schema = activation_schema(load_request_schema())

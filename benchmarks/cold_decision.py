@@ -20,7 +20,6 @@ import numpy as np
 from _common import PACK, case_requests
 
 
-
 def _busy(seconds: float) -> None:
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from facegate.store import SQLiteStore
 
 GOAL_MS = 10.0

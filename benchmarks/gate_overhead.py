@@ -44,9 +44,9 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 12, block: int = 4,
     if importlib.util.find_spec("facegate_onnx") is None:
         return {"status": "not installed", "note": "facegate-onnx (the default recognizer) is not installed"}
     import facegate_onnx
+    import numpy as np
 
     import facegate
-    import numpy as np
     from facegate import _sandbox
     from facegate.store import SQLiteStore
     from facegate.testing import MemoryAudit

@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import facegate
 from _common import PACK, backend_label, case_requests, fmt, time_decisions
+
+import facegate
 from facegate import _compile
 
 OPERATIONS = ("detect", "verify", "identify", "enroll", "analyze", "erase")

@@ -6,12 +6,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-import facegate
 import pytest
-from facegate._cases import Report, load_cases, run_pack_tests
-from facegate._schema import load_schema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import facegate
+from facegate._cases import Report, load_cases, run_pack_tests
+from facegate._schema import load_schema
 
 PACK = Path(__file__).resolve().parent.parent / "policies" / "cn-cac-2023-draft"
 REQUEST_SCHEMA = load_schema("request.v1.json")

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
-
-from fg_paths import EXAMPLE
 
 from facegate.cli import main
+from fg_paths import EXAMPLE
 
 PERMIT = {"operation": "verify", "purpose": "payment", "subject": {"age": 30}, "consent": {"type": "separate", "purposes": ["payment"]}}
 

@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fg_paths import EXAMPLE, ROOT
 
 from facegate.cli import main
+from fg_paths import EXAMPLE, ROOT
 
 FACTS_PACK = ROOT / "policies" / "example-facts"
 

@@ -71,9 +71,9 @@ def test_the_vendor_docs_snippet_runs_as_written(recognizer_conformance, monkeyp
     import sys
     import types
 
-    from fg_paths import ROOT
-
     import facegate_onnx
+
+    from fg_paths import ROOT
 
     text = (ROOT / "docs" / "vendors.md").read_text(encoding="utf-8")
     section = text.split("## 6. Run the conformance kit", 1)[1]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -109,7 +108,7 @@ def test_rule_outcomes_are_recorded(example_policy):
 
 
 def test_policy_not_in_force_denies(example_policy):
-    d = example_policy.decide(_req(), at=dt.datetime(2023, 6, 1, tzinfo=dt.timezone.utc))
+    d = example_policy.decide(_req(), at=dt.datetime(2023, 6, 1, tzinfo=dt.UTC))
     assert d.effect == "deny" and d.reason == "policy_not_in_force"
 
 

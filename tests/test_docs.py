@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import inspect
 
-from fg_paths import ROOT
-
 from facegate import hookspecs
 from facegate._schema import load_schema
+from fg_paths import ROOT
 
 DOCS = ROOT / "docs"
 
@@ -73,3 +72,12 @@ def test_readme_example_decides_as_shown():
     assert decision.determining[0]["article"] == "11" and not decision.determining[0]["article_verified"]
     del request["place"]
     assert "CN23-06" in [d["provision"] for d in policy.decide(request).determining]
+
+
+def test_ci_runs_ruff_and_mypy_strict_on_the_engine():
+    import tomllib
+
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert ".venv/bin/ruff check ." in ci and ".venv/bin/mypy" in ci
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert config["tool"]["mypy"]["strict"] is True and config["tool"]["mypy"]["files"] == ["engine/facegate"]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 
-from fg_paths import ROOT
-
 from facegate._schema import load_schema, violations
 from facegate._yaml import load_yaml_text
+from fg_paths import ROOT
 
 DOCS = ROOT / "docs"
 
@@ -102,7 +101,8 @@ def test_a_pack_with_its_own_facts_loads_tests_and_renders(tmp_path):
 
     written = write_review(policy, tmp_path)
     md = next(p for p in written if p.suffix == ".md").read_text(encoding="utf-8")
-    assert "exd-3-disclose-on-a-ground" in md
+    assert "exd-3-disclose-on-a-ground" in md and "## Facts this pack reads" in md and "`request.disclosure.basis`" in md
+    assert "Chinese" not in md and "中文" not in md
 
 
 def test_a_declared_fact_decides_and_an_undeclared_one_is_an_invalid_request():
@@ -238,7 +238,7 @@ def test_the_gate_never_executes_a_decide_only_operation():
     out = gate.process({"operation": "disclose", "purpose": "other", "actor": {"private_entity": True},
                         "disclosure": {"basis": "subject_consent"}}, synthetic_face_image())
     assert out.decision.effect == "permit" and out.result is None and calls == []
-    assert "decide-only" in (out.error or "")
+    assert "decide-only" in (out.error or "") and out.status == facegate.Status.ERROR
     assert [r["kind"] for r in audit.records] == ["decision", "outcome"]
 
 
@@ -276,12 +276,10 @@ def test_every_user_facing_error_is_a_facegate_error():
 
 
 def test_a_plugin_cel_function_named_like_a_builtin_is_a_plugin_error():
-    from facegate import PluginError
-    from facegate._plugins import load_registry
-
     import types
 
-    from facegate import hookspecs
+    from facegate import PluginError, hookspecs
+    from facegate._plugins import load_registry
 
     @hookspecs.hookimpl
     def register_cel_functions(register):
@@ -317,3 +315,25 @@ def test_reasons_and_outcomes_are_enumerations_that_read_as_strings():
     assert d.reason is Reason.FORBIDDEN and d.reason == "forbidden"
     assert d.rules["exd-2-no-sale"] is RuleOutcome.APPLIED
     assert json.loads(json.dumps(d.to_dict()))["reason"] == "forbidden"
+
+
+def test_packs_loaded_together_share_one_contract(facts_copy, tmp_path):
+    first = facegate.load_policy(FACTS_PACK)
+    other = tmp_path / "other"
+    shutil.copytree(FACTS_PACK, other)
+    _edit(other / "pack.yaml", "id: example-disclosure", "id: other-disclosure")
+    _edit(other / "pack.yaml", "facts:\n", "facts:\n  retention:\n    type: object\n    description: {en: retention}\n"
+          "    properties:\n      schedule_public: {type: boolean, description: {en: a public retention schedule}}\n")
+    together = facegate.load_policy(other, companions=(first.pack.declaration(),))
+    assert "retention" in together.request_schema["properties"] and "disclosure" in together.request_schema["properties"]
+    _edit(other / "pack.yaml", "      written:\n        type: boolean", "      written:\n        type: string")
+    with pytest.raises(PolicyError) as exc:
+        facegate.load_policy(other, companions=(first.pack.declaration(),))
+    assert any("release.written" in m and "example-disclosure" in m for m in _messages(exc)), _messages(exc)
+
+
+def test_every_reason_is_documented():
+    from facegate import Reason
+
+    text = (DOCS / "decisions.md").read_text(encoding="utf-8")
+    assert [r.value for r in Reason if f"`{r.value}`" not in text] == []

@@ -4,8 +4,9 @@ activations per rule -- valid, malformed (wrong types) and with missing fields."
 
 from __future__ import annotations
 
-import facegate
 import pytest
+
+import facegate
 from facegate import cel
 from fg_paths import ROOT
 

@@ -103,7 +103,7 @@ def test_cel_function_declarations_are_validated():
 
 def test_builtins_register_through_the_same_hook():
     registry = load_registry(())
-    assert registry.plugins[0].name == "facegate.builtins" and registry.plugins[0].functions == ["containsAll", "intersects"]
+    assert registry.plugins[0].name == "facegate.builtins" and registry.plugins[0].functions == ["containsAll", "intersects", "workingDaysBetween"]
 
 
 def test_plugins_command_lists_installed_allowed_and_loaded(capsys):

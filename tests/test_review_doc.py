@@ -6,8 +6,9 @@ import re
 import shutil
 from pathlib import Path
 
-import facegate
 import pytest
+
+import facegate
 from facegate import review as _review
 from facegate.cli import main
 from facegate.errors import PolicyError

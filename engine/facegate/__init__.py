@@ -6,6 +6,7 @@ operations reach a recognizer.
 
 from __future__ import annotations
 
+from ._plugins import load_registry as load_plugins
 from ._vocabulary import Reason, RuleOutcome, Status
 from .errors import (
     AuditWriteError,
@@ -20,7 +21,6 @@ from .errors import (
     StoreError,
 )
 from .gate import Gate, Outcome
-from ._plugins import load_registry as load_plugins
 from .hookspecs import hookimpl
 from .policy import Decision, Policy, load_policy
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
+from ._workdays import working_days_between
 from .hookspecs import hookimpl
 
 
@@ -21,3 +23,4 @@ def contains_all(a: list[Any], b: list[Any]) -> bool:
 def register_cel_functions(register: Callable[..., None]) -> None:
     register("intersects", intersects, ("list", "list"), "bool")
     register("containsAll", contains_all, ("list", "list"), "bool")
+    register("workingDaysBetween", working_days_between, ("string", "string", "list", "list", "list"), "int")

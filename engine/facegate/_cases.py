@@ -186,7 +186,7 @@ def _same(label: str, expected: list[str], actual: list[str]) -> list[str]:
 def run_case(policy: Policy, case: dict[str, Any]) -> tuple[Decision, list[str]]:
     at = _dt.datetime.fromisoformat(case["at"]) if "at" in case else None
     if at is not None and at.tzinfo is None:
-        at = at.replace(tzinfo=_dt.timezone.utc)
+        at = at.replace(tzinfo=_dt.UTC)
     decision = policy.decide(case["request"], at=at)
     expect = case["expect"]
     failures: list[str] = []

@@ -12,8 +12,9 @@ interpreter, the semantic reference the differential tests compare against.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from . import cel
 from .errors import CompileError

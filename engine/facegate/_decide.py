@@ -19,7 +19,8 @@ is ``skipped``.  With no applicable permit the decision is deny (default deny).
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ._compile import EvalError
 from ._vocabulary import RuleOutcome

@@ -14,19 +14,80 @@ import numpy as np
 from ._yaml import load_yaml
 from .errors import ConfigError
 
+#: How the demo's derived photos were made (printed beside the result, so no one mistakes them for new photos).
+DERIVED = {
+    "recaptured": "scikit-image's astronaut portrait re-captured: cropped to a new framing, rolled 9°, re-lit from one side "
+                  "with a darker exposure curve, downscaled and recompressed as JPEG quality 45",
+    "lfw_subset": "face #{n} of the LFW subset in scikit-image's wheel (25×25 grey, upscaled 8× onto a canvas): a different person",
+}
+
+
+def _skimage() -> Any:
+    try:
+        from skimage import data
+    except ImportError as exc:
+        raise ConfigError("the demo's photos come from scikit-image: `pip install scikit-image`") from exc
+    return data
+
+
+def recaptured(image: np.ndarray) -> np.ndarray:
+    """A genuinely different capture of the same face: new crop, roll, lighting, scale and compression."""
+    import io
+
+    from PIL import Image
+
+    im = Image.fromarray(image[:, :, :3] if image.ndim == 3 else image).convert("RGB")
+    w, h = im.size
+    im = im.crop((40, 10, w - 60, h - 70)).rotate(9, resample=Image.Resampling.BICUBIC, fillcolor=(90, 90, 90))
+    arr = np.asarray(im).astype(np.float32)
+    ramp = np.linspace(0.5, 1.15, arr.shape[1], dtype=np.float32)[None, :, None]  # light from the right
+    arr = 255.0 * (np.clip(arr * ramp, 0, 255) / 255.0) ** 1.3
+    im = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).resize((360, 357), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=45)
+    with Image.open(io.BytesIO(buf.getvalue())) as again:
+        return np.asarray(again.convert("RGB"))
+
+
+def _lfw_face(n: int) -> np.ndarray:
+    from PIL import Image
+
+    faces = np.load(Path(_skimage().__file__).parent / "lfw_subset.npy")
+    if not 0 <= n < 100:  # the first 100 entries are faces, the rest are not
+        raise ConfigError(f"scikit-image's LFW subset has faces 0-99, not {n}")
+    grey = Image.fromarray((faces[n] * 255).astype(np.uint8)).resize((200, 200), Image.Resampling.BICUBIC).convert("RGB")
+    canvas = np.full((320, 320, 3), 128, np.uint8)
+    canvas[60:260, 60:260] = np.asarray(grey)
+    return canvas
+
+
+def describe_image(spec: str) -> str | None:
+    """What a derived demo photo is, or ``None`` for a photo used as it is."""
+    if spec.endswith("+recaptured"):
+        return DERIVED["recaptured"]
+    if spec.startswith("skimage:lfw_subset:"):
+        return DERIVED["lfw_subset"].format(n=spec.rsplit(":", 1)[1])
+    return None
+
 
 def load_image(spec: str) -> np.ndarray:
-    """``skimage:NAME`` (a photo shipped inside scikit-image's wheel) or a file path."""
+    """``skimage:NAME`` (a photo in scikit-image's wheel), ``skimage:NAME+recaptured``,
+    ``skimage:lfw_subset:N``, or a file path."""
     if spec.startswith("skimage:"):
-        try:
-            from skimage import data
-        except ImportError as exc:
-            raise ConfigError("the demo's photos come from scikit-image: `pip install scikit-image`") from exc
         name = spec.split(":", 1)[1]
-        loader = getattr(data, name, None)
+        if name.startswith("lfw_subset:"):
+            number = name.split(":", 1)[1]
+            if not number.isdigit():
+                raise ConfigError(f"`{spec}`: the LFW face number must be an integer")
+            return _lfw_face(int(number))
+        base, _, variant = name.partition("+")
+        if variant not in ("", "recaptured"):
+            raise ConfigError(f"`{spec}`: the only variant is `+recaptured`")
+        loader = getattr(_skimage(), base, None)
         if loader is None:
-            raise ConfigError(f"scikit-image has no photo `{name}`")
-        return np.asarray(loader())
+            raise ConfigError(f"scikit-image has no photo `{base}`")
+        image = np.asarray(loader())
+        return recaptured(image) if variant else image
     try:
         from PIL import Image
     except ImportError as exc:
@@ -36,6 +97,26 @@ def load_image(spec: str) -> np.ndarray:
             return np.asarray(im.convert("RGB"))
     except OSError as exc:
         raise ConfigError(f"cannot read image `{spec}`: {exc}") from exc
+
+
+def shipped_pack(name: str = "cn-cac-2023-draft") -> Path:
+    """A policy pack shipped inside the package (``facegate/data/packs``), wherever facegate is installed."""
+    found = resources.files("facegate").joinpath("data", "packs", name)
+    if not found.is_dir():
+        raise ConfigError(f"no shipped pack `{name}`: pass --policy with the pack's folder")
+    return Path(str(found))
+
+
+def _pair_scenarios(enroll: str, verify: str) -> list[dict[str, Any]]:
+    """The user's own pair: enrol the first photo's face, then verify the second against it."""
+    base = next(s["request"] for s in scenarios()["scenarios"] if s["request"]["operation"] == "enroll")
+    subject = {**base["subject"], "id": "customer-eileen"}
+    return [
+        {"title": f"Your photo {enroll}: enrolled for identity verification (consented)", "image": enroll, "expect": "permit",
+         "request": {**base, "subject": subject}},
+        {"title": f"Your photo {verify}: verified against that enrolment", "image": verify, "expect": "permit",
+         "request": {**base, "operation": "verify", "subject": subject}},
+    ]
 
 
 def scenarios() -> dict[str, Any]:
@@ -74,7 +155,8 @@ def _describe(result: Any) -> str:
     return repr(result)
 
 
-def run_demo(policy_path: str, *, recognizer: str = "onnx", db: str | None = None, images: list[str] | None = None, out: Any = None) -> int:
+def run_demo(policy_path: str | None = None, *, recognizer: str = "onnx", db: str | None = None, images: list[str] | None = None,
+             out: Any = None, enroll: str | None = None, verify: str | None = None) -> int:
     """Run every scenario; return 0 when each decision matches its expectation, 1 otherwise."""
     from .cli import _Style
     from .gate import Gate
@@ -82,6 +164,9 @@ def run_demo(policy_path: str, *, recognizer: str = "onnx", db: str | None = Non
     out = out or sys.stdout
     style = _Style(out)
     data = scenarios()
+    if (enroll is None) != (verify is None):
+        raise ConfigError("pass both --enroll and --verify (your own pair of photos)")
+    policy_path = policy_path or str(shipped_pack())
     with tempfile.TemporaryDirectory(prefix="facegate-demo-") as tmp:
         config = {
             "policy": str(Path(policy_path).resolve()),
@@ -98,6 +183,8 @@ def run_demo(policy_path: str, *, recognizer: str = "onnx", db: str | None = Non
             print(style.dim(f"  recognizer runs in a {gate.confinement.describe()}"), file=out)
             mismatches = 0
             runs = list(data["scenarios"])
+            if enroll and verify:
+                runs += _pair_scenarios(enroll, verify)
             for path in images or []:
                 runs.append({"title": f"Your photo {path}: detection for identity verification (subject consented)", "image": path, "expect": None,
                              "request": {"operation": "detect", "purpose": "identity_verification", "jurisdiction": "CN", "subject": {"id": "customer-eileen", "age": 42}}})
@@ -108,6 +195,10 @@ def run_demo(policy_path: str, *, recognizer: str = "onnx", db: str | None = Non
                 d = outcome.decision
                 head = style.good("PERMIT") if d.permitted else style.bad("DENY")
                 print(f"\n{i}. {sc['title']}", file=out)
+                for key in ("image", "reference"):
+                    how = describe_image(sc[key]) if key in sc else None
+                    if how:
+                        print(style.dim(f"   {key}: {how}"), file=out)
                 print(f"   {head}  {sc['request']['operation']} for {sc['request']['purpose']}  ({d.reason})", file=out)
                 for det in d.determining:
                     art = "article unknown" if det["article"] is None else f"Art. {det['article']}" + ("" if det["article_verified"] else "?")

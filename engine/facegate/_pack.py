@@ -10,9 +10,10 @@ import difflib
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from . import _compile, _diagnose, _facts, _schema
 from ._yaml import YamlDocument, escape_pointer_token, load_yaml
@@ -115,6 +116,11 @@ class Pack:
     def language(self) -> str:
         """The pack's primary language (the first declared)."""
         return self.languages[0]
+
+    def declaration(self) -> _facts.Declaration:
+        """The facts and operations this pack declares, to load other packs together with it
+        (``load_policy(other, companions=(pack.declaration(),))``)."""
+        return _facts.Declaration(str(self.meta["id"]), None, self.facts, self.operations, self.language)
 
 
 _VAR_REF = re.compile(r"\bvariables\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -447,7 +453,10 @@ class _Loader:
             },
         }
 
-    def conditions(self, doc: YamlDocument, ptr: str, value: Any, variables: Mapping[str, str], parameters: Mapping[str, Any], rule_id: str) -> tuple[Condition, ...] | None:
+    def conditions(self, doc: YamlDocument, ptr: str, value: Any, variables: Mapping[str, str], parameters: Mapping[str, Any], rule_id: str,
+                   guards: tuple[Condition, ...] = ()) -> tuple[Condition, ...] | None:
+        """Compile every item (all problems in one run); ``guards``: conditions known to hold
+        when these are evaluated (a rule's ``when`` for its ``unless``), for the lint."""
         items = [value] if isinstance(value, str) else list(value)
         out: list[Condition] = []
         failed = False
@@ -460,19 +469,20 @@ class _Loader:
             out.append(cond)
         if failed:
             return None
-        self.lint(doc, ptr, out, f"rule `{rule_id}`")
+        self.lint(doc, ptr, out, f"rule `{rule_id}`", guards)
         return tuple(out)
 
-    def lint(self, doc: YamlDocument, ptr: str, conds: list[Condition], what: str) -> None:
+    def lint(self, doc: YamlDocument, ptr: str, conds: list[Condition], what: str, guards: tuple[Condition, ...] = ()) -> None:
         """Warnings that do not stop the load: ``has(a.b.c)`` without a guard on ``a.b``."""
-        joined = " && ".join(f"({c.expanded})" for c in conds)  # earlier items guard later ones
-        for message in dict.fromkeys(_diagnose.unguarded_has(joined, self._schema)):
+        before = "".join(f"({c.expanded}) && " for c in guards)
+        joined = before + " && ".join(f"({c.expanded})" for c in conds)  # earlier items guard later ones
+        for message in dict.fromkeys(_diagnose.unguarded_has(joined, self._schema, start=len(before))):
             self.lints.append(doc.problem(ptr, f"{what}: {message}"))
 
     def rule(self, doc: YamlDocument, ptr: str, spec: dict[str, Any], variables: Mapping[str, str], parameters: Mapping[str, Any]) -> Rule | None:
         rid = spec["id"]
         when = self.conditions(doc, ptr + "/when", spec["when"], variables, parameters, rid)
-        unless = self.conditions(doc, ptr + "/unless", spec.get("unless", []), variables, parameters, rid) if "unless" in spec else ()
+        unless = self.conditions(doc, ptr + "/unless", spec.get("unless", []), variables, parameters, rid, when or ()) if "unless" in spec else ()
         msg = spec["message"]
         messages = {k: v for k, v in msg.items() if k != "expression"}
         message_expr = None
@@ -601,6 +611,8 @@ def load_pack(
 
         functions = builtin_functions()
     root = Path(path)
+    if backend not in _compile.BACKENDS:
+        raise PolicyError([Problem(str(root), None, None, "", f"unknown cel backend `{backend}`; expected one of {', '.join(_compile.BACKENDS)}")])
     try:
         return _Loader(root, backend, functions, companions).load()
     except PolicyError:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import importlib.metadata as md
 import math
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import jsonschema
 import pluggy

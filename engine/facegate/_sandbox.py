@@ -13,7 +13,8 @@ import os
 import queue
 import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _state = threading.local()
 _installed = False

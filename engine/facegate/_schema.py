@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
-from typing import Any, Iterator
+from typing import Any
 
 import jsonschema
 
-SCHEMA_NAMES = ("policy.v1.json", "policy.v2.json", "request.v1.json", "request.v2.json", "cases.v1.json", "config.v1.json")
+SCHEMA_NAMES = ("policy.v1.json", "policy.v2.json", "request.v1.json", "request.v2.json", "cases.v1.json", "config.v1.json",
+                "decision.v1.json", "outcome.v1.json", "properties.v1.json", "remedies.v1.json")
 
 
 @cache
@@ -45,10 +47,16 @@ def violations(name: str, instance: Any) -> Iterator[tuple[str, str]]:
     yield from _violations(validator(name), instance)
 
 
-def violations_of(schema: dict[str, Any], instance: Any) -> Iterator[tuple[str, str]]:
-    """Like :func:`violations`, for a schema built at run time (a merged request contract)."""
+def validator_of(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
+    """A validator for a schema built at run time (a merged request contract)."""
     cls = jsonschema.validators.validator_for(schema)
-    yield from _violations(cls(schema, format_checker=cls.FORMAT_CHECKER), instance)
+    v: jsonschema.protocols.Validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    return v
+
+
+def violations_with(v: jsonschema.protocols.Validator, instance: Any) -> Iterator[tuple[str, str]]:
+    """Like :func:`violations`, with a validator from :func:`validator_of`."""
+    yield from _violations(v, instance)
 
 
 def _violations(v: jsonschema.protocols.Validator, instance: Any) -> Iterator[tuple[str, str]]:

@@ -172,7 +172,8 @@ def _too_deep(text: str, shown: str) -> Problem | None:
             depth += 1
             if depth > MAX_DEPTH:
                 mark = event.start_mark
-                return Problem(shown, mark.line + 1, mark.column + 1, "", f"nesting is deeper than {MAX_DEPTH} levels; a policy file never needs this")
+                line, col = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+                return Problem(shown, line, col, "", f"nesting is deeper than {MAX_DEPTH} levels; a policy file never needs this")
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
     return None

@@ -6,7 +6,8 @@ Plugins implement them with ``@facegate.hookimpl`` and are found through the
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pluggy
 

@@ -6,16 +6,18 @@ import datetime as _dt
 import os
 import re
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Self
 
 import jsonschema_rs
 
 from . import _compile, _decide, _schema
 from ._compile import EvalError
-from ._vocabulary import Effect, Reason
 from ._pack import Pack, Rule, load_pack
+from ._vocabulary import Effect, Reason
+from .explain._unmet import unmet_permits
 
 _V1_VALIDATOR = jsonschema_rs.validator_for(_schema.load_schema("request.v1.json"))
 
@@ -69,13 +71,30 @@ class Decision:
     duration_us: float
     rules: Mapping[str, str] = field(repr=False)
     explanation: dict[str, Any] | None = field(default=None, repr=False)
+    #: For a deny: the permits of the request's operation that did not apply, with the failed
+    #: conditions in plain words (:mod:`facegate.explain`).  Empty for a permit.
+    unmet: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the decision, not the policy and request kept for ``remedies`` (found from here on)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_origin", "_remedies")}
+
+    @property
+    def remedies(self) -> tuple[dict[str, Any], ...]:
+        """For a deny: the smallest sets of fact changes that make it a permit (``facegate.explain``).
+
+        Computed on first use in the process that decided (an unpickled decision has none:
+        call ``facegate.explain.find_remedies(policy, request)``)."""
+        from .explain._remedies import remedies_of
+
+        return remedies_of(self)
 
     @property
     def permitted(self) -> bool:
         return self.effect == "permit"
 
     @classmethod
-    def _make(cls, **fields: Any) -> Decision:
+    def _make(cls, **fields: Any) -> Self:
         """Build without the frozen dataclass's per-field ``object.__setattr__`` (the hot path)."""
         obj = object.__new__(cls)
         obj.__dict__.update(fields)
@@ -94,6 +113,7 @@ class Decision:
             "decision_id": self.decision_id,
             "evaluated_at": self.evaluated_at,
             "rules": dict(self.rules),
+            "unmet": [{**u, "failed": [dict(f) for f in u["failed"]], "excepted_by": [dict(e) for e in u["excepted_by"]]} for u in self.unmet],
         }
         if self.explanation is not None:
             out["explanation"] = self.explanation
@@ -107,6 +127,7 @@ def _ref(rule: Rule) -> dict[str, Any]:
         "article": rule.article,
         "article_verified": rule.article_verified,
         "message": dict(rule.messages) if rule.messages else {"en": rule.message_en, "zh": rule.message_zh},
+        **({"grade": rule.text["grade"]} if rule.text.get("grade") else {}),  # the evidence behind the text
     }
 
 
@@ -145,7 +166,7 @@ class Policy:
     def decide(self, request: Mapping[str, Any], *, explain: bool = False, at: _dt.datetime | None = None) -> Decision:
         """Decide one request.  Never raises for a bad request: it is denied with the reasons."""
         started = time.perf_counter()
-        now = at or _dt.datetime.now(_dt.timezone.utc)
+        now = at or _dt.datetime.now(_dt.UTC)
         day = now.date().isoformat()
         violations = self._checker.violations(request)
         if violations:
@@ -187,10 +208,12 @@ class Policy:
                 warnings.append(self._refer(rule, activation, budget))
         if explanation is not None:
             explanation = {"rules": explanation}
-        if determining_deny:
-            return self._finish(Effect.DENY, Reason.FORBIDDEN, started, now, determining=determining_deny, errors=errors, warnings=warnings, rules=outcomes, explanation=_blocked(explanation, self._rules, outcomes))
-        if not permits:
-            return self._finish(Effect.DENY, Reason.NO_PERMIT, started, now, errors=errors, warnings=warnings, rules=outcomes, explanation=_blocked(explanation, self._rules, outcomes))
+        if determining_deny or not permits:
+            relevant = self._by_operation.get(request["operation"], self._rules)
+            unmet = () if permits else unmet_permits(self, relevant, activation, budget, outcomes)
+            return self._denied(Reason.FORBIDDEN if determining_deny else Reason.NO_PERMIT, request, started, now,
+                                determining=determining_deny, errors=errors, warnings=warnings, rules=outcomes, unmet=unmet,
+                                explanation=_blocked(explanation, relevant, outcomes))
         return self._finish(
             Effect.PERMIT, Reason.PERMITTED, started, now, determining=permits, errors=errors, warnings=warnings,
             obligations=_decide.merge_obligations(obligations), rules=outcomes, explanation=explanation,
@@ -213,6 +236,13 @@ class Policy:
             if outcome != _decide.NOT_APPLICABLE:
                 out.append((rule, outcome, err))
         return out
+
+    def _denied(self, reason: str, request: Mapping[str, Any], started: float, now: _dt.datetime, *,
+                unmet: tuple[dict[str, Any], ...], **fields: Any) -> Decision:
+        decision = self._finish(Effect.DENY, reason, started, now, **fields)
+        decision.__dict__["unmet"] = unmet
+        decision.__dict__["_origin"] = (self, request, now)  # for Decision.remedies, computed on demand
+        return decision
 
     def _refer(self, rule: Rule, activation: Any, budget: Any) -> dict[str, Any]:
         """The rule's reference for a decision, with its message detail evaluated if it has one."""
@@ -298,7 +328,7 @@ def _index_by_operation(rules: tuple[Rule, ...], operations: tuple[str, ...]) ->
 def _fast(candidates: tuple[Rule, ...], activation: Any, budget: Any, day: str,
           outcomes: dict[str, str]) -> list[tuple[Rule, str, str | None]]:
     """The per-request path: one program per rule side, outcomes as in ``_decide.condition_outcome``."""
-    out = []
+    out: list[tuple[Rule, str, str | None]] = []
     for rule in candidates:
         if rule.valid_from or rule.valid_until:
             if (rule.valid_from and day < rule.valid_from) or (rule.valid_until and day > rule.valid_until):
@@ -379,6 +409,7 @@ class _RequestChecker:
         self.v1 = schema is _schema.load_schema("request.v1.json")
         self.schema = schema
         self.fast = _V1_VALIDATOR if self.v1 else jsonschema_rs.validator_for(schema)
+        self.explain = _schema.validator("request.v1.json") if self.v1 else _schema.validator_of(schema)
 
     def violations(self, request: Any) -> list[dict[str, str]]:
         if not isinstance(request, Mapping):
@@ -389,16 +420,19 @@ class _RequestChecker:
         except Exception as exc:  # values json cannot represent (datetime, numpy scalars, huge ints)
             return [{"pointer": "", "message": f"request is not plain json data: {exc}"}]
         try:
-            found = [{"pointer": p, "message": m} for p, m in _schema.violations_of(self.schema, request)]
+            found = [{"pointer": p, "message": m} for p, m in _schema.violations_with(self.explain, request)]
         except Exception as exc:
             found = [{"pointer": "", "message": f"request is not plain json data: {exc}"}]
         return found or [{"pointer": "", "message": "request does not match the request contract"}]
 
 
-def load_policy(path: str | Path, *, backend: str = _compile.DEFAULT_BACKEND, functions: Mapping[str, Any] | None = None) -> Policy:
+def load_policy(path: str | Path, *, backend: str = _compile.DEFAULT_BACKEND, functions: Mapping[str, Any] | None = None,
+                companions: tuple[Any, ...] = ()) -> Policy:
     """Load, validate and compile a policy pack folder (or a single pack file).
 
     ``functions``: the CEL functions conditions may call (default: the built-in plugin's);
-    a :class:`facegate.Gate` passes those of its allowed plugins.
+    a :class:`facegate.Gate` passes those of its allowed plugins.  ``companions``: the
+    declarations (``Pack.declaration()``) of format-v2 packs loaded together with this one;
+    their facts join the request contract, and a conflicting declaration is a load error.
     """
-    return Policy(load_pack(path, backend=backend, functions=functions))
+    return Policy(load_pack(path, backend=backend, functions=functions, companions=companions))

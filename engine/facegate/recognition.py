@@ -11,8 +11,9 @@ Images are ``numpy.ndarray`` of dtype ``uint8``, shape ``(H, W, 3)`` in **RGB** 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 

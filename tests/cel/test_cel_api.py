@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import facegate.cel
 import pytest
+
+import facegate.cel
 from facegate import cel
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import cel_expressions
 import jsonschema
 import pytest
+
 from facegate import cel
 
 REQUEST = json.loads(

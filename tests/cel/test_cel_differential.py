@@ -21,10 +21,11 @@ from typing import Any
 import cel_expression_strategy as strategy
 import pytest
 from cel_expressions import CONDITIONS, activation_schema
-from facegate import cel
-from facegate.cel.testing import DifferentialReport
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from facegate import cel
+from facegate.cel.testing import DifferentialReport
 
 SCHEMA = activation_schema(
     json.loads((Path(__file__).parent / "data" / "request.v1.snapshot.json").read_text(encoding="utf-8"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from facegate import cel
 
 SCHEMA: dict[str, Any] = {

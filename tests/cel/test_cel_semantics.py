@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 import pytest
+
 from facegate import cel
 
 ERROR = object()  # expected: an error value

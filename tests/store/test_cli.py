@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from facegate.store import SQLiteStore, verify_lines
 from facegate.store._cli import add_audit_commands
 

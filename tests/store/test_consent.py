@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from facegate.store import StoreError
 
 T0 = "2025-01-01T00:00:00Z"

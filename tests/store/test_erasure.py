@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+
 from facegate.store import SQLiteStore
 
 STAMPS = {"purpose": "access_control", "consent_id": None, "retention_days": 30, "location": "server",

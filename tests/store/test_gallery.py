@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import facegate.store._gallery as gallery_module
 import numpy as np
 import pytest
-from facegate.store import AuditWriteError, SQLiteStore, StoreError
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import facegate.store._gallery as gallery_module
+from facegate.store import AuditWriteError, SQLiteStore, StoreError
 
 STAMPS = {"purpose": "access_control", "consent_id": None, "retention_days": 30, "location": "server",
           "model_id": "m1"}

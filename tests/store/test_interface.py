@@ -37,6 +37,7 @@ def test_repr_and_context_manager(tmp_path):
 
 def test_a_store_refuses_a_different_mask_key(tmp_path):
     import pytest
+
     from facegate.store import StoreError
 
     path = tmp_path / "k.db"

@@ -8,10 +8,11 @@ import enum
 
 import numpy as np
 import pytest
-from facegate.store import DEFAULT_POINTERS, Masking, SQLiteStore
-from facegate.store._masking import Masker
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from facegate.store import DEFAULT_POINTERS, Masking, SQLiteStore
+from facegate.store._masking import Masker
 
 KEY = b"k" * 32
 

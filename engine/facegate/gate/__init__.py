@@ -15,11 +15,13 @@ from __future__ import annotations
 import math
 import sys
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
+from .._compose import Composition
 from .._plugins import Registry, load_registry
 from ..errors import ConfigError
 from ..policy import Decision, Policy
@@ -33,6 +35,7 @@ from ._operations import EXECUTABLE, NEEDS_RECOGNIZER
 #: Obligations the gate itself carries out; every other obligation is returned to the integrator.
 ENGINE_ENFORCED = frozenset({"discard_raw_image", "store_on_device_only", "retention_max_days", "record_processing"})
 ISOLATION_MODES = ("required", "none")
+_decision_record = _records.decision_record  # the service writes its decide-only records with the gate's builder
 
 __all__ = ["CONSENT_MODES", "ENGINE_ENFORCED", "EXECUTABLE", "ISOLATION_MODES", "NEEDS_RECOGNIZER", "Gate", "Outcome"]
 
@@ -78,7 +81,7 @@ class Gate:
 
     def __init__(
         self,
-        policy: Policy,
+        policy: Policy | Composition,
         recognizer: str,
         *,
         registry: Registry | None = None,
@@ -167,23 +170,29 @@ class Gate:
         return pool
 
     @classmethod
-    def from_config(cls, source: Any) -> "Gate":
+    def from_config(cls, source: Any) -> Gate:
         """Build a gate from an operator configuration (a dict, or a YAML/JSON file; config.v1.json)."""
-        from .._config import read_config, resolve
-        from ..policy import load_policy
+        from .._compose import load_configured
+        from .._config import read_config
 
         config, base = read_config(source)
         registry = load_registry(config.get("plugins", {}).get("allow", ()))
-        policy = load_policy(resolve(base, config["policy"]), functions=registry.functions)
+        policy = load_configured(config, base, functions=registry.functions)
         store = None
         if "store" in config:
-            from ..store import Masking, SQLiteStore
+            from ..store import Masking, open_store
 
             masking = Masking(pointers=config["store"]["mask"]) if config["store"].get("mask") else None
-            store = SQLiteStore(resolve(base, config["store"]["path"]), masking=masking) if masking else SQLiteStore(resolve(base, config["store"]["path"]))
+            store = open_store(config["store"]["path"], base=base, masking=masking)  # a file, or postgresql://
         rec = config["recognizer"]
         limits = rec.get("limits", {})
         try:
+            if config.get("approval", {}).get("required"):
+                from .._approvals import require_approved
+
+                if store is None:
+                    raise ConfigError("`approval.required` needs a `store`: approvals are read from its audit chain")
+                require_approved(policy, store.audit)
             gate = cls(policy, rec["id"], registry=registry, recognizer_config=rec.get("config", {}), store=store,
                        consent_mode=config.get("consent", {}).get("mode", "request-only"), timeout=rec.get("timeout_seconds", 30.0),
                        isolation=rec.get("isolation", "required"), workers=rec.get("workers", 1),
@@ -204,7 +213,7 @@ class Gate:
             self._owned_store.close()
             self._owned_store = None
 
-    def __enter__(self) -> "Gate":
+    def __enter__(self) -> Gate:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -7,20 +7,21 @@ storage happen here, in the gate, never in the plugin.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from ..policy import Decision
 from ..recognition import (
+    OPERATIONS,
     AnalyzeResult,
     DetectResult,
     EnrollResult,
     EraseResult,
     FaceAttributes,
     IdentifyResult,
-    OPERATIONS,
     Match,
     RecognizerInfo,
     Result,

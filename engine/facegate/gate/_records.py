@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as _dt
-from typing import Any, Mapping, NoReturn
+from collections.abc import Mapping
+from typing import Any, NoReturn
 
 from ..policy import Decision
 
@@ -23,6 +24,8 @@ def decision_record(decision: Decision, facts: Any) -> dict[str, Any]:
         "obligations": [{k: v for k, v in o.items() if k != "sources"} for o in decision.obligations],
         "errors": [dict(e) for e in decision.errors],
         "violations": [dict(v) for v in decision.violations],
+        "unmet": [{"rule": u["rule"], "provision": u["provision"], "failed": [f["plain"] for f in u["failed"]]} for u in decision.unmet],
+        **({"packs": [dict(p) for p in decision.packs]} if hasattr(decision, "packs") else {}),
     }
 
 
@@ -53,7 +56,7 @@ def denied(decision: Decision, reason: str, source: str, error: str) -> Decision
 
 
 def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat()
+    return _dt.datetime.now(_dt.UTC).isoformat()
 
 
 def jsonable(value: Any) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,13 @@ def _title(pack: Any, title: Mapping[str, str]) -> Inline:
 
 def _grades(pack: Any) -> dict[str, str]:
     return {k: str(v.get(pack.language) or v.get("en") or next(iter(v.values()))) for k, v in pack.evidence_grades.items()}
+
+
+def _grade_codes(grade: Any) -> str:
+    """`A` or `A, O, S` (a provision may cite several grades), `—` when none is stated."""
+    if grade is None:
+        return "—"
+    return str(grade) if isinstance(grade, str) else ", ".join(str(g) for g in grade)
 
 
 def _grade_line(pack: Any, grade: Any) -> str:
@@ -136,7 +143,9 @@ def _article_notes(root: Path, policy: Policy) -> dict[str, str]:
     return notes
 
 
-def build(policy: Policy) -> list[Block]:
+def build(policy: Policy, approvals: Sequence[Any] | None = None) -> list[Block]:
+    """The document; ``approvals`` (:class:`facegate._approvals.Approval`, from the audit chain)
+    adds a sign-off section -- left out of the committed REVIEW files, which carry no chain."""
     pack = policy.pack
     meta = pack.meta
     root = pack.root if pack.root.is_dir() else pack.root.parent
@@ -168,6 +177,8 @@ def build(policy: Policy) -> list[Block]:
 
     doc += _pack_section(policy, meta)
     doc += _status_section(policy, report, unreviewed)
+    if approvals is not None:
+        doc += _signoff_section(policy, approvals)
     doc += _legend_section(pack)
 
     doc.append(Heading(2, [T("Provisions")], "provisions"))
@@ -175,6 +186,7 @@ def build(policy: Policy) -> list[Block]:
         asked = [q.id for q in questions if prov.provision in q.provisions]
         doc += _provision_section(prov, notes.get(prov.provision), asked, rules_by_prov.get(prov.provision, []), report, cases, renderer, root, pack)
 
+    doc += _facts_section(pack)
     doc += _parameters_section(pack.parameters, pack.parameter_docs)
     doc += _variables_section(pack.variables, renderer)
     doc += _questions_section(questions)
@@ -230,7 +242,7 @@ def _status_section(policy: Policy, report: Report, unreviewed: list[str]) -> li
         rows.append([
             [("link", f"#{_anchor(p.provision)}|{p.provision}")],
             [T(_article(p.article, p.article_verified))],
-            [T(str(p.text.get("grade", "—")))],
+            [T(_grade_codes(p.text.get("grade")))],
             [T(str(len(rules)))],
             [T(covered)],
             [T(", ".join(statuses))],
@@ -386,6 +398,36 @@ def _facts_line(request: Any, limit: int = 400) -> Inline:
     return [T(" — " if pairs else ""), C(text)] if pairs else []
 
 
+def _facts_section(pack: Any) -> list[Block]:
+    """Format v2: the facts and decide-only operations the pack declares, with their meanings."""
+    if not pack.facts and not pack.operations:
+        return []
+
+    def text(texts: Mapping[str, str]) -> str:
+        return _fold(str(texts.get(pack.language) or next(iter(texts.values()))))
+
+    rows: list[list[Inline]] = []
+
+    def walk(prefix: str, facts: Mapping[str, Any]) -> None:
+        for name, fact in facts.items():
+            kind = "one of " + ", ".join(map(_scalar, fact["enum"])) if "enum" in fact else str(fact.get("type", ""))
+            meaning = text(fact["description"]) if "description" in fact else ""
+            values = "; ".join(f"{v}: {text(d)}" for v, d in fact.get("values", {}).items())
+            rows.append([[C(prefix + name)], [T(kind)], [T(meaning + (f" ({values})" if values else ""))]])
+            walk(prefix + name + ".", fact.get("properties", {}))
+
+    walk("request.", pack.facts)
+    out: list[Block] = [Heading(2, [T("Facts this pack reads")], "facts"),
+                        Para([T("Besides facegate's core request fields, requests decided by this pack may state these facts; "
+                                "an absent fact is unknown and never grants a permit.")])]
+    if rows:
+        out.append(Table([[T("Fact")], [T("Values")], [T("Meaning")]], rows))
+    if pack.operations:
+        out.append(Items([[C(name), T(" — " + text(op["description"]) + " (decided, never executed by the gate)")]
+                          for name, op in pack.operations.items()]))
+    return out
+
+
 def _parameters_section(values: Mapping[str, Any], docs: Mapping[str, Mapping[str, Any]]) -> list[Block]:
     if not values:
         return []
@@ -431,3 +473,23 @@ def _questions_section(questions: list[Question]) -> list[Block]:
             Table([[T("")], [T("Origin")], [T("Provisions")], [T("Question")]], rows)]
 
 
+
+
+def _signoff_section(policy: Policy, approvals: Sequence[Any]) -> list[Block]:
+    from .._approvals import approved_rules
+
+    held = approved_rules(policy, approvals)
+    out: list[Block] = [Heading(2, [T("Sign-off")], "sign-off"),
+                        Para([T(f"{len(held)} of {len(policy.rules)} rules approved at their current text "
+                                "(approvals are records in the audit chain; editing a rule voids its approval).")])]
+    rows: list[list[Inline]] = []
+    for a in approvals:
+        what = f"rule {a.rule}" if a.scope == "rule" else "the whole pack"
+        holds = (a.scope == "pack" and a.revision == policy.revision) or (a.scope == "rule" and held.get(a.rule or "") == a)
+        rows.append([[T(f"#{a.seq}")], [T(a.time)], [T(f"{a.by} ({a.role})")], [T(what)], [C(a.revision[:19])],
+                     [T("holds" if holds else "superseded")], [T(a.note or "—")]])
+    if rows:
+        out.append(Table([[T("Record")], [T("When")], [T("Who")], [T("Approved")], [T("Revision")], [T("Now")], [T("Note")]], rows))
+    else:
+        out.append(Para([T("No approvals recorded yet.")]))
+    return out

@@ -6,7 +6,8 @@ import hashlib
 import json
 import threading
 import types
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 

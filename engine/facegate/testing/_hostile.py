@@ -17,9 +17,10 @@ import sqlite3
 import tempfile
 import threading
 import types
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -1,0 +1,59 @@
+"""Prometheus metrics of one service process (``GET /metrics``).
+
+Each app has its own registry, so several apps in one process (tests) do not collide.  With
+several worker processes, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder before starting
+``facegate serve``: every worker then writes its samples there and ``/metrics`` sums them
+(prometheus_client's multiprocess mode); without it, each scrape sees the worker that answered.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+_LATENCY = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self, *, audit_pending: Callable[[], float], worker_restarts: int = 0) -> None:
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = None if self.multiprocess else self.registry
+        if self.multiprocess:
+            multiprocess.MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
+        self.decisions = Counter("facegate_decisions", "Decisions made, by effect, reason and determining provision",
+                                 ("effect", "reason", "provision"), registry=reg)
+        self.requests = Histogram("facegate_http_request_duration_seconds", "Time to answer an HTTP request",
+                                  ("route", "method", "status"), buckets=_LATENCY, registry=reg)
+        self.gate_seconds = Histogram("facegate_gate_process_seconds",
+                                      "Gate.process wall time (decide, audit write-ahead, recognizer, outcome record) by operation and status",
+                                      ("operation", "status"), buckets=_LATENCY, registry=reg)
+        self.decide_seconds = Histogram("facegate_decide_seconds", "Policy evaluation time of one decision (no I/O)",
+                                        buckets=(0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.01), registry=reg)
+        self.recognizer_seconds = Histogram(
+            "facegate_recognizer_seconds",
+            "Gate.process time minus the decision's own evaluation, for executed operations: recognizer work plus the two audit writes",
+            ("operation",), buckets=_LATENCY, registry=reg)
+        self.refusals = Counter("facegate_refusals", "Calls refused by authentication or authorisation", ("reason",), registry=reg)
+        self.rejected = Counter("facegate_rejected_input", "Requests refused for their input (4xx before the gate)", ("status",), registry=reg)
+        self.reloads = Counter("facegate_reloads", "Pack/config reloads by result", ("result",), registry=reg)
+        self.worker_restarts = Gauge("facegate_worker_restarts", "Service worker processes restarted by the supervisor since start",
+                                     registry=reg, multiprocess_mode="max")
+        self.worker_restarts.set(worker_restarts)
+        self.audit_pending = Gauge("facegate_audit_queue_depth", "Audit records handed to the log and not yet durably committed",
+                                   registry=reg, multiprocess_mode="livesum")
+        self.inflight = Gauge("facegate_requests_in_flight", "Requests being handled", registry=reg, multiprocess_mode="livesum")
+        self._audit_pending = audit_pending
+
+    def count_decision(self, d: Any) -> None:
+        provisions = sorted({det["provision"] for det in d.determining}) or [""]
+        for provision in provisions:
+            self.decisions.labels(d.effect, d.reason, provision).inc()
+        self.decide_seconds.observe(d.duration_us / 1e6)
+
+    def render(self) -> bytes:
+        self.audit_pending.set(self._audit_pending())
+        return generate_latest(self.registry)

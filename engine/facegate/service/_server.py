@@ -1,0 +1,149 @@
+"""Running the service: uvicorn, one or more worker processes, TLS/mTLS, signals.
+
+* One worker: uvicorn serves the app in this process.
+* ``workers > 1``: this process binds the socket once and supervises that many worker processes
+  (each its own gate, store connection and recognizer), restarting any that dies and forwarding
+  SIGHUP (reload, each worker keeping its last good pack) and SIGTERM/SIGINT (drain) to all.
+* SIGTERM: uvicorn stops accepting, lets every in-flight request finish (each decision's audit
+  record is written before its response), then the lifespan closes the store, which flushes the
+  audit writer.  ``graceful_seconds`` bounds the wait.
+* TLS: ``ssl_certfile``/``ssl_keyfile``; mutual TLS: also ``ssl_ca_certs`` and
+  ``require_client_cert`` (clients without a certificate signed by that CA fail the handshake).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import socket
+import ssl
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    config: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_ca_certs: str | None = None
+    require_client_cert: bool = False
+    log_json: bool | None = None  # None: the configuration's service.log.json
+    graceful_seconds: float = 30.0
+    http: str = "h11"  # h11 bounds header size (64 KiB); httptools is faster and bounds nothing: only behind a proxy
+    keep_alive_seconds: float = 5.0
+
+
+def _uvicorn_config(app: Any, opts: ServerOptions) -> Any:
+    import uvicorn
+
+    return uvicorn.Config(
+        app, host=opts.host, port=opts.port, lifespan="on", log_config=None, access_log=False,
+        ssl_certfile=opts.ssl_certfile, ssl_keyfile=opts.ssl_keyfile, ssl_ca_certs=opts.ssl_ca_certs,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if opts.require_client_cert else ssl.CERT_NONE,
+        timeout_graceful_shutdown=int(opts.graceful_seconds), timeout_keep_alive=int(opts.keep_alive_seconds),
+        h11_max_incomplete_event_size=64 * 1024, server_header=False, http=opts.http,
+    )
+
+
+def _serve_one(opts: ServerOptions, sock: socket.socket | None, restarts: int) -> None:
+    import uvicorn
+
+    from .._config import read_config
+    from . import _logs
+    from ._app import create_app
+    from ._runtime import read_settings
+
+    config, base = read_config(opts.config)
+    json_logs = read_settings(config, base).log_json if opts.log_json is None else opts.log_json
+    _logs.configure(json_logs)
+    app = create_app(opts.config, worker_restarts=restarts, install_signals=True)
+    server = uvicorn.Server(_uvicorn_config(app, opts))
+    # uvicorn re-raises the SIGTERM/SIGINT it drained on; after a clean drain that is a normal exit
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_cleanly)
+    server.run(sockets=[sock] if sock is not None else None)
+
+
+def _exit_cleanly(signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def _worker_main(opts: ServerOptions, sock: socket.socket, restarts: int) -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the app installs its reload handler
+    _serve_one(opts, sock, restarts)
+
+
+def serve(opts: ServerOptions) -> int:
+    """Run until SIGTERM/SIGINT; returns the exit status."""
+    if opts.require_client_cert and not opts.ssl_ca_certs:
+        raise ValueError("mutual TLS needs --ssl-ca-certs (the CA that signs client certificates)")
+    if (opts.ssl_certfile is None) != (opts.ssl_keyfile is None):
+        raise ValueError("TLS needs both --ssl-certfile and --ssl-keyfile")
+    if opts.workers <= 1:
+        _serve_one(opts, None, 0)
+        return 0
+    return _supervise(opts)
+
+
+def _bind(opts: ServerOptions) -> socket.socket:
+    family = socket.AF_INET6 if ":" in opts.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((opts.host, opts.port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _supervise(opts: ServerOptions) -> int:
+    sock = _bind(opts)
+    os.environ["FACEGATE_SUPERVISOR_PID"] = str(os.getpid())
+    ctx = multiprocessing.get_context("spawn")
+    stopping = False
+    restarts = 0
+    procs: list[Any] = []
+
+    def start() -> Any:
+        p = ctx.Process(target=_worker_main, args=(opts, sock, restarts), daemon=False)
+        p.start()
+        return p
+
+    def forward(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            stopping = True
+        for p in procs:
+            if p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    procs.extend(start() for _ in range(opts.workers))
+    print(f"facegate: serving on {opts.host}:{opts.port} with {opts.workers} workers (supervisor {os.getpid()})", file=sys.stderr)
+    recent: list[float] = []
+    while True:
+        for i, p in enumerate(procs):
+            if not p.is_alive() and not stopping:
+                now = time.monotonic()
+                recent = [t for t in recent if now - t < 60] + [now]
+                if len(recent) > 5 * opts.workers:  # a crash loop (a broken file, a full disk): stop, say so
+                    print(f"facegate: workers keep dying ({len(recent)} in a minute); stopping", file=sys.stderr)
+                    stopping = True
+                    forward(signal.SIGTERM, None)
+                    break
+                restarts += 1
+                print(f"facegate: worker {p.pid} exited with {p.exitcode}; restarting ({restarts} so far)", file=sys.stderr)
+                procs[i] = start()
+        if stopping:
+            for p in procs:
+                p.join()
+            sock.close()
+            return 1 if len(recent) > 5 * opts.workers else 0
+        time.sleep(0.2)
