@@ -164,8 +164,9 @@ def _multipart(req: dict[str, Any], image: bytes, reference: bytes) -> tuple[byt
 async def _process_interleaved(port: int, key: str, folder: Path, rounds: int) -> tuple[list[float], list[float]]:
     """Alternate one HTTP call and one in-process call, so both see the same machine load."""
     import numpy as np
-    from facegate.service._runtime import build
     from PIL import Image
+
+    from facegate.service._runtime import build
 
     blobs = (FACES / "obama.jpg").read_bytes(), (FACES / "obama2.jpg").read_bytes()
     body, ctype = _multipart(_request(), *blobs)

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import yaml
+
 from fg_paths import ROOT
 
 CAC = ROOT / "policies" / "cn-cac-2023-draft"

@@ -14,7 +14,6 @@ import numpy as np
 from ._yaml import load_yaml
 from .errors import ConfigError
 
-
 #: How the demo's derived photos were made (printed beside the result, so no one mistakes them for new photos).
 DERIVED = {
     "recaptured": "scikit-image's astronaut portrait re-captured: cropped to a new framing, rolled 9°, re-lit from one side "

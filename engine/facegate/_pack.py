@@ -453,7 +453,10 @@ class _Loader:
             },
         }
 
-    def conditions(self, doc: YamlDocument, ptr: str, value: Any, variables: Mapping[str, str], parameters: Mapping[str, Any], rule_id: str) -> tuple[Condition, ...] | None:
+    def conditions(self, doc: YamlDocument, ptr: str, value: Any, variables: Mapping[str, str], parameters: Mapping[str, Any], rule_id: str,
+                   guards: tuple[Condition, ...] = ()) -> tuple[Condition, ...] | None:
+        """Compile every item (all problems in one run); ``guards``: conditions known to hold
+        when these are evaluated (a rule's ``when`` for its ``unless``), for the lint."""
         items = [value] if isinstance(value, str) else list(value)
         out: list[Condition] = []
         failed = False
@@ -466,19 +469,20 @@ class _Loader:
             out.append(cond)
         if failed:
             return None
-        self.lint(doc, ptr, out, f"rule `{rule_id}`")
+        self.lint(doc, ptr, out, f"rule `{rule_id}`", guards)
         return tuple(out)
 
-    def lint(self, doc: YamlDocument, ptr: str, conds: list[Condition], what: str) -> None:
+    def lint(self, doc: YamlDocument, ptr: str, conds: list[Condition], what: str, guards: tuple[Condition, ...] = ()) -> None:
         """Warnings that do not stop the load: ``has(a.b.c)`` without a guard on ``a.b``."""
-        joined = " && ".join(f"({c.expanded})" for c in conds)  # earlier items guard later ones
-        for message in dict.fromkeys(_diagnose.unguarded_has(joined, self._schema)):
+        before = "".join(f"({c.expanded}) && " for c in guards)
+        joined = before + " && ".join(f"({c.expanded})" for c in conds)  # earlier items guard later ones
+        for message in dict.fromkeys(_diagnose.unguarded_has(joined, self._schema, start=len(before))):
             self.lints.append(doc.problem(ptr, f"{what}: {message}"))
 
     def rule(self, doc: YamlDocument, ptr: str, spec: dict[str, Any], variables: Mapping[str, str], parameters: Mapping[str, Any]) -> Rule | None:
         rid = spec["id"]
         when = self.conditions(doc, ptr + "/when", spec["when"], variables, parameters, rid)
-        unless = self.conditions(doc, ptr + "/unless", spec.get("unless", []), variables, parameters, rid) if "unless" in spec else ()
+        unless = self.conditions(doc, ptr + "/unless", spec.get("unless", []), variables, parameters, rid, when or ()) if "unless" in spec else ()
         msg = spec["message"]
         messages = {k: v for k, v in msg.items() if k != "expression"}
         message_expr = None
@@ -607,6 +611,8 @@ def load_pack(
 
         functions = builtin_functions()
     root = Path(path)
+    if backend not in _compile.BACKENDS:
+        raise PolicyError([Problem(str(root), None, None, "", f"unknown cel backend `{backend}`; expected one of {', '.join(_compile.BACKENDS)}")])
     try:
         return _Loader(root, backend, functions, companions).load()
     except PolicyError:

@@ -264,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("packs", nargs="+")
     p.add_argument("--out", help="output folder (default: the pack's own folder)")
     p.set_defaults(func=cmd_docs)
+    __import__("facegate.store._store_cli", fromlist=["register"]).register(sub)  # facegate store migrate|copy
     for register in _EXTENSIONS:
         register(sub)
     return parser

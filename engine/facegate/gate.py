@@ -138,10 +138,10 @@ class Gate:
         policy = load_configured(config, base, functions=registry.functions)
         store = None
         if "store" in config:
-            from .store import Masking, SQLiteStore
+            from .store import Masking, open_store
 
             masking = Masking(pointers=config["store"]["mask"]) if config["store"].get("mask") else None
-            store = SQLiteStore(resolve(base, config["store"]["path"]), masking=masking) if masking else SQLiteStore(resolve(base, config["store"]["path"]))
+            store = open_store(config["store"]["path"], base=base, masking=masking)  # a file, or postgresql://
         rec = config["recognizer"]
         try:
             if config.get("approval", {}).get("required"):

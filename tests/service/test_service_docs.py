@@ -8,9 +8,10 @@ import re
 import subprocess
 
 import pytest
+from fg_service import FACES, counter_request, make_key, running, write_config
+
 from facegate.service._openapi import build
 from fg_paths import ROOT
-from fg_service import FACES, counter_request, make_key, running, write_config
 
 DOC = ROOT / "docs" / "service.md"
 

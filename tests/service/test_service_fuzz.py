@@ -11,7 +11,6 @@ import io
 import json
 import urllib.parse
 
-import facegate
 import httpx
 import jsonschema
 import pytest
@@ -19,6 +18,8 @@ from fg_service import ALL_SCOPES, CAC, counter_request, face_bytes, make_key, r
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+
+import facegate
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
                 database=None)

@@ -216,7 +216,7 @@ def create_app(config_path: str | Path, *, worker_restarts: int = 0, install_sig
     from ..console._mount import mount_console
 
     mount_console(app, service, config_path)  # the legal teams' console under /console (issue 18)
-    app.add_middleware(_RequestIds, service=service)  # type: ignore[arg-type]
+    app.add_middleware(_RequestIds, service=service)
     return app
 
 

@@ -23,7 +23,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         reg = None if self.multiprocess else self.registry
         if self.multiprocess:
-            multiprocess.MultiProcessCollector(self.registry)
+            multiprocess.MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
         self.decisions = Counter("facegate_decisions", "Decisions made, by effect, reason and determining provision",
                                  ("effect", "reason", "provision"), registry=reg)
         self.requests = Histogram("facegate_http_request_duration_seconds", "Time to answer an HTTP request",
