@@ -263,3 +263,29 @@ def test_the_configuration_schema_refuses_a_bad_policy_list(tmp_path):
         read_config({"policy": [], "recognizer": {"id": "fake"}})
     with pytest.raises(ConfigError):
         read_config({"policy": ["a"], "composition": {"ungoverned": "maybe"}, "recognizer": {"id": "fake"}})
+
+
+def test_the_service_runs_a_composed_deployment(tmp_path):
+    from facegate.service import _openapi, _runtime
+
+    config = tmp_path / "facegate.yaml"
+    config.write_text("policy:\n" + "".join(f"  - {p}\n" for p in PACKS[1:])
+                      + "recognizer: {id: onnx}\nplugins: {allow: [onnx]}\nstore: {path: facegate.db}\n")
+    runtime = _runtime.build(config)
+    try:
+        assert [p["id"] for p in runtime.packs()] == ["cn-cac-2025", "eu-ai-act-art5", "us-il-bipa"]
+        assert runtime.revision == runtime.gate.policy.revision
+        request = _openapi.build(runtime.gate.policy.request_schema)["components"]["schemas"]["Request"]
+        assert {"cn", "eu", "bipa"} <= set(request["properties"])
+    finally:
+        runtime.store.close()
+
+
+def test_a_composed_deny_names_the_unmet_permits_of_the_denying_packs(composed):
+    request = _baseline()["request"]
+    del request["consent"]
+    del request["cn"]["legal_basis"]
+    decision = composed.decide(request)
+    assert decision.reason == "no_permit"
+    assert decision.unmet and {u["pack"] for u in decision.unmet} == {"cn-cac-2025"}
+    assert "cn25-06-separate-consent" in [u["rule"] for u in decision.unmet]

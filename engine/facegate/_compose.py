@@ -145,6 +145,12 @@ class Composition:
     def __repr__(self) -> str:
         return f"<Composition {self.id}>"
 
+    @property
+    def request_schema(self) -> dict[str, Any]:
+        """One request contract for the whole deployment: a v2 pack's (it carries every listed pack's facts)."""
+        v2 = [p for p in self.policies if getattr(p.pack, "format", "") == "facegate/policy/v2"]
+        return (v2 or list(self.policies))[0].request_schema
+
     def governing(self, request: Mapping[str, Any], *, at: _dt.datetime | None = None) -> list[Policy]:
         day, _ = request_day(request, at)
         return [p for p, g in zip(self.policies, self.governs) if g.why_not(request, day) is None]
@@ -185,7 +191,8 @@ class Composition:
             reason = min((d.reason for _, d in denying), key=lambda r: _DENY_ORDER.index(r) if r in _DENY_ORDER else len(_DENY_ORDER))
             return self._make("deny", reason, packs,
                               determining=[tag(p, x) for p, d in denying for x in d.determining],
-                              errors=errors, warnings=warnings, violations=violations, moment=moment)
+                              errors=errors, warnings=warnings, violations=violations, moment=moment,
+                              unmet=[tag(p, u) for p, d in denying for u in getattr(d, "unmet", ())])
         obligations = _decide.merge_obligations(
             {**o, "sources": [{**s, "pack": p.id} for s in o.get("sources", ())]} for p, d in decided for o in d.obligations
         )
@@ -195,7 +202,7 @@ class Composition:
     def _make(self, effect: str, reason: str, packs: tuple[dict[str, Any], ...], *, determining: Iterable[dict[str, Any]] = (),
               errors: Iterable[dict[str, Any]] = (), warnings: Iterable[dict[str, Any]] = (),
               obligations: Iterable[dict[str, Any]] = (), violations: Iterable[dict[str, str]] = (),
-              moment: _dt.datetime | None = None) -> ComposedDecision:
+              moment: _dt.datetime | None = None, unmet: Iterable[dict[str, Any]] = ()) -> ComposedDecision:
         from .policy import _new_id
 
         now = moment or _dt.datetime.now(_dt.UTC)
@@ -203,7 +210,7 @@ class Composition:
             effect=effect, reason=reason, determining=tuple(determining), errors=tuple(errors), warnings=tuple(warnings),
             obligations=tuple(obligations), violations=tuple(violations), policy=self._ident, decision_id=_new_id(),
             evaluated_at=now.isoformat(), duration_us=0.0, rules=RuleOutcomes({}, (), frozenset()), explanation=None,
-            packs=packs,
+            packs=packs, unmet=tuple(unmet),
         )
 
 

@@ -84,6 +84,8 @@ def render_decision(d: Decision, style: _Style, *, explain: bool = False) -> str
         lines.append(f"  {style.bad('error')} in {e['rule']} ({e['provision']}): {e['error']}")
     for w in d.warnings:
         lines.append(f"  warning {w['provision']} {w['rule']}: {w['message'].get('en') or next(iter(w['message'].values()))}")
+    for u in d.unmet:
+        lines.append(f"  not permitted by {_describe_unmet(u)}")
     for o in d.obligations:
         extra = f" ({o['days']} days)" if "days" in o else ""
         srcs = ", ".join(s["provision"] for s in o["sources"])
@@ -99,6 +101,12 @@ def render_decision(d: Decision, style: _Style, *, explain: bool = False) -> str
             lines.append(f"  permit {b['rule']} did not apply: unmet {b['unmet']}" + (f", excepted by {b['excepted_by']}" if b["excepted_by"] else ""))
     lines.append(style.dim(f"  policy {d.policy['id']} {d.policy['version']} {d.policy['revision'][:19]}"))
     return "\n".join(lines)
+
+
+def _describe_unmet(entry: dict[str, Any]) -> str:
+    from .explain import describe
+
+    return describe(entry)
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
@@ -211,6 +219,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.world:
+        from ._demo_world import run_world_demo
+
+        return run_world_demo(args.policies, recognizer=args.recognizer, db=args.db)
     from ._demo import run_demo
 
     return run_demo(args.policy, recognizer=args.recognizer, db=args.db, images=args.image, enroll=args.enroll, verify=args.verify)
@@ -245,11 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", action="append", help="also run detection on this photo (repeatable)")
     p.add_argument("--enroll", metavar="PHOTO", help="your own pair: enrol the face in this photo ...")
     p.add_argument("--verify", metavar="PHOTO", help="... and verify the face in this one against it")
+    p.add_argument("--world", action="store_true", help="the multi-jurisdiction scenario: the CN 2025, EU and Illinois packs composed")
+    p.add_argument("--policies", help="with --world: the folder holding the packs (default: the packs shipped with facegate)")
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("docs", help="generate the review document (Markdown and HTML) for legal sign-off")
     p.add_argument("packs", nargs="+")
     p.add_argument("--out", help="output folder (default: the pack's own folder)")
     p.set_defaults(func=cmd_docs)
+    __import__("facegate.store._store_cli", fromlist=["register"]).register(sub)  # facegate store migrate|copy
     for register in _EXTENSIONS:
         register(sub)
     return parser
@@ -259,6 +274,12 @@ def _audit_commands(sub: Any) -> None:
     from .store._cli import add_audit_commands
 
     add_audit_commands(sub)
+
+
+def _analysis_commands(sub: Any) -> None:
+    from .analysis._cli import register
+
+    register(sub)
 
 
 def _authoring_commands(sub: Any) -> None:
@@ -273,7 +294,13 @@ def _serve_commands(sub: Any) -> None:
     register(sub)
 
 
-_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands, _authoring_commands, _serve_commands]
+def _console_commands(sub: Any) -> None:
+    from .console._cli import register
+
+    register(sub)
+
+
+_EXTENSIONS: list[Callable[[Any], None]] = [_audit_commands, _authoring_commands, _serve_commands, _console_commands, _analysis_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -138,12 +138,18 @@ class Gate:
         policy = load_configured(config, base, functions=registry.functions)
         store = None
         if "store" in config:
-            from .store import Masking, SQLiteStore
+            from .store import Masking, open_store
 
             masking = Masking(pointers=config["store"]["mask"]) if config["store"].get("mask") else None
-            store = SQLiteStore(resolve(base, config["store"]["path"]), masking=masking) if masking else SQLiteStore(resolve(base, config["store"]["path"]))
+            store = open_store(config["store"]["path"], base=base, masking=masking)  # a file, or postgresql://
         rec = config["recognizer"]
         try:
+            if config.get("approval", {}).get("required"):
+                from ._approvals import require_approved
+
+                if store is None:
+                    raise ConfigError("`approval.required` needs a `store`: approvals are read from its audit chain")
+                require_approved(policy, store.audit)
             gate = cls(policy, rec["id"], registry=registry, recognizer_config=rec.get("config", {}), store=store,
                        consent_mode=config.get("consent", {}).get("mode", "request-only"), timeout=rec.get("timeout_seconds", 30.0))
         except Exception:
@@ -587,6 +593,7 @@ def _decision_record(decision: Decision, facts: Any) -> dict[str, Any]:
         "obligations": [{k: v for k, v in o.items() if k != "sources"} for o in decision.obligations],
         "errors": [dict(e) for e in decision.errors],
         "violations": [dict(v) for v in decision.violations],
+        "unmet": [{"rule": u["rule"], "provision": u["provision"], "failed": [f["plain"] for f in u["failed"]]} for u in decision.unmet],
         **({"packs": [dict(p) for p in decision.packs]} if hasattr(decision, "packs") else {}),
     }
 

@@ -17,6 +17,7 @@ from . import _compile, _decide, _schema
 from ._compile import EvalError
 from ._pack import Pack, Rule, load_pack
 from ._vocabulary import Effect, Reason
+from .explain._unmet import unmet_permits
 
 _V1_VALIDATOR = jsonschema_rs.validator_for(_schema.load_schema("request.v1.json"))
 
@@ -70,6 +71,23 @@ class Decision:
     duration_us: float
     rules: Mapping[str, str] = field(repr=False)
     explanation: dict[str, Any] | None = field(default=None, repr=False)
+    #: For a deny: the permits of the request's operation that did not apply, with the failed
+    #: conditions in plain words (:mod:`facegate.explain`).  Empty for a permit.
+    unmet: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the decision, not the policy and request kept for ``remedies`` (found from here on)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_origin", "_remedies")}
+
+    @property
+    def remedies(self) -> tuple[dict[str, Any], ...]:
+        """For a deny: the smallest sets of fact changes that make it a permit (``facegate.explain``).
+
+        Computed on first use in the process that decided (an unpickled decision has none:
+        call ``facegate.explain.find_remedies(policy, request)``)."""
+        from .explain._remedies import remedies_of
+
+        return remedies_of(self)
 
     @property
     def permitted(self) -> bool:
@@ -95,6 +113,7 @@ class Decision:
             "decision_id": self.decision_id,
             "evaluated_at": self.evaluated_at,
             "rules": dict(self.rules),
+            "unmet": [{**u, "failed": [dict(f) for f in u["failed"]], "excepted_by": [dict(e) for e in u["excepted_by"]]} for u in self.unmet],
         }
         if self.explanation is not None:
             out["explanation"] = self.explanation
@@ -189,10 +208,12 @@ class Policy:
                 warnings.append(self._refer(rule, activation, budget))
         if explanation is not None:
             explanation = {"rules": explanation}
-        if determining_deny:
-            return self._finish(Effect.DENY, Reason.FORBIDDEN, started, now, determining=determining_deny, errors=errors, warnings=warnings, rules=outcomes, explanation=_blocked(explanation, self._rules, outcomes))
-        if not permits:
-            return self._finish(Effect.DENY, Reason.NO_PERMIT, started, now, errors=errors, warnings=warnings, rules=outcomes, explanation=_blocked(explanation, self._rules, outcomes))
+        if determining_deny or not permits:
+            relevant = self._by_operation.get(request["operation"], self._rules)
+            unmet = () if permits else unmet_permits(self, relevant, activation, budget, outcomes)
+            return self._denied(Reason.FORBIDDEN if determining_deny else Reason.NO_PERMIT, request, started, now,
+                                determining=determining_deny, errors=errors, warnings=warnings, rules=outcomes, unmet=unmet,
+                                explanation=_blocked(explanation, relevant, outcomes))
         return self._finish(
             Effect.PERMIT, Reason.PERMITTED, started, now, determining=permits, errors=errors, warnings=warnings,
             obligations=_decide.merge_obligations(obligations), rules=outcomes, explanation=explanation,
@@ -215,6 +236,13 @@ class Policy:
             if outcome != _decide.NOT_APPLICABLE:
                 out.append((rule, outcome, err))
         return out
+
+    def _denied(self, reason: str, request: Mapping[str, Any], started: float, now: _dt.datetime, *,
+                unmet: tuple[dict[str, Any], ...], **fields: Any) -> Decision:
+        decision = self._finish(Effect.DENY, reason, started, now, **fields)
+        decision.__dict__["unmet"] = unmet
+        decision.__dict__["_origin"] = (self, request, now)  # for Decision.remedies, computed on demand
+        return decision
 
     def _refer(self, rule: Rule, activation: Any, budget: Any) -> dict[str, Any]:
         """The rule's reference for a decision, with its message detail evaluated if it has one."""

@@ -12,7 +12,9 @@ Conditions are shown in plain words by a small renderer for the CEL patterns pac
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import PolicyError, Problem
 from ..policy import Policy
@@ -27,9 +29,9 @@ __all__ = ["QUESTIONS_FILE", "PlainRenderer", "Question", "build", "load_questio
 # entry point
 
 
-def render(policy: Policy) -> tuple[str, str]:
-    """The review document as (Markdown, HTML) text."""
-    doc = build(policy)
+def render(policy: Policy, approvals: Sequence[Any] | None = None) -> tuple[str, str]:
+    """The review document as (Markdown, HTML) text; ``approvals`` adds the sign-off section."""
+    doc = build(policy, approvals)
     return to_markdown(doc), to_html(doc, "Legal review: " + policy.pack.meta["title"])
 
 

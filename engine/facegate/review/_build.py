@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,13 @@ def _title(pack: Any, title: Mapping[str, str]) -> Inline:
 
 def _grades(pack: Any) -> dict[str, str]:
     return {k: str(v.get(pack.language) or v.get("en") or next(iter(v.values()))) for k, v in pack.evidence_grades.items()}
+
+
+def _grade_codes(grade: Any) -> str:
+    """`A` or `A, O, S` (a provision may cite several grades), `—` when none is stated."""
+    if grade is None:
+        return "—"
+    return str(grade) if isinstance(grade, str) else ", ".join(str(g) for g in grade)
 
 
 def _grade_line(pack: Any, grade: Any) -> str:
@@ -136,7 +143,9 @@ def _article_notes(root: Path, policy: Policy) -> dict[str, str]:
     return notes
 
 
-def build(policy: Policy) -> list[Block]:
+def build(policy: Policy, approvals: Sequence[Any] | None = None) -> list[Block]:
+    """The document; ``approvals`` (:class:`facegate._approvals.Approval`, from the audit chain)
+    adds a sign-off section -- left out of the committed REVIEW files, which carry no chain."""
     pack = policy.pack
     meta = pack.meta
     root = pack.root if pack.root.is_dir() else pack.root.parent
@@ -168,6 +177,8 @@ def build(policy: Policy) -> list[Block]:
 
     doc += _pack_section(policy, meta)
     doc += _status_section(policy, report, unreviewed)
+    if approvals is not None:
+        doc += _signoff_section(policy, approvals)
     doc += _legend_section(pack)
 
     doc.append(Heading(2, [T("Provisions")], "provisions"))
@@ -231,7 +242,7 @@ def _status_section(policy: Policy, report: Report, unreviewed: list[str]) -> li
         rows.append([
             [("link", f"#{_anchor(p.provision)}|{p.provision}")],
             [T(_article(p.article, p.article_verified))],
-            [T(str(p.text.get("grade", "—")))],
+            [T(_grade_codes(p.text.get("grade")))],
             [T(str(len(rules)))],
             [T(covered)],
             [T(", ".join(statuses))],
@@ -462,3 +473,23 @@ def _questions_section(questions: list[Question]) -> list[Block]:
             Table([[T("")], [T("Origin")], [T("Provisions")], [T("Question")]], rows)]
 
 
+
+
+def _signoff_section(policy: Policy, approvals: Sequence[Any]) -> list[Block]:
+    from .._approvals import approved_rules
+
+    held = approved_rules(policy, approvals)
+    out: list[Block] = [Heading(2, [T("Sign-off")], "sign-off"),
+                        Para([T(f"{len(held)} of {len(policy.rules)} rules approved at their current text "
+                                "(approvals are records in the audit chain; editing a rule voids its approval).")])]
+    rows: list[list[Inline]] = []
+    for a in approvals:
+        what = f"rule {a.rule}" if a.scope == "rule" else "the whole pack"
+        holds = (a.scope == "pack" and a.revision == policy.revision) or (a.scope == "rule" and held.get(a.rule or "") == a)
+        rows.append([[T(f"#{a.seq}")], [T(a.time)], [T(f"{a.by} ({a.role})")], [T(what)], [C(a.revision[:19])],
+                     [T("holds" if holds else "superseded")], [T(a.note or "—")]])
+    if rows:
+        out.append(Table([[T("Record")], [T("When")], [T("Who")], [T("Approved")], [T("Revision")], [T("Now")], [T("Note")]], rows))
+    else:
+        out.append(Para([T("No approvals recorded yet.")]))
+    return out

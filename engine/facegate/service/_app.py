@@ -213,6 +213,9 @@ def create_app(config_path: str | Path, *, worker_restarts: int = 0, install_sig
 
     app = Starlette(routes=routes(service) + extra, lifespan=lifespan)
     app.state.service = service
+    from ..console._mount import mount_console
+
+    mount_console(app, service, config_path)  # the legal teams' console under /console (issue 18)
     app.add_middleware(_RequestIds, service=service)
     return app
 
