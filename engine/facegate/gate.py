@@ -131,7 +131,7 @@ class Gate:
     def from_config(cls, source: Any) -> Gate:
         """Build a gate from an operator configuration (a dict, or a YAML/JSON file; config.v1.json)."""
         from ._compose import load_configured
-        from ._config import read_config, resolve
+        from ._config import read_config
 
         config, base = read_config(source)
         registry = load_registry(config.get("plugins", {}).get("allow", ()))
