@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from fg_paths import ROOT
 
 from facegate import Gate, PolicyError, load_policy
 from facegate._cases import load_cases
@@ -16,6 +15,7 @@ from facegate._compose import NO_GOVERNING_PACK, Composition, Governs, load_comp
 from facegate._config import read_config
 from facegate._plugins import load_registry
 from facegate.testing import MemoryAudit, fake_info, fake_plugin
+from fg_paths import ROOT
 
 PACKS = [ROOT / "policies" / name for name in ("cn-cac-2023-draft", "cn-cac-2025", "eu-ai-act-art5", "us-il-bipa")]
 CN25_BASELINE = ROOT / "policies" / "cn-cac-2025" / "cases" / "cn25-02-04-scope-purpose.yaml"
@@ -35,7 +35,7 @@ def _at(case: dict) -> dt.datetime | None:
     if "at" not in case:
         return None
     moment = dt.datetime.fromisoformat(case["at"])
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _baseline() -> dict:
@@ -52,14 +52,14 @@ def test_composed_deployment_decides_each_pack_case_like_the_pack_alone(pack, co
     governs = composed.governs[index]
     # a case that states no date is decided on the first day of the pack's first period in force
     # (the 2023 draft governs only until 31 May 2025; "today" it governs nothing)
-    first_day = dt.datetime.fromisoformat(governs.in_force[0][0]).replace(tzinfo=dt.timezone.utc)
+    first_day = dt.datetime.fromisoformat(governs.in_force[0][0]).replace(tzinfo=dt.UTC)
     compared = 0
     for case, _, _ in load_cases(pack):
         request, at = case["request"], _at(case)
         if at is None and "time" not in request:
             at = first_day
         governing = [p.id for p in composed.governing(request, at=at)]
-        day = (at or dt.datetime.now(dt.timezone.utc)).date().isoformat() if "time" not in request else request["time"][:10]
+        day = (at or dt.datetime.now(dt.UTC)).date().isoformat() if "time" not in request else request["time"][:10]
         if governs.why_not(request, day) is not None:
             assert policy.id not in governing
             continue  # the pack itself does not govern this case (outside its territory, dates or purposes)
@@ -94,7 +94,7 @@ def test_dates_decide_which_chinese_instrument_governs(composed):
 def test_without_a_stated_time_the_decision_time_dates_the_request(composed):
     request = _baseline()["request"]
     del request["time"]
-    early = dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
+    early = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
     assert [p.id for p in composed.governing(request, at=early)] == ["cn-cac-2023-draft"]
 
 
@@ -263,3 +263,29 @@ def test_the_configuration_schema_refuses_a_bad_policy_list(tmp_path):
         read_config({"policy": [], "recognizer": {"id": "fake"}})
     with pytest.raises(ConfigError):
         read_config({"policy": ["a"], "composition": {"ungoverned": "maybe"}, "recognizer": {"id": "fake"}})
+
+
+def test_the_service_runs_a_composed_deployment(tmp_path):
+    from facegate.service import _openapi, _runtime
+
+    config = tmp_path / "facegate.yaml"
+    config.write_text("policy:\n" + "".join(f"  - {p}\n" for p in PACKS[1:])
+                      + "recognizer: {id: onnx}\nplugins: {allow: [onnx]}\nstore: {path: facegate.db}\n")
+    runtime = _runtime.build(config)
+    try:
+        assert [p["id"] for p in runtime.packs()] == ["cn-cac-2025", "eu-ai-act-art5", "us-il-bipa"]
+        assert runtime.revision == runtime.gate.policy.revision
+        request = _openapi.build(runtime.gate.policy.request_schema)["components"]["schemas"]["Request"]
+        assert {"cn", "eu", "bipa"} <= set(request["properties"])
+    finally:
+        runtime.store.close()
+
+
+def test_a_composed_deny_names_the_unmet_permits_of_the_denying_packs(composed):
+    request = _baseline()["request"]
+    del request["consent"]
+    del request["cn"]["legal_basis"]
+    decision = composed.decide(request)
+    assert decision.reason == "no_permit"
+    assert decision.unmet and {u["pack"] for u in decision.unmet} == {"cn-cac-2025"}
+    assert "cn25-06-separate-consent" in [u["rule"] for u in decision.unmet]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import io
 
-from fg_paths import ROOT
-
 from facegate._demo_world import run_world_demo
 from facegate.cli import main
+from fg_paths import ROOT
 
 
 def test_world_demo_decides_each_jurisdiction_by_its_own_law(tmp_path):

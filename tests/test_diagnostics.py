@@ -95,3 +95,13 @@ def test_check_validates_the_case_files(pack_copy):
     assert any("/request/subject/agee" in m and "did you mean `age`?" in m for m in found), found
     assert any("unknown obligation type `discard_raw_images`" in m for m in found), found
     assert all("cases/cases.yaml:" in m for m in found)
+
+
+def test_a_guard_in_when_covers_unless_and_unguarded_unless_is_linted(pack_copy):
+    rules = pack_copy / "rules" / "rules.yaml"
+    _edit(rules, "    unless: has(request.consent) && has(request.consent.given_by) && request.consent.given_by == \"guardian\"",
+          "    unless: has(request.consent.given_by) && request.consent.given_by == \"guardian\"")
+    [lint] = [str(p) for p in facegate.load_policy(pack_copy).pack.lints]
+    assert "/rules/2/unless" in lint and "has(request.consent) && has(request.consent.given_by)" in lint
+    _edit(rules, "    when: request.subject.age < params.minor_age", "    when: [has(request.consent), request.subject.age < params.minor_age]")
+    assert facegate.load_policy(pack_copy).pack.lints == ()

@@ -234,11 +234,11 @@ def test_the_gate_never_executes_a_decide_only_operation():
 
     registry = load_registry((), extra=[("fakes", fake_plugin(fake_info("counting", factory=Counting)))])
     audit = MemoryAudit()
-    gate = Gate(facegate.load_policy(FACTS_PACK), "counting", registry=registry, audit=audit)
+    gate = Gate(facegate.load_policy(FACTS_PACK), "counting", registry=registry, audit=audit, isolation="none")  # counts here
     out = gate.process({"operation": "disclose", "purpose": "other", "actor": {"private_entity": True},
                         "disclosure": {"basis": "subject_consent"}}, synthetic_face_image())
     assert out.decision.effect == "permit" and out.result is None and calls == []
-    assert "decide-only" in (out.error or "")
+    assert "decide-only" in (out.error or "") and out.status == facegate.Status.ERROR
     assert [r["kind"] for r in audit.records] == ["decision", "outcome"]
 
 
@@ -330,3 +330,10 @@ def test_packs_loaded_together_share_one_contract(facts_copy, tmp_path):
     with pytest.raises(PolicyError) as exc:
         facegate.load_policy(other, companions=(first.pack.declaration(),))
     assert any("release.written" in m and "example-disclosure" in m for m in _messages(exc)), _messages(exc)
+
+
+def test_every_reason_is_documented():
+    from facegate import Reason
+
+    text = (DOCS / "decisions.md").read_text(encoding="utf-8")
+    assert [r.value for r in Reason if f"`{r.value}`" not in text] == []

@@ -97,3 +97,14 @@ def test_load_policy_raises_only_policy_error(tmp_path, monkeypatch):
     with pytest.raises(PolicyError) as exc:
         facegate.load_policy(target)
     assert "KeyError" in str(exc.value) and isinstance(exc.value.__cause__, KeyError)
+
+
+def test_an_unknown_backend_is_one_problem(pack_copy):
+    assert _problems_with_backend(pack_copy) == 1
+
+
+def _problems_with_backend(pack: Path) -> int:
+    with pytest.raises(PolicyError) as exc:
+        facegate.load_policy(pack, backend="quantum")
+    assert "unknown cel backend `quantum`" in str(exc.value)
+    return len(exc.value.problems)

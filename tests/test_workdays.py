@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from facegate._plugins import builtin_functions
-from facegate._workdays import CalendarError, working_days_between
 from hypothesis import given
 from hypothesis import strategies as st
+
+from facegate._plugins import builtin_functions
+from facegate._workdays import CalendarError, working_days_between
 
 # A two-week toy calendar: Wed 2025-10-01 … Wed 2025-10-08 off, Sat 2025-10-11 worked in exchange.
 HOLIDAYS = [f"2025-10-0{d}" for d in range(1, 9)]

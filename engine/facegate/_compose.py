@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from . import _decide
+from ._vocabulary import Reason
 from .policy import Decision, Policy, RuleOutcomes
 
-NO_GOVERNING_PACK = "no_governing_pack"
+NO_GOVERNING_PACK = Reason.NO_GOVERNING_PACK
 UNGOVERNED_PERMITTED = "ungoverned_permitted"
 UNGOVERNED_MODES = ("deny", "permit")
 #: When several packs deny, the composed reason is the first of theirs in this order.
@@ -102,9 +103,9 @@ def request_day(request: Mapping[str, Any], at: _dt.datetime | None) -> tuple[st
             moment = None
         if moment is not None:
             if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=_dt.timezone.utc)
+                moment = moment.replace(tzinfo=_dt.UTC)
             return moment.date().isoformat(), moment
-    now = at or _dt.datetime.now(_dt.timezone.utc)
+    now = at or _dt.datetime.now(_dt.UTC)
     return now.date().isoformat(), now
 
 
@@ -143,6 +144,12 @@ class Composition:
 
     def __repr__(self) -> str:
         return f"<Composition {self.id}>"
+
+    @property
+    def request_schema(self) -> dict[str, Any]:
+        """One request contract for the whole deployment: a v2 pack's (it carries every listed pack's facts)."""
+        v2 = [p for p in self.policies if getattr(p.pack, "format", "") == "facegate/policy/v2"]
+        return (v2 or list(self.policies))[0].request_schema
 
     def governing(self, request: Mapping[str, Any], *, at: _dt.datetime | None = None) -> list[Policy]:
         day, _ = request_day(request, at)
@@ -184,7 +191,8 @@ class Composition:
             reason = min((d.reason for _, d in denying), key=lambda r: _DENY_ORDER.index(r) if r in _DENY_ORDER else len(_DENY_ORDER))
             return self._make("deny", reason, packs,
                               determining=[tag(p, x) for p, d in denying for x in d.determining],
-                              errors=errors, warnings=warnings, violations=violations, moment=moment)
+                              errors=errors, warnings=warnings, violations=violations, moment=moment,
+                              unmet=[tag(p, u) for p, d in denying for u in getattr(d, "unmet", ())])
         obligations = _decide.merge_obligations(
             {**o, "sources": [{**s, "pack": p.id} for s in o.get("sources", ())]} for p, d in decided for o in d.obligations
         )
@@ -194,15 +202,15 @@ class Composition:
     def _make(self, effect: str, reason: str, packs: tuple[dict[str, Any], ...], *, determining: Iterable[dict[str, Any]] = (),
               errors: Iterable[dict[str, Any]] = (), warnings: Iterable[dict[str, Any]] = (),
               obligations: Iterable[dict[str, Any]] = (), violations: Iterable[dict[str, str]] = (),
-              moment: _dt.datetime | None = None) -> ComposedDecision:
+              moment: _dt.datetime | None = None, unmet: Iterable[dict[str, Any]] = ()) -> ComposedDecision:
         from .policy import _new_id
 
-        now = moment or _dt.datetime.now(_dt.timezone.utc)
+        now = moment or _dt.datetime.now(_dt.UTC)
         return ComposedDecision._make(
             effect=effect, reason=reason, determining=tuple(determining), errors=tuple(errors), warnings=tuple(warnings),
             obligations=tuple(obligations), violations=tuple(violations), policy=self._ident, decision_id=_new_id(),
             evaluated_at=now.isoformat(), duration_us=0.0, rules=RuleOutcomes({}, (), frozenset()), explanation=None,
-            packs=packs,
+            packs=packs, unmet=tuple(unmet),
         )
 
 
@@ -266,7 +274,9 @@ def _declaration(root: Path) -> Any:
     if not path.is_file():
         return None
     doc, _ = load_yaml(path, str(path), root if root.is_dir() else None)
-    data = doc.data if doc is not None else None
+    if doc is None:
+        return None
+    data = doc.data
     if not isinstance(data, dict) or data.get("format") != "facegate/policy/v2" or not isinstance(data.get("pack"), dict):
         return None
     languages = data.get("languages", {}).get("declared", ["en"]) if isinstance(data.get("languages"), dict) else ["en"]

@@ -87,14 +87,15 @@ def yaml_hint(message: str) -> str:
 _HAS = re.compile(r"\bhas\(\s*(request(?:\.[A-Za-z_][A-Za-z0-9_]*){2,})\s*\)")
 
 
-def unguarded_has(text: str, schema: Mapping[str, Any]) -> list[str]:
+def unguarded_has(text: str, schema: Mapping[str, Any], start: int = 0) -> list[str]:
     """``has(request.a.b)`` where ``request.a`` is optional and no ``has(request.a)`` comes first.
 
     CEL's ``has(a.b.c)`` tests only ``c``: when ``a.b`` is absent it is an *error*, not ``false``
     (a forbid then applies, a permit does not).  Each guard must come before, at each level.
+    Only calls at or after ``start`` are reported; the text before it may hold guards.
     """
     out: list[str] = []
-    for m in _HAS.finditer(text):
+    for m in _HAS.finditer(text, start):
         parts = m.group(1).split(".")
         before = text[: m.start()]
         for i in range(2, len(parts)):

@@ -47,6 +47,7 @@ class Reason(StrEnum):
     INVALID_REQUEST = "invalid_request"
     POLICY_NOT_IN_FORCE = "policy_not_in_force"
     AUDIT_UNAVAILABLE = "audit_unavailable"
+    NO_GOVERNING_PACK = "no_governing_pack"
 
 
 class RuleOutcome(StrEnum):

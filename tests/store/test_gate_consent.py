@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from facegate import Gate
 from facegate._plugins import load_registry
 from facegate.testing import fake_info, fake_plugin, synthetic_face_image

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from facegate.store import SQLiteStore
 
 CTX = multiprocessing.get_context("spawn")

@@ -58,6 +58,13 @@ def _grades(pack: Any) -> dict[str, str]:
     return {k: str(v.get(pack.language) or v.get("en") or next(iter(v.values()))) for k, v in pack.evidence_grades.items()}
 
 
+def _grade_codes(grade: Any) -> str:
+    """`A` or `A, O, S` (a provision may cite several grades), `—` when none is stated."""
+    if grade is None:
+        return "—"
+    return str(grade) if isinstance(grade, str) else ", ".join(str(g) for g in grade)
+
+
 def _grade_line(pack: Any, grade: Any) -> str:
     if grade is None:
         return "— — not stated"
@@ -235,7 +242,7 @@ def _status_section(policy: Policy, report: Report, unreviewed: list[str]) -> li
         rows.append([
             [("link", f"#{_anchor(p.provision)}|{p.provision}")],
             [T(_article(p.article, p.article_verified))],
-            [T(str(p.text.get("grade", "—")))],
+            [T(_grade_codes(p.text.get("grade")))],
             [T(str(len(rules)))],
             [T(covered)],
             [T(", ".join(statuses))],
