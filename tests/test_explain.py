@@ -139,6 +139,7 @@ def _apply(request, remedy):
 #: unlawful is not one the deployment can change) -- checked below by the search AND by the solver.
 NO_VARIANT = {
     "scope-hong-kong-branch", "scope-iso-subdivision-cn-hk", "scope-jurisdiction-not-stated",  # outside the draft's scope
+    "scope-old-iso-code-cn-91-hong-kong", "scope-old-iso-code-cn-92-macao", "scope-old-iso-code-cn-71-taiwan",  # likewise
     "purpose-other-is-not-specific",  # CN23-04: an unspecified purpose
     "hotel-room-camera-even-with-consent", "gym-changing-room-entry", "toilet-paper-dispenser-in-public-toilet",  # CN23-06
     "place-not-stated-fails-closed",  # a private space cannot be ruled out
