@@ -8,10 +8,16 @@
    seam replaced by ``lambda *a: ()``, i.e. the code before), in paired rounds of alternating
    order, CPU time; the median of the per-round ratios; all cases and deny cases only.  Goal:
    within 1.2x.
-2. **Remedies** per deny case: milliseconds per search (warm), and in decisions' worth.  Goal: <= 50 ms.
+2. **Remedies** per deny case: CPU milliseconds per search (warm), the search alone and with the
+   solver's fallback (it runs when the search finds nothing), and in decisions' worth.  Goal: <= 50 ms.
 3. **analyze** per shipped pack (z3): seconds.  Goal: <= 60 s.
 4. **replay** from a SQLite decision log of ``--records`` decisions (JSON parse + decide + compare),
-   decisions per second, next to bare ``decide`` on the same requests.  Goal: >= 20,000/s.
+   decisions per second of CPU time (what one idle core does; wall clock shown too) next to bare
+   ``decide`` on the same requests.  Goal: >= 20,000/s.
+
+Times are CPU time (``process_time``) so that other work on the shared cores does not count;
+on a loaded machine the per-decision CPU time itself still rises (shared caches), so compare the
+rows of one run.
 """
 
 from __future__ import annotations
@@ -47,7 +53,10 @@ def unmet_cost(policy, requests, rounds, repeat):
     """Median per-decision time with and without the unmet-permit report, and the median of the
     per-round ratios; the two run back to back in each round, in alternating order."""
     real = policy_module.unmet_permits
-    off = lambda *a: ()
+
+    def off(*_: object) -> tuple[()]:
+        return ()
+
     with_, without, ratios = [], [], []
     for i in range(rounds):
         pair = {}
@@ -63,17 +72,18 @@ def unmet_cost(policy, requests, rounds, repeat):
     return statistics.median(with_), statistics.median(without), statistics.median(ratios)
 
 
-def remedies(policy, denies):
+def remedies(policy, denies, solver):
+    """CPU milliseconds per remedy search, warm (items built, the solver's model built once)."""
     from facegate.explain import find_remedies
 
-    for _, r in denies:  # warm: items built, imports done
-        find_remedies(policy, r)
+    for _, r in denies:
+        find_remedies(policy, r, solver=solver)
     times = []
     for _, r in denies:
-        started = time.perf_counter()
-        find_remedies(policy, r)
-        times.append((time.perf_counter() - started) * 1e3)
-    return times
+        started = time.process_time()
+        find_remedies(policy, r, solver=solver)
+        times.append((time.process_time() - started) * 1e3)
+    return sorted(times)
 
 
 def analyze_packs(packs):
@@ -106,16 +116,17 @@ def replay_rate(policy, requests, records):
         with SQLiteStore(db) as store:
             for start in range(0, len(rows), 1000):
                 store.audit.append_many(rows[start : start + 1000])
-        started = time.perf_counter()
+        gc.collect()
+        wall, cpu = time.perf_counter(), time.process_time()
         report = replay(str(db), policy)
-        seconds = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         plain = [rows[i]["request"] for i in range(records)]
         gc.collect()
-        started = time.perf_counter()
+        started = time.process_time()
         for r in plain:
             policy.decide(r)
-        bare = time.perf_counter() - started
-    return report.decided / seconds, records / bare, report.changed
+        bare = time.process_time() - started
+    return report.decided / cpu, report.decided / wall, records / bare, report.changed
 
 
 def main() -> int:
@@ -136,10 +147,11 @@ def main() -> int:
     deny_requests = [r for _, r in denies]
     w, wo_d, ratio = unmet_cost(policy, deny_requests, args.rounds, args.repeat)
     print(f"   decision, denies only: with unmet permits {w:7.1f} us   without {wo_d:7.1f} us   ratio {ratio:.2f}x")
-    times = sorted(remedies(policy, denies))
-    med = statistics.median(times)
-    print(f"2. remedies per deny ({len(times)}): median {med:.1f} ms, p90 {times[int(0.9 * (len(times) - 1))]:.1f} ms, "
-          f"max {times[-1]:.1f} ms (goal <= 50 ms); median = {med * 1e3 / wo:.0f} decisions' time")
+    for solver, label in ((False, "search only"), (True, "search, then the solver when it finds nothing")):
+        times = remedies(policy, denies, solver)
+        med = statistics.median(times)
+        print(f"2. remedies per deny ({len(times)}), {label}: median {med:.1f} ms, p90 {times[int(0.9 * (len(times) - 1))]:.1f} ms, "
+              f"max {times[-1]:.1f} ms CPU (goal <= 50 ms); median = {med * 1e3 / wo:.0f} decisions' time")
     try:
         import z3  # noqa: F401
     except ImportError:
@@ -148,9 +160,9 @@ def main() -> int:
         packs = sorted(p.parent for p in (ROOT / "policies").glob("*/pack.yaml"))
         for pid, n, seconds, na in analyze_packs(packs):
             print(f"3. analyze {pid}: {n} rules, {seconds:.1f} s (goal <= 60 s), {na} not analysable")
-    rate, bare, changed = replay_rate(policy, requests, args.records)
-    print(f"4. replay {args.records} recorded decisions from SQLite: {rate:,.0f}/s (goal >= 20,000/s); "
-          f"bare decide on the same requests {bare:,.0f}/s (replay = {rate / bare:.2f}x of it); {changed} changed")
+    rate, wall_rate, bare, changed = replay_rate(policy, requests, args.records)
+    print(f"4. replay {args.records} recorded decisions from SQLite: {rate:,.0f}/s of CPU time, {wall_rate:,.0f}/s wall clock "
+          f"(goal >= 20,000/s); bare decide on the same requests {bare:,.0f}/s of CPU time (replay = {rate / bare:.2f}x of it); {changed} changed")
     return 0
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from console_server import PASSWORD, start
+
 from fg_paths import ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -174,9 +175,28 @@ def test_a_forged_form_without_the_csrf_token_is_refused(as_user, server):
     assert path.read_text(encoding="utf-8") == before
 
 
-def test_evidence_page(as_user, server):
+def test_evidence_search_by_provision_and_verify(as_user, server):
+    import yaml
+
+    from facegate import load_policy
+    from facegate.gate import _decision_record
+
+    policy = load_policy(server.pack)
+    audit = server.app.state.console.store.audit
+    cases = yaml.safe_load((server.pack / "cases" / "scenarios.yaml").read_text(encoding="utf-8"))["cases"]
+    for case in cases[:8]:
+        audit.append(_decision_record(policy.decide(case["request"]), case["request"]))
     page = as_user("vera")
     page.goto(server.url + "/audit")
+    page.get_by_label("Provision").fill("CN23-14")
+    page.get_by_label("Decision").select_option("deny")
+    page.get_by_role("button", name="Search").click()
+    rows = page.locator("tbody tr")
+    assert rows.count() >= 1
+    for i in range(rows.count()):
+        assert "CN23-14" in rows.nth(i).locator("td").nth(5).inner_text()
+        assert rows.nth(i).locator("td").nth(3).inner_text() == "deny"
+    page.goto(server.url + "/audit?kind=decision")
     page.get_by_role("link", name="Verify the chain").click()
     assert page.get_by_text("Chain intact").is_visible()
     shot(page, "07-evidence")

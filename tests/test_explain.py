@@ -139,7 +139,7 @@ def _apply(request, remedy):
 #: unlawful is not one the deployment can change) -- checked below by the search AND by the solver.
 NO_VARIANT = {
     "scope-hong-kong-branch", "scope-iso-subdivision-cn-hk", "scope-jurisdiction-not-stated",  # outside the draft's scope
-    "scope-old-iso-code-cn-91-hong-kong", "scope-old-iso-code-cn-92-macao", "scope-old-iso-code-cn-71-taiwan",  # likewise
+    "scope-old-iso-code-cn-91-hong-kong", "scope-old-iso-code-cn-92-macao", "scope-old-iso-code-cn-71-taiwan",
     "purpose-other-is-not-specific",  # CN23-04: an unspecified purpose
     "hotel-room-camera-even-with-consent", "gym-changing-room-entry", "toilet-paper-dispenser-in-public-toilet",  # CN23-06
     "place-not-stated-fails-closed",  # a private space cannot be ruled out
@@ -162,7 +162,7 @@ def test_every_deny_case_of_the_cac_pack_has_remedies_that_re_decide_to_permit_o
         report = find_remedies(cac, request)
         if not report.remedies:
             none.add(case["id"])
-            assert report.exhausted, case["id"]
+            assert report.exhausted and report.proved_none, case["id"]
             assert lawful_variant(cac, request)["status"] == "none", case["id"]  # proved, not just not found
             continue
         for remedy in report.remedies:
@@ -192,3 +192,61 @@ def test_a_variable_made_of_conditions_is_opened_into_items_with_their_guards(ca
     assert withdrawn.text.startswith("!(has(request.consent)) || ")  # a "must not" holds while consent is unstated
     activation = cac._activation({"operation": "detect", "purpose": "payment"})
     assert [i.run(activation, None) for i in when] == [True, False, False, True, False]
+
+
+def test_a_pack_lists_its_own_actionable_facts(pack_copy, capsys):
+    """remedies.yaml replaces the default list: with consent not actionable, no remedy exists."""
+    request = {"operation": "verify", "purpose": "payment", "subject": {"id": "s", "age": 30}}
+    policy = facegate.load_policy(pack_copy)
+    assert find_remedies(policy, request).remedies  # obtain consent
+    (pack_copy / "remedies.yaml").write_text("format: facegate/remedies/v1\nactionable: [storage]\n")
+    policy = facegate.load_policy(pack_copy)
+    report = find_remedies(policy, request)
+    assert report.remedies == ()
+    if report.proved_none is not None:  # with z3 installed, proved
+        assert report.proved_none
+    (pack_copy / "remedies.yaml").write_text("format: facegate/remedies/v1\nactionable: [Consent]\n")
+    with pytest.raises(facegate.PolicyError, match="remedies.yaml"):
+        find_remedies(facegate.load_policy(pack_copy), request)
+
+
+def test_every_remedy_of_every_shipped_pack_re_decides_to_permit():
+    """The packs with pack-declared facts too: each remedy (search or solver) is a permit."""
+    for name in ("cn-cac-2025", "eu-ai-act-art5", "us-il-bipa"):
+        folder = CAC.parent / name
+        policy = facegate.load_policy(folder)
+        checked = 0
+        for case, _, _ in load_cases(folder):
+            request = case["request"]
+            decision = policy.decide(request)
+            if decision.permitted or decision.reason in ("invalid_request", "policy_not_in_force"):
+                continue
+            for remedy in find_remedies(policy, request).remedies:
+                variant, _ = _apply(request, remedy)
+                assert policy.decide(variant).permitted, (name, case["id"], remedy)
+                checked += 1
+        assert checked >= 5, name
+
+
+def test_a_denied_decision_pickles_without_its_policy(cac):
+    import pickle
+
+    d = cac.decide(SHOP)
+    assert d.remedies
+    back = pickle.loads(pickle.dumps(d))
+    assert back.unmet == d.unmet and back.effect == "deny" and back.remedies == ()
+
+
+def test_a_composed_deny_carries_each_denying_packs_unmet_permits():
+    from facegate._compose import Composition, request_day
+
+    policies = [facegate.load_policy(CAC.parent / name) for name in ("cn-cac-2025", "eu-ai-act-art5", "us-il-bipa")]
+    composed = Composition(policies)
+    request = {"operation": "verify", "purpose": "payment", "jurisdiction": "DE", "time": "2026-03-02T10:00:00+01:00"}
+    d = composed.decide(request)
+    assert d.effect == "deny"
+    moment = request_day(request, None)[1]
+    governing = {x["pack"] for x in d.packs if x.get("governs")}
+    expected = [(p.id, u["rule"]) for p in policies if p.id in governing for u in p.decide(request, at=moment).unmet]
+    assert expected and [(u["pack"], u["rule"]) for u in d.unmet] == expected
+    assert all("pack" in u for u in d.unmet)

@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 
 SCHEMA_NAMES = ("policy.v1.json", "policy.v2.json", "request.v1.json", "request.v2.json", "cases.v1.json", "config.v1.json",
-                "decision.v1.json", "outcome.v1.json", "properties.v1.json")
+                "decision.v1.json", "outcome.v1.json", "properties.v1.json", "remedies.v1.json")
 
 
 @cache

@@ -75,10 +75,17 @@ class Decision:
     #: conditions in plain words (:mod:`facegate.explain`).  Empty for a permit.
     unmet: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the decision, not the policy and request kept for ``remedies`` (found from here on)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_origin", "_remedies")}
+
     @property
     def remedies(self) -> tuple[dict[str, Any], ...]:
-        """For a deny: the smallest sets of fact changes that make it a permit (``facegate.explain``)."""
-        from .explain import remedies_of
+        """For a deny: the smallest sets of fact changes that make it a permit (``facegate.explain``).
+
+        Computed on first use in the process that decided (an unpickled decision has none:
+        call ``facegate.explain.find_remedies(policy, request)``)."""
+        from .explain._remedies import remedies_of
 
         return remedies_of(self)
 

@@ -33,9 +33,32 @@ def test_keys_are_stored_hashed_and_revocation_is_read_afresh(tmp_path):
     assert [r["key_id"] for r in store.list()] == [key_id] and "digest" not in store.list()[0]
 
 
-def test_roles_map_to_known_scopes():
+def test_roles_are_the_consoles_and_map_to_known_scopes():
+    from facegate.console import ROLES
+
+    assert tuple(ROLE_SCOPES) == ROLES
     for role, scopes in ROLE_SCOPES.items():
         assert scopes <= set(SCOPES), role
+
+
+def test_keys_cli_creates_lists_and_revokes(tmp_path, capsys):
+    import json
+
+    from facegate.cli import main
+
+    config = write_config(tmp_path / "svc")
+    assert main(["keys", "create", "--config", str(config), "--scope", "decide,audit:read", "--name", "siem", "--json"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert made["key"].startswith(f"fgk_{made['key_id']}_")
+    assert main(["keys", "list", "--config", str(config), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed == [{"key_id": made["key_id"], "name": "siem", "scopes": ["audit:read", "decide"],
+                       "created_at": listed[0]["created_at"], "revoked_at": None}]
+    assert made["key"] not in (config.parent / "keys.db").read_bytes().decode("latin-1")
+    assert main(["keys", "create", "--config", str(config), "--scope", "everything"]) == 2
+    assert main(["keys", "revoke", "--config", str(config), made["key_id"]]) == 0
+    assert main(["keys", "revoke", "--config", str(config), made["key_id"]]) == 2  # already revoked
+    assert KeyStore(config.parent / "keys.db").check(made["key"]).reason == "revoked_key"
 
 
 def test_a_console_can_mount_routes_and_authenticate_users_with_roles(tmp_path, monkeypatch):

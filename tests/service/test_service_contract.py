@@ -71,7 +71,7 @@ def test_the_document_is_openapi_3_1_and_reuses_the_engine_schemas(api):
     assert doc["components"]["schemas"]["Decision"] == decision
     for path, item in doc["paths"].items():
         for method, op in item.items():
-            if path not in ("/healthz", "/readyz", "/openapi.json", "/docs"):
+            if path not in ("/healthz", "/readyz", "/openapi.json", "/docs", "/docs/ui"):
                 assert op.get("security"), f"{method} {path} is open"
 
 
@@ -115,8 +115,22 @@ def test_every_endpoint_answers_as_documented(api):
     c(client.post("/v1/admin/reload"))
     c(client.get("/openapi.json"))
     c(client.get("/docs"))
+    c(client.get("/docs/ui"))
     documented = {(p, m) for p, item in contract.doc["paths"].items() for m in item}
     assert documented == {(p, m) for p, m, _ in contract.seen}
+
+
+def test_the_interactive_page_loads_only_vendored_files_served_here(api):
+    _, client, _ = api
+    page = client.get("/docs/ui")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assets = re.findall(r'(?:src|href)=([^ >]+)', page.text)
+    assert assets and all(a.startswith("/docs/static/") for a in assets)
+    for asset in assets:
+        got = client.get(asset)
+        assert got.status_code == 200 and len(got.content) > 100, asset
+    assert "validatorUrl: null" in client.get("/docs/static/facegate-docs.js").text  # no call to the online validator
+    assert "Apache License" in client.get("/docs/static/swagger-ui-LICENSE").text
 
 
 def test_the_docs_page_needs_no_script_and_lists_every_path(api):

@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -163,3 +164,24 @@ def test_mutual_tls_admits_only_clients_with_a_certificate_from_the_ca(tmp_path,
             httpx.get(server.url + "/healthz")  # plain HTTP on the TLS port
     finally:
         server.stop()
+
+
+def test_a_dead_worker_is_restarted_and_counted(tmp_path):
+    import os
+    import re
+
+    config = write_config(tmp_path / "svc")
+    key = make_key(config, "decide", "metrics")
+    with running(config, workers=2) as server, httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+        children = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True, check=False).stdout.split()
+        workers = [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]  # not the resource tracker
+        assert len(workers) >= 2
+        os.kill(workers[0], signal.SIGKILL)
+        _wait_for(lambda: "restarting (1 so far)" in server.output(), "the supervisor restarts the worker")
+
+        def restarted_worker_answers() -> bool:
+            text = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {key}"}, timeout=30).text  # a new connection each time
+            return bool(re.search(r"^facegate_worker_restarts 1\.0$", text, re.M))
+
+        _wait_for(restarted_worker_answers, "a scrape reaches the restarted worker")
+        assert client.post("/v1/decide", json=counter_request()).json()["decision"]["decision"] == "permit"

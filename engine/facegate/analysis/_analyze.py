@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import z3  # type: ignore[import-untyped]
+
 from ._model import PolicyModel
 from ._shrink import shrink
 

@@ -142,7 +142,7 @@ def _decide_with_remedies(args: argparse.Namespace, handler: Any) -> int:
         return int(handler(args))
     from ..errors import PolicyError
     from ..explain import find_remedies
-    from ..explain._render import no_variant_proof, render_remedies
+    from ..explain._render import render_remedies
 
     try:
         policy = _load(args.policy)
@@ -155,17 +155,15 @@ def _decide_with_remedies(args: argparse.Namespace, handler: Any) -> int:
         return EXIT_USAGE
     decision = policy.decide(request, explain=args.explain)
     report = find_remedies(policy, request)
-    proof = no_variant_proof(policy, request) if not report.remedies and not decision.permitted else None
     if args.json:
         out = decision.to_dict()
-        out["remedies"] = {"found": list(report.remedies), "exhausted": report.exhausted,
-                           "no_lawful_variant": None if proof is None else proof["status"] == "none"}
+        out["remedies"] = {"found": list(report.remedies), "exhausted": report.exhausted, "proved_none": report.proved_none}
         print(json.dumps(out, ensure_ascii=False, indent=2))
     else:
         from ..cli import _Style, render_decision
 
         print(render_decision(decision, _Style(sys.stdout), explain=args.explain))
-        print(render_remedies(decision, report, proof))
+        print(render_remedies(decision, report))
     return EXIT_FAILED if getattr(args, "fail_on_deny", False) and not decision.permitted else EXIT_OK
 
 

@@ -53,6 +53,7 @@ def decision_change(old: Any, new: Any, *, day: str | None = None) -> dict[str, 
     import datetime as _dt
 
     import z3  # type: ignore[import-untyped]
+
     from ._model import PolicyModel
     from ._smt import RequestModel
 

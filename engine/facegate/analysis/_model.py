@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import z3  # type: ignore[import-untyped]
+
 from ..explain._items import request_schema
 from ._smt import FALSE, TRUE, NotAnalysable, RequestModel, Sym, Translator
 

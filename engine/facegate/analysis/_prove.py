@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import z3  # type: ignore[import-untyped]
+
 from .. import cel
 from ._model import PolicyModel, decision_view
-from ._smt import NotAnalysable
 from ._shrink import shrink
+from ._smt import NotAnalysable
 
 
 @dataclass

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Iterable
 
 EXAMPLES = 3
 

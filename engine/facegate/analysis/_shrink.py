@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 
 def shrink(request: dict[str, Any], keeps: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:

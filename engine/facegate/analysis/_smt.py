@@ -23,11 +23,12 @@ is re-decided concretely before it is reported.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Mapping
 
 import z3  # type: ignore[import-untyped]
+
 from ..cel import _ast as A
 from ..cel._parse import parse
 from ..explain._facts import Leaf, walk

@@ -7,14 +7,15 @@ soon as its schema says what they are.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Iterator, Mapping
 
 #: Facts a deployment can change by acting (obtain consent, put up signs, discard the image,
 #: complete the assessment ...).  Everything else -- the operation and purpose, where and on whom
 #: it runs, who runs it, the legal ground -- is a fact about the world a remedy must not alter.
-#: Prefixes; a pack-declared fact not listed here is treated as fixed (never proposed).
+#: Prefixes, for the request contract's own fields; a pack lists its own (pack-declared facts
+#: included) in ``remedies.yaml`` (:func:`actionable_for`), which then replaces this default.
 ACTIONABLE: tuple[tuple[str, ...], ...] = (
     ("consent",),
     ("alternative", "offered"),
@@ -50,6 +51,36 @@ class Leaf:
     @property
     def actionable(self) -> bool:
         return any(self.path[: len(p)] == p for p in ACTIONABLE)
+
+    def actionable_in(self, prefixes: tuple[tuple[str, ...], ...]) -> bool:
+        return any(self.path[: len(p)] == p for p in prefixes)
+
+
+REMEDIES_FILE = "remedies.yaml"
+
+
+def actionable_for(policy: Any) -> tuple[tuple[str, ...], ...]:
+    """The pack's ``remedies.yaml`` list of actionable facts, or :data:`ACTIONABLE`.
+
+    Raises :class:`facegate.errors.PolicyError` (file, line, pointer) for a malformed file.
+    """
+    from pathlib import Path
+
+    from .. import _schema
+    from .._yaml import load_yaml
+    from ..errors import PolicyError
+
+    root = Path(policy.pack.root)
+    path = (root if root.is_dir() else root.parent) / REMEDIES_FILE
+    if not path.is_file():
+        return ACTIONABLE
+    doc, problems = load_yaml(path, str(path))
+    if doc is None:
+        raise PolicyError(problems)
+    problems = [*problems, *(doc.problem(p, m) for p, m in _schema.violations("remedies.v1.json", doc.data))]
+    if problems:
+        raise PolicyError(problems)
+    return tuple(tuple(item.split(".")) for item in doc.data["actionable"])
 
 
 @dataclass(frozen=True)

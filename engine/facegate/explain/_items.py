@@ -13,9 +13,9 @@ Built once per policy, on the first deny that needs it (:func:`items_for`), and 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Mapping
 
 from .. import _compile
 from .._pack import Rule, _expand, _json_type
@@ -31,6 +31,7 @@ class Item:
     plain: str
     run: Any  # (activation, budget) -> value
     paths: frozenset[tuple[str, ...]]  # request fields it reads or tests (without the "request" root)
+    reads: frozenset[tuple[str, ...]] = frozenset()  # of those, the ones whose value it reads
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class PolicyItems:
         self.by_operation: dict[str, tuple[Rule, ...]] = dict(getattr(policy, "_by_operation", None) or {})
         self.all_rules: tuple[Rule, ...] = tuple(pack.rules)
         self.make_activation = getattr(policy, "_activation", None) or (lambda r: {"params": pack.parameters, "request": r})
+        from ._facts import actionable_for
+
+        self.actionable = actionable_for(policy)  # remedies.yaml, or the default list
         self.rules: dict[str, RuleItems] = {}
         for rule in pack.rules:
             when = tuple(i for c in rule.when for i in self.split(c.text, c.expanded, c.program))
@@ -71,7 +75,7 @@ class PolicyItems:
 
     def split(self, text: str, expanded: str, program: Any) -> list[Item]:
         """The items of one condition; the whole condition when it cannot be split safely."""
-        whole = Item(text, expanded, self.words(text), program.program.run, _paths(program.program))
+        whole = Item(text, expanded, self.words(text), program.program.run, _paths(program.program), _reads(program.program))
         try:
             parts = self.conjuncts(text)
         except _Unsupported:
@@ -85,7 +89,7 @@ class PolicyItems:
                 compiled = _compile.compile_expression(exp, schema=self.schema, functions=_functions()).program
             except _compile.CompileError:
                 return [whole]  # e.g. a plugin function: keep the rule's own program
-            items.append(Item(part, exp, self.words(shown), compiled.run, _paths(compiled)))
+            items.append(Item(part, exp, self.words(shown), compiled.run, _paths(compiled), _reads(compiled)))
         return items
 
     def conjuncts(self, text: str) -> list[tuple[str, str]]:
@@ -167,6 +171,10 @@ def _paths(program: Any) -> frozenset[tuple[str, ...]]:
         if p and p[0] == "request" and len(p) > 1:
             found.add(tuple(p[1:]))
     return frozenset(found)
+
+
+def _reads(program: Any) -> frozenset[tuple[str, ...]]:
+    return frozenset(tuple(p[1:]) for p in program.reference_paths if p and p[0] == "request" and len(p) > 1)
 
 
 def _and_parts(node: Node) -> list[Node]:

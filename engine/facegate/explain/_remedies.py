@@ -17,12 +17,13 @@ proof), then minimised (no change can be dropped) and ranked by size.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Iterable, Mapping
 
 from ._facts import ABSENT, Leaf, get, walk, with_changes
 from ._items import Item, items_for, request_schema
@@ -31,6 +32,7 @@ MAX_CHANGES = 8  # facts one remedy may change
 MAX_ITEM_CHANGES = 3  # facts changed at once to satisfy one condition
 MAX_NODES = 400  # variants decided per search
 MAX_REMEDIES = 5
+MAX_TRIALS = 20_000  # condition evaluations per search (the item-level enumeration)
 
 Change = tuple[tuple[str, ...], Any]
 
@@ -44,6 +46,10 @@ class RemedyReport:
     exhausted: bool
     variants_decided: int
     fixed_facts: tuple[str, ...] = field(default=())
+    #: With z3-solver installed and nothing found by the search: True when the solver proved that
+    #: no value of the actionable facts is lawful, False when it found a variant (then minimised
+    #: into the remedy returned), None when it was not asked or could not tell.
+    proved_none: bool | None = None
 
     @property
     def none(self) -> bool:
@@ -64,9 +70,51 @@ def remedies_of(decision: Any) -> tuple[dict[str, Any], ...]:
     return found
 
 
-def find_remedies(policy: Any, request: Mapping[str, Any], *, at: Any = None) -> RemedyReport:
-    """Search the remedies of one request's deny (empty for a permit or an invalid request)."""
-    return _Search(policy, request, at).run()
+def find_remedies(policy: Any, request: Mapping[str, Any], *, at: Any = None, solver: bool = True) -> RemedyReport:
+    """Search the remedies of one request's deny (empty for a permit or an invalid request).
+
+    When the bounded search finds none and ``solver`` is true and z3-solver is installed, the
+    solver decides whether any lawful variant exists (:mod:`facegate.analysis._variants`); a
+    variant it finds is re-decided, minimised and returned as the remedy.
+    """
+    report = _Search(policy, request, at).run()
+    if report.remedies or not solver or report.variants_decided <= 1 and report.exhausted and _trivial(policy, request, at):
+        return report
+    try:
+        from ..analysis._variants import lawful_variant
+    except ImportError:
+        return report
+    day = at.date().isoformat() if at is not None else None
+    verdict = lawful_variant(policy, request, day=day)
+    if verdict["status"] == "none":
+        return dataclasses.replace(report, exhausted=True, proved_none=True)
+    if verdict["status"] != "found":
+        return report
+    search = _Search(policy, request, at)
+    changes = {leaf.path: _changed(leaf, request, verdict["variant"]) for leaf in search.leaves}
+    changes = {path: v for path, v in changes.items() if v is not _SAME}
+    if not changes or not search.decide(changes)[1].permitted:
+        return report
+    found = search.report([changes], exhausted=True, nodes=report.variants_decided)
+    return dataclasses.replace(found, proved_none=False)
+
+
+_SAME: Any = object()
+
+
+def _changed(leaf: Leaf, request: Mapping[str, Any], variant: Mapping[str, Any]) -> Any:
+    before, after = get(request, leaf.path), get(variant, leaf.path)
+    if before == after:
+        return _SAME
+    if not after[0]:
+        return ABSENT
+    return tuple(after[1]) if isinstance(after[1], list) else after[1]
+
+
+def _trivial(policy: Any, request: Mapping[str, Any], at: Any) -> bool:
+    """Permitted, or invalid, or outside the pack's validity: nothing for a solver to look at."""
+    d = policy.decide(request, at=at)
+    return bool(d.permitted or d.reason in ("invalid_request", "policy_not_in_force"))
 
 
 class _Search:
@@ -76,9 +124,12 @@ class _Search:
         self.at = at
         self.items = items_for(policy)
         leaves, _ = walk(request_schema(policy))
-        self.leaves = [leaf for leaf in leaves if leaf.actionable and leaf.supported]
-        self.fixed = tuple(leaf.dotted for leaf in leaves if not leaf.actionable)
+        actionable = self.items.actionable
+        self.leaves = [leaf for leaf in leaves if leaf.actionable_in(actionable) and leaf.supported]
+        self.fixed = tuple(leaf.dotted for leaf in leaves if not leaf.actionable_in(actionable))
         self.decided: dict[frozenset[Change], Any] = {}
+        self.trials = 0
+        self.truncated = False  # some condition might have been met with more changes than tried
 
     def decide(self, changes: Mapping[tuple[str, ...], Any]) -> tuple[dict[str, Any], Any]:
         variant = with_changes(self.request, changes)
@@ -98,7 +149,7 @@ class _Search:
             size, _, changes = heapq.heappop(queue)
             if best is not None and size > best + 1:
                 break  # keep the smallest remedies and the next size up, no further
-            if nodes >= MAX_NODES:
+            if nodes >= MAX_NODES or self.trials >= MAX_TRIALS:
                 return self.report(solutions, exhausted=False, nodes=nodes)
             nodes += 1
             variant, d = self.decide(changes)
@@ -117,7 +168,7 @@ class _Search:
                 if any(frozenset(_key(s)) <= key for s in solutions):
                     continue
                 heapq.heappush(queue, (len(new), next(counter), new))
-        return self.report(solutions, exhausted=True, nodes=nodes)
+        return self.report(solutions, exhausted=not self.truncated, nodes=nodes)
 
     # -- what to try next
     def fixes(self, d: Any, variant: Mapping[str, Any]) -> Iterable[dict[tuple[str, ...], Any]]:
@@ -143,21 +194,28 @@ class _Search:
 
     def item_fixes(self, item: Item, target: bool, variant: Mapping[str, Any], activation: Any) -> list[dict[tuple[str, ...], Any]]:
         """Smallest sets of actionable facts whose change gives ``item`` the value ``target``."""
-        leaves = [leaf for leaf in self.leaves if _touches(leaf, item.paths)]
+        leaves = [leaf for leaf in self.leaves if _touches(leaf, item)]
         if not leaves:
             return []
         numbers = _numbers(item, self.policy.pack.parameters)
-        options = [(leaf, _candidates(leaf, variant, numbers)) for leaf in leaves]
+        mentioned = _mentioned(item, self.policy.pack.parameters)
+        options = [(leaf, _candidates(leaf, variant, numbers, mentioned)) for leaf in leaves]
         found: list[dict[tuple[str, ...], Any]] = []
         for size in range(1, MAX_ITEM_CHANGES + 1):
             for combo in itertools.combinations(options, size):
                 for values in itertools.product(*(vals for _, vals in combo)):
+                    if self.trials >= MAX_TRIALS:
+                        self.truncated = True
+                        return found[:8]
+                    self.trials += 1
                     changes = {leaf.path: v for (leaf, _), v in zip(combo, values, strict=True)}
                     trial = with_changes(variant, changes)
                     if _value(item, {**activation, "request": trial}) is target:
                         found.append(changes)
             if found:
                 return found[:8]
+        if len(leaves) > MAX_ITEM_CHANGES:
+            self.truncated = True  # more facts at once might still meet it
         return []
 
     # -- the answer
@@ -213,8 +271,9 @@ def _value(item: Item, activation: Any) -> Any:
     return item.run(activation, _compile.new_budget())
 
 
-def _touches(leaf: Leaf, paths: frozenset[tuple[str, ...]]) -> bool:
-    return any(leaf.path[: len(p)] == p or p[: len(leaf.path)] == leaf.path for p in paths)
+def _touches(leaf: Leaf, item: Item) -> bool:
+    """The condition tests this field's presence or reads it (or reads an object holding it)."""
+    return leaf.path in item.paths or any(leaf.path[: len(p)] == p for p in item.reads)
 
 
 _INT = re.compile(r"(?<![\w.\"])(\d+)(?![\w.\"])")
@@ -229,7 +288,16 @@ def _numbers(item: Item, params: Mapping[str, Any]) -> set[int]:
     return found
 
 
-def _candidates(leaf: Leaf, request: Mapping[str, Any], numbers: set[int]) -> list[Any]:
+def _mentioned(item: Item, params: Mapping[str, Any]) -> list[Any]:
+    """String values the condition names (literals and the lists of the parameters it reads)."""
+    found: list[Any] = [m.group(1) for m in re.finditer(r'"([^"\\]*)"', item.expanded)]
+    for name in re.findall(r"params\.([A-Za-z_][A-Za-z0-9_]*)", item.expanded):
+        v = params.get(name)
+        found.extend(v if isinstance(v, list) else [v])
+    return list(dict.fromkeys(x for x in found if isinstance(x, str)))
+
+
+def _candidates(leaf: Leaf, request: Mapping[str, Any], numbers: set[int], mentioned: list[Any] = ()) -> list[Any]:  # type: ignore[assignment]
     present, current = get(request, leaf.path)
     out: list[Any] = []
     if leaf.kind in ("enum", "bool"):
@@ -242,7 +310,12 @@ def _candidates(leaf: Leaf, request: Mapping[str, Any], numbers: set[int]) -> li
                     out.append(v)
     elif leaf.kind == "list":
         have = list(current) if present and isinstance(current, list) else []
-        out = [(*have, v) for v in leaf.values if v not in have]
+        named = [v for v in leaf.values if v in mentioned]
+        missing = [v for v in named if v not in have]
+        if len(missing) > 1:
+            out.append((*have, *missing))  # all the values the condition names at once (containsAll)
+        pool = named + [v for v in leaf.values if v not in named]  # named values first
+        out += [(*have, v) for v in pool if v not in have]
         out += [tuple(x for x in have if x != v) for v in have]
     if present and not leaf.required:
         out.append(ABSENT)

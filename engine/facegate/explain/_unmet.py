@@ -11,8 +11,8 @@ plain words, and the exceptions (``unless``) that lifted the permit.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from .._compile import EvalError
 from ..cel import CELError

@@ -32,11 +32,13 @@ from ..errors import ConfigError
 
 #: Every scope a key can hold.  ``admin`` reloads packs, ``metrics`` reads /metrics; the rest name their routes.
 SCOPES = ("decide", "process", "audit:read", "consent:read", "consent:write", "metrics", "admin")
-#: Console roles (issue 18) as sets of the same scopes; a user's scopes are the union of their roles'.
+#: The console's roles (``facegate.console.ROLES``) as API scopes, for a session authenticator that
+#: lets console users call ``/v1`` (the console does not today: its sessions open no ``/v1`` route).
+#: Editing and approving rules are console actions, not API scopes.
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     "viewer": frozenset({"audit:read", "consent:read"}),
-    "reviewer": frozenset({"decide", "audit:read", "consent:read"}),
-    "consent-officer": frozenset({"consent:read", "consent:write", "audit:read"}),
+    "editor": frozenset({"audit:read", "consent:read", "decide"}),
+    "reviewer": frozenset({"audit:read", "consent:read", "decide"}),
     "admin": frozenset(SCOPES),
 }
 

@@ -2,8 +2,9 @@
 
 ``Gate.process`` decides *and* executes; a decide-only call must not leave an execution record
 behind, so the service decides with the gate's own policy and evidence (its consent registry
-in the configured mode, its gallery's subject count) and appends the same kind of decision
-record the gate writes.  The decision is returned only after that record is durable.
+in the configured mode, its gallery's subject count) and appends the decision record the gate's
+own builder makes.  The decision is returned only after that record is durable.  (A public
+``Gate.decide`` -- decide and write ahead, run nothing -- would replace this module.)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from ..gate import Gate
+from ..gate import Gate, _decision_record  # the record format is the gate's; no public builder yet
 from ..policy import Decision
 
 
@@ -35,20 +36,8 @@ def facts_of(gate: Gate, request: Any) -> Any:
 
 
 def record_of(decision: Decision, facts: Any) -> dict[str, Any]:
-    return {
-        "kind": "decision",
-        "decision_id": decision.decision_id,
-        "time": decision.evaluated_at,
-        "policy": dict(decision.policy),
-        "request": facts if isinstance(facts, Mapping) else {"invalid": type(facts).__name__},
-        "effect": decision.effect,
-        "reason": decision.reason,
-        "determining": [{"rule": d["rule"], "provision": d["provision"], "article": d["article"]} for d in decision.determining],
-        "obligations": [{k: v for k, v in o.items() if k != "sources"} for o in decision.obligations],
-        "errors": [dict(e) for e in decision.errors],
-        "violations": [dict(v) for v in decision.violations],
-        "channel": "decide",
-    }
+    """The gate's own decision record (same builder, so the two cannot drift), marked as decide-only."""
+    return {**_decision_record(decision, facts), "channel": "decide"}
 
 
 class AuditUnavailable(Exception):

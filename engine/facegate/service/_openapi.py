@@ -142,6 +142,8 @@ def build(request_schema: dict[str, Any] | None = None) -> dict[str, Any]:
         "/openapi.json": {"get": _op("this document", None, {"200": _json({"type": "object"}, "OpenAPI 3.1")}, tag="operations")},
         "/docs": {"get": _op("this document as one HTML page, no script", None,
                              {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}, tag="operations")},
+        "/docs/ui": {"get": _op("interactive: Swagger UI (vendored, served from here, works offline) on this document", None,
+                                {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}, tag="operations")},
         "/v1/decide": {"post": _op("decide one request (audited write-ahead, no recognizer)", "decide",
                                    {"200": _json(_ref("DecideResponse"), "the decision and its audit receipt")},
                                    body={"application/json": {"schema": _ref("Request")}}, params=[explain])},
@@ -183,7 +185,6 @@ def build(request_schema: dict[str, Any] | None = None) -> dict[str, Any]:
     }
     return {
         "openapi": "3.1.0",
-        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "info": {"title": "facegate", "version": __version__,
                  "description": "Every face-recognition request decided against regulation-as-code, written ahead to a tamper-evident "
                                 "audit log, and executed only if permitted.",
@@ -203,7 +204,8 @@ def docs_page(doc: dict[str, Any]) -> str:
              "code,pre{font:13px ui-monospace,monospace;background:#f4f4f4}pre{padding:.6rem;overflow:auto}"
              "h2{border-top:1px solid #ccc;padding-top:1rem}.m{font-weight:700;text-transform:uppercase}details{margin:.3rem 0}</style>",
              f"<h1>{e(doc['info']['title'])} {e(doc['info']['version'])} — HTTP API</h1><p>{e(doc['info']['description'])}</p>",
-             "<p>Machine-readable: <a href=/openapi.json><code>/openapi.json</code></a> (OpenAPI 3.1). "
+             "<p>Machine-readable: <a href=/openapi.json><code>/openapi.json</code></a> (OpenAPI 3.1); "
+             "interactive (try requests with your key): <a href=/docs/ui><code>/docs/ui</code></a>. "
              "Authenticate with <code>Authorization: Bearer fgk_…</code>.</p>"]
     for path, item in doc["paths"].items():
         for method, op in item.items():
@@ -215,9 +217,20 @@ def docs_page(doc: dict[str, Any]) -> str:
                     parts.append(f"<details><summary>body <code>{e(ctype)}</code></summary><pre>{e(json.dumps(media['schema'], indent=1))}</pre></details>")
             codes = ", ".join(f"<code>{e(c)}</code> {e(r['description'])}" for c, r in op["responses"].items())
             parts.append(f"<div>responses: {codes}</div>")
-            curl = f"curl -sS -X {method.upper()} -H 'Authorization: Bearer $FACEGATE_KEY' http://127.0.0.1:8080{path}"
+            key = ' -H "Authorization: Bearer $FACEGATE_KEY"' if op.get("security") else ""
+            curl = f'curl -sS -X {method.upper()}{key} "$FACEGATE_URL{path}"'
             parts.append(f"<pre>{e(curl)}</pre>")
     parts.append("<h2>Schemas</h2>")
     for name, schema in doc["components"]["schemas"].items():
         parts.append(f"<details id={e(name)}><summary><code>{e(name)}</code></summary><pre>{e(json.dumps(schema, indent=1, ensure_ascii=False))}</pre></details>")
     return "".join(parts) + "</html>"
+
+
+#: ``/docs/ui``: Swagger UI from ``static/`` (vendored with its licence), nothing from elsewhere.
+INTERACTIVE_PAGE = (
+    "<!doctype html><html lang=en><meta charset=utf-8><title>facegate API (interactive)</title>"
+    "<link rel=stylesheet href=/docs/static/swagger-ui.css><div id=swagger-ui></div>"
+    "<script src=/docs/static/swagger-ui-bundle.js></script><script src=/docs/static/facegate-docs.js></script></html>"
+)
+INTERACTIVE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                   "font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'")

@@ -12,13 +12,15 @@ import os
 import signal
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from ..store import AuditReceipt
 from . import _decisions, _openapi
@@ -48,14 +50,14 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
     return int(raw)
 
 
-def routes(svc: Service) -> list[Route]:
+def routes(svc: Service) -> list[Route | Mount]:
     grant_validator = jsonschema.Draft202012Validator(_openapi.build()["components"]["schemas"]["ConsentGrant"])
     built: dict[str, tuple[dict[str, Any], str]] = {}  # revision -> (document, docs page)
 
     def document() -> tuple[dict[str, Any], str]:
         rt = svc.runtime
         if rt.revision not in built:
-            doc = _openapi.build(getattr(rt.gate.policy, "request_schema", None))
+            doc = _openapi.build(rt.request_schema())
             built.clear()
             built[rt.revision] = (doc, _openapi.docs_page(doc))
         return built[rt.revision]
@@ -90,6 +92,10 @@ def routes(svc: Service) -> list[Route]:
     async def openapi(request: Request) -> Response:
         request.scope["facegate.route"] = "/openapi.json"
         return JSONResponse(document()[0])
+
+    async def docs_ui(request: Request) -> Response:
+        request.scope["facegate.route"] = "/docs/ui"
+        return HTMLResponse(_openapi.INTERACTIVE_PAGE, headers={"Content-Security-Policy": _openapi.INTERACTIVE_CSP})
 
     async def docs(request: Request) -> Response:
         request.scope["facegate.route"] = "/docs"
@@ -330,6 +336,8 @@ def routes(svc: Service) -> list[Route]:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
+        Route("/docs/ui", docs_ui, methods=["GET"]),
+        Mount("/docs/static", app=StaticFiles(directory=str(Path(__file__).parent / "static")), name="docs-static"),
         Route("/v1/decide", decide, methods=["POST"]),
         Route("/v1/decide/batch", decide_batch, methods=["POST"]),
         Route("/v1/process", process, methods=["POST"]),

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._compose import Composition, load_configured
+from .._compose import load_configured
 from .._config import read_config, resolve
 from .._plugins import load_registry
 from ..errors import ConfigError, FacegateError
@@ -116,10 +116,19 @@ class Runtime:
         return self.gate.policy.revision
 
     def packs(self) -> list[dict[str, Any]]:
-        loaded = self.gate.policy
-        policies = loaded.policies if isinstance(loaded, Composition) else (loaded,)  # a composition lists each pack
+        """Every loaded pack (one, or each member of a composition) with its revision."""
+        members: tuple[Any, ...] = getattr(self.gate.policy, "policies", (self.gate.policy,))
         return [{"id": p.id, "version": p.version, "revision": p.revision, "rules": len(p.rules),
-                 "provisions": len(p.pack.provisions), "title": p.pack.meta.get("title")} for p in policies]
+                 "provisions": len(p.pack.provisions), "title": p.pack.meta.get("title")} for p in members]
+
+    def request_schema(self) -> dict[str, Any]:
+        """The request contract decide validates with: the pack's, or any member's of a composition."""
+        policy: Any = self.gate.policy
+        members = getattr(policy, "policies", None)
+        if members is None:
+            return dict(policy.request_schema)
+        return {"description": "a request for any of the composed packs (each validates against its own contract)",
+                "anyOf": [m.request_schema for m in members]}
 
 
 def build(config_path: str | Path, *, reuse_store: Runtime | None = None) -> Runtime:
@@ -129,7 +138,7 @@ def build(config_path: str | Path, *, reuse_store: Runtime | None = None) -> Run
     if "store" not in config:
         raise ConfigError(f"{path}: the service needs a `store` (its audit log, consent registry and gallery)")
     registry = load_registry(config.get("plugins", {}).get("allow", ()))
-    policy = load_configured(config, base, functions=registry.functions)  # one pack, or a composition
+    policy = load_configured(config, base, functions=registry.functions)  # one pack, or a composition of several
     store_path = resolve(base, config["store"]["path"]).resolve()
     mask = tuple(config["store"].get("mask", ()))
     key = (str(store_path), mask)
@@ -140,8 +149,14 @@ def build(config_path: str | Path, *, reuse_store: Runtime | None = None) -> Run
     audit = reuse_store.audit if reuse_store is not None else ReceiptingAudit(store.audit)
     rec = config["recognizer"]
     try:
+        if config.get("approval", {}).get("required"):  # as Gate.from_config: only approved rules may serve
+            from .._approvals import require_approved
+
+            require_approved(policy, store.audit)
         gate = Gate(policy, rec["id"], registry=registry, recognizer_config=rec.get("config", {}), store=store, audit=audit,
-                    consent_mode=config.get("consent", {}).get("mode", "request-only"), timeout=rec.get("timeout_seconds", 30.0))
+                    consent_mode=config.get("consent", {}).get("mode", "request-only"), timeout=rec.get("timeout_seconds", 30.0),
+                    isolation=rec.get("isolation", "required"), workers=rec.get("workers", 1),  # as Gate.from_config
+                    memory_mb=rec.get("limits", {}).get("memory_mb", 4096), cpu_seconds=rec.get("limits", {}).get("cpu_seconds_per_call"))
     except Exception:
         if reuse_store is None:
             store.close()

@@ -116,7 +116,15 @@ def _padded_insert(rows: list[tuple[Any, ...]]) -> tuple[str, list[Any]]:
 
 
 class SQLiteAuditLog:
-    """``AuditLog`` over the store's file.  Use ``SQLiteStore.audit``; see the module docstring."""
+    """``AuditLog`` over the store's file.  Use ``SQLiteStore.audit``; see the module docstring.
+
+    The batching, encoding, reading and verifying here are the backend-neutral part; a subclass
+    for another database replaces ``_open_writer``, ``_append_rows``, ``_close_writer`` and
+    ``_rows`` (see ``_pg_audit``).
+    """
+
+    _DB_ERROR: type[Exception] | tuple[type[Exception], ...] = sqlite3.Error
+    _PROVISION_LIST = "group_concat(provision, char(31))"  # one record's provision index rows
 
     def __init__(self, store: SQLiteStore, masker: Masker) -> None:
         self._store = store
@@ -131,12 +139,21 @@ class SQLiteAuditLog:
         self.commits = 0  # batches committed by this process (the group-commit ratio is appends/commits)
         self._head: tuple[int, str] | None = None  # (seq, hash) of the last record, as the writer knows it
         if not store.readonly:
-            try:
-                self._conn = store.connect()
-            except (sqlite3.Error, StoreError) as exc:
-                raise StoreError(f"cannot open audit log `{store.path}`: {exc}") from exc
+            self._conn = self._open_writer()
             self._thread = threading.Thread(target=self._run, name="facegate-audit-writer", daemon=True)
             self._thread.start()
+
+    def _open_writer(self) -> Any:
+        try:
+            return self._store.connect()
+        except (sqlite3.Error, StoreError) as exc:
+            raise StoreError(f"cannot open audit log `{self._store.path}`: {exc}") from exc
+
+    def _close_writer(self) -> None:
+        try:
+            self._conn.close()
+        except sqlite3.Error:
+            pass
 
     # -- writing -----------------------------------------------------------------------------
     def append(self, record: Mapping[str, Any]) -> AuditReceipt:
@@ -269,7 +286,7 @@ class SQLiteAuditLog:
             return
         try:
             receipts = self._append_rows(prepared)
-        except sqlite3.Error as exc:
+        except self._DB_ERROR as exc:
             self._head = None
             batch.error = self._write_error(exc)
             return
@@ -362,10 +379,7 @@ class SQLiteAuditLog:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-            try:
-                self._conn.close()
-            except sqlite3.Error:
-                pass
+            self._close_writer()
 
     def forked(self) -> None:
         """Called in a child process after ``fork()`` (see ``SQLiteStore._forked``)."""
@@ -392,12 +406,18 @@ class SQLiteAuditLog:
         return conn
 
     def head(self) -> AuditReceipt | None:
+        row = next(self._rows("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", []), None)
+        return None if row is None else AuditReceipt(int(row[0]), str(row[1]))
+
+    def _rows(self, sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
+        """Run a read-only query on a connection of its own; yield its rows."""
         conn = self._reader()
         try:
-            row = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+            yield from conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read audit log `{self._store.path}`: {exc}") from exc
         finally:
             conn.close()
-        return None if row is None else AuditReceipt(int(row[0]), str(row[1]))
 
     def _select(
         self,
@@ -434,13 +454,7 @@ class SQLiteAuditLog:
         sql += " ORDER BY seq DESC" if newest_first else " ORDER BY seq"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        conn = self._reader()
-        try:
-            yield from conn.execute(sql, params)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read audit log `{self._store.path}`: {exc}") from exc
-        finally:
-            conn.close()
+        yield from self._rows(sql, params)
 
     def query(
         self,
@@ -485,7 +499,7 @@ class SQLiteAuditLog:
         only detectable against an ``anchor`` -- a receipt or ``head()`` kept elsewhere.
         """
         columns = ("seq, prev, hash, body, time, kind, effect, decision_id, provisions, "
-                   "(SELECT group_concat(provision, char(31)) FROM audit_provision p WHERE p.seq = audit_log.seq)")
+                   f"(SELECT {self._PROVISION_LIST} FROM audit_provision p WHERE p.seq = audit_log.seq)")
         rows = self._select(columns, None, None, None, None, None, None, None, False)
         checker = ChainChecker(anchor=anchor)
         for seq, prev, digest, body, time, kind, effect, decision_id, provisions, indexed in rows:

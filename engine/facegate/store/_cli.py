@@ -3,7 +3,7 @@
 The core CLI wires these in with ``add_audit_commands(subparsers)``; each sub-command stores
 its handler as ``func`` (``args.func(args)`` returns the exit code).  Exit codes follow the
 core's: 0 done (for ``verify``: the chain is intact), 1 ``verify`` found problems, 2 usage
-or store errors.  The database is opened read-only.
+or store errors.  The database (a SQLite file or a ``postgresql://`` URL) is opened read-only.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import IO, Any
 from ._audit import verify_lines
 from ._errors import StoreError
 from ._interface import AuditReceipt
-from ._sqlite import SQLiteStore
+from ._open import is_url, open_store
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -29,7 +29,7 @@ def add_audit_commands(subparsers: Any) -> argparse.ArgumentParser:
     commands.required = True
 
     database = argparse.ArgumentParser(add_help=False)
-    database.add_argument("--db", required=True, metavar="PATH", help="the store's SQLite file")
+    database.add_argument("--db", required=True, metavar="PATH|URL", help="the store's SQLite file or postgresql:// URL")
     filters = argparse.ArgumentParser(add_help=False)
     group = filters.add_argument_group("filters")
     group.add_argument("--since", metavar="TIME", help="records at or after this ISO-8601 time (with offset)")
@@ -51,7 +51,7 @@ def add_audit_commands(subparsers: Any) -> argparse.ArgumentParser:
                                  description="Recompute the hash chain; exit 1 and say where if a record "
                                              "was edited, removed or reordered.")
     source = verify.add_mutually_exclusive_group(required=True)
-    source.add_argument("--db", metavar="PATH", help="the store's SQLite file")
+    source.add_argument("--db", metavar="PATH|URL", help="the store's SQLite file or postgresql:// URL")
     source.add_argument("--jsonl", metavar="FILE", help="an `audit export` file instead of the database")
     verify.add_argument("--anchor", metavar="SEQ:HASH",
                         help="a receipt kept elsewhere; detects records removed from the end")
@@ -64,6 +64,10 @@ def add_audit_commands(subparsers: Any) -> argparse.ArgumentParser:
     export.add_argument("--output", "-o", metavar="FILE", default="-", help="file to write (default stdout)")
     export.set_defaults(func=run_export)
     return audit
+
+
+def _open_readonly(target: str) -> Any:
+    return open_store(target, readonly=True, listen=False) if is_url(target) else open_store(target, readonly=True)
 
 
 def _filters(args: argparse.Namespace) -> dict[str, Any]:
@@ -100,7 +104,7 @@ def run_show(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] 
     """``facegate audit show``: the newest ``--limit`` matching records, oldest first."""
     out = out or sys.stdout
     try:
-        with SQLiteStore(args.db, readonly=True) as store:
+        with _open_readonly(args.db) as store:
             limit = args.limit if args.limit and args.limit > 0 else None
             rows = list(store.audit.query(**_filters(args), limit=limit, newest_first=True))
     except StoreError as exc:
@@ -128,7 +132,7 @@ def run_verify(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str
             with open(args.jsonl, encoding="utf-8") as fp:
                 report = verify_lines(fp, anchor=anchor)
         else:
-            with SQLiteStore(args.db, readonly=True) as store:
+            with _open_readonly(args.db) as store:
                 report = store.audit.verify(anchor)
     except (StoreError, ValueError, OSError) as exc:
         return _fail(str(exc), err)
@@ -150,7 +154,7 @@ def run_export(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str
     """``facegate audit export``: matching records as JSON Lines to ``--output`` (or stdout)."""
     err = err or sys.stderr
     try:
-        with SQLiteStore(args.db, readonly=True) as store:
+        with _open_readonly(args.db) as store:
             if args.output == "-":
                 count = store.audit.export_jsonl(out or sys.stdout, **_filters(args))
             else:

@@ -18,7 +18,6 @@ file afterwards.  Memory of the process (the dropped cache) is released, not zer
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
@@ -48,12 +47,12 @@ if TYPE_CHECKING:
 
 _FOREVER = "9999-12-31T23:59:59.999999"
 # A template is usable until the earliest of its retention deadline and its consent's end.
-_VALID_UNTIL = (
-    "substr(min(t.expires_at, coalesce(c.withdrawn_at, :forever), coalesce(c.expires_at, :forever)), 1, 26)"
+_VALID_UNTIL = (  # ``{least}``: SQLite's many-argument ``min``, PostgreSQL's ``LEAST``
+    "substr({least}(t.expires_at, coalesce(c.withdrawn_at, :forever), coalesce(c.expires_at, :forever)), 1, 26)"
 )
 
 
-def _generation(conn: sqlite3.Connection) -> int:
+def _generation(conn: Any) -> int:
     row = conn.execute("SELECT value FROM meta WHERE key = 'gallery_generation'").fetchone()
     return 0 if row is None else int(row[0])
 
@@ -128,6 +127,7 @@ class SQLiteGallery:
 
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
+        self._valid_until = _VALID_UNTIL.format(least=store.LEAST)
         self._cache = MatrixCache()
         self._schedules: list[PurgeSchedule] = []
 
@@ -270,9 +270,13 @@ class SQLiteGallery:
                 location, iso(now), iso(now + timedelta(days=retention_days)), decision_id)
 
     # -- matching ------------------------------------------------------------------------------
-    def _generation_now(self) -> int:
+    def _generation_in_database(self) -> int:
         with self._store.reading() as conn:
             return _generation(conn)
+
+    def _generation_now(self) -> int:
+        """The gallery generation identify works at (a backend may know it without asking)."""
+        return self._generation_in_database()
 
     def _snapshot(self, model_id: str | None) -> tuple[str, Snapshot] | None:
         generation = self._generation_now()
@@ -296,20 +300,13 @@ class SQLiteGallery:
 
     def _load(self, model_id: str) -> tuple[int, int, list[Row]]:
         """(generation, dimension, rows) of one model, read in one snapshot of the file."""
-        conn = self._store.connect()  # its own connection: the store lock stays free meanwhile
-        try:
-            conn.execute("BEGIN")
+        with self._store.snapshot() as conn:  # its own connection: the store lock stays free meanwhile
             generation = _generation(conn)
             rows = conn.execute(
-                f"SELECT t.id, t.subject_id, t.consent_id, t.dim, t.vector, {_VALID_UNTIL} FROM template t "
+                f"SELECT t.id, t.subject_id, t.consent_id, t.dim, t.vector, {self._valid_until} FROM template t "
                 "LEFT JOIN consent c ON c.id = t.consent_id WHERE t.model_id = :model",
                 {"model": model_id, "forever": _FOREVER},
             ).fetchall()
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read gallery `{self._store.path}`: {exc}") from exc
-        finally:
-            conn.close()
         if not rows:
             return generation, 0, []
         until = np.array([r[5] for r in rows], dtype="datetime64[us]").astype(np.int64).tolist()
@@ -380,7 +377,7 @@ class SQLiteGallery:
             raise StoreError(f"metric `{metric}` is not `cosine` or `euclidean`")
         query = _as_vector(vector, "probe")
         now = iso(utc_now())
-        sql = (f"SELECT t.model_id, t.dim, t.vector, {_VALID_UNTIL} FROM template t "
+        sql = (f"SELECT t.model_id, t.dim, t.vector, {self._valid_until} FROM template t "
                "LEFT JOIN consent c ON c.id = t.consent_id WHERE t.subject_id = :subject")
         params: dict[str, Any] = {"subject": subject_id, "forever": _FOREVER}
         if model_id is not None:
@@ -394,7 +391,7 @@ class SQLiteGallery:
             raise StoreError("the subject's templates come from several models; pass `model_id`")
         if int(rows[0][1]) != query.size:
             raise StoreError(f"probe has {query.size} dimensions, the subject's templates have {rows[0][1]}")
-        templates = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)
+        templates = np.frombuffer(b"".join(bytes(r[2]) for r in rows), dtype="<f4").reshape(len(rows), -1)
         if metric == "cosine":
             unit = templates / np.linalg.norm(templates, axis=1)[:, None]
             best = float(np.max(unit @ (query / np.linalg.norm(query))))
@@ -407,7 +404,7 @@ class SQLiteGallery:
 
         The gate asks on every request, so the count is cached per gallery generation.
         """
-        generation = self._generation_now()
+        generation = self._generation_in_database()
         with self._cache.lock:
             self._cache.sync(generation)
             if self._cache.subjects is not None:

@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from ._audit import SQLiteAuditLog
 from ._canonical import iso, utc_now
@@ -115,6 +115,44 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class MetaStore(Protocol):
+    """What ``choose_mask_key`` needs of a store: its name, mode and ``meta`` table."""
+
+    path: str
+    readonly: bool
+
+    def _meta(self, key: str) -> str | None: ...
+
+    def _set_meta(self, key: str, value: str) -> None: ...
+
+
+def choose_mask_key(store: MetaStore, given: bytes | None) -> bytes | None:
+    """The HMAC key for pseudonyms; ``None`` for a read-only look at a store whose key is
+    kept elsewhere (it can show, verify and export, but not compute pseudonyms)."""
+    stored, check = store._meta("mask_key"), store._meta("mask_key_check")
+    if given is None:
+        if stored is not None:
+            return bytes.fromhex(stored)
+        if check is not None:
+            if store.readonly:
+                return None
+            raise StoreError(f"store `{store.path}` was created with an external mask key; pass `mask_key`")
+        key = secrets.token_bytes(32)
+        if not store.readonly:
+            store._set_meta("mask_key", key.hex())
+        return key
+    if len(given) < 16:
+        raise StoreError("`mask_key` must be at least 16 bytes")
+    fingerprint = hmac.new(given, _KEY_CHECK, "sha256").hexdigest()
+    if stored is not None:
+        raise StoreError(f"store `{store.path}` keeps its own mask key; do not pass `mask_key`")
+    if check is None and not store.readonly:
+        store._set_meta("mask_key_check", fingerprint)
+    elif check is not None and not hmac.compare_digest(check, fingerprint):
+        raise StoreError(f"`mask_key` is not the key store `{store.path}` was created with")
+    return given
+
+
 class SQLiteStore:
     """The default store: audit log, consent registry and gallery in one SQLite file.
 
@@ -184,6 +222,8 @@ class SQLiteStore:
         self.gallery = SQLiteGallery(self)
         _OPEN_STORES.add(self)
 
+    LEAST = "min"  # SQL: the smallest of several values (the gallery's validity)
+
     # -- connections -------------------------------------------------------------------------
     def connect(self) -> sqlite3.Connection:
         """A new connection with the store's pragmas (autocommit; transactions are explicit)."""
@@ -238,6 +278,22 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read store `{self.path}`: {exc}") from exc
 
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A connection of its own, in one read transaction (a consistent view), closed after."""
+        try:
+            conn = self.connect()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read store `{self.path}`: {exc}") from exc
+        try:
+            conn.execute("BEGIN")
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read store `{self.path}`: {exc}") from exc
+        finally:
+            conn.close()
+
     def _main(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreError(f"store `{self.path}` is closed" + (_FORKED if self._fork_orphan else ""))
@@ -266,30 +322,7 @@ class SQLiteStore:
         self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def _mask_key(self, given: bytes | None) -> bytes | None:
-        """The HMAC key for pseudonyms; ``None`` for a read-only look at a store whose key is
-        kept elsewhere (it can show, verify and export, but not compute pseudonyms)."""
-        stored, check = self._meta("mask_key"), self._meta("mask_key_check")
-        if given is None:
-            if stored is not None:
-                return bytes.fromhex(stored)
-            if check is not None:
-                if self.readonly:
-                    return None
-                raise StoreError(f"store `{self.path}` was created with an external mask key; pass `mask_key`")
-            key = secrets.token_bytes(32)
-            if not self.readonly:
-                self._set_meta("mask_key", key.hex())
-            return key
-        if len(given) < 16:
-            raise StoreError("`mask_key` must be at least 16 bytes")
-        fingerprint = hmac.new(given, _KEY_CHECK, "sha256").hexdigest()
-        if stored is not None:
-            raise StoreError(f"store `{self.path}` keeps its own mask key; do not pass `mask_key`")
-        if check is None and not self.readonly:
-            self._set_meta("mask_key_check", fingerprint)
-        elif check is not None and not hmac.compare_digest(check, fingerprint):
-            raise StoreError(f"`mask_key` is not the key store `{self.path}` was created with")
-        return given
+        return choose_mask_key(self, given)
 
     # -- erasure hygiene and lifetime -------------------------------------------------------
     def scrub(self) -> bool:
