@@ -80,11 +80,13 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 12, block: int = 4,
 
     tmp = tempfile.TemporaryDirectory(prefix="facegate-gate-")
     policy = facegate.load_policy(PACK, functions=registry.functions)  # the default (compiled) backend
-    memory = facegate.Gate(policy, "onnx", registry=registry, audit=MemoryAudit())
+    # In-process gates (isolation none): this section is the gate's own cost; benchmarks/gate_isolated.py
+    # measures the default, confined worker processes.
+    memory = facegate.Gate(policy, "onnx", registry=registry, audit=MemoryAudit(), isolation="none")
     store = SQLiteStore(Path(tmp.name) / "gate.db")
-    durable = facegate.Gate(policy, "onnx", registry=registry, store=store)
+    durable = facegate.Gate(policy, "onnx", registry=registry, store=store, isolation="none")
     for gate in (memory, durable):
-        gate._recognizer = direct  # the same instance as the direct rows (see above)
+        gate._runner.recognizer = direct  # the same instance as the direct rows (see above)
     rows: dict[str, Callable[[], Any]] = {
         "direct": call_direct,
         "direct, on one worker thread": call_on_worker,
@@ -167,10 +169,10 @@ def _gate_own_time(gates: Mapping[str, Any], request: Request, image: Any, refer
     """
     rows = []
     for name, gate in gates.items():
-        recognizer, audit = gate._recognizer, gate.audit
+        recognizer, audit = gate._runner.recognizer, gate.audit
         timed_rec = _Timed(recognizer, ("detect", "embed"))
         timed_audit = _Timed(audit, ("append",))
-        gate._recognizer, gate.audit = timed_rec, timed_audit
+        gate._runner.recognizer, gate.audit = timed_rec, timed_audit
         samples: dict[str, list[float]] = {"recognizer": [], "own": [], "audit": [], "decision": [], "rest": []}
         try:
             gate.process(request, image, reference=reference)
@@ -185,7 +187,7 @@ def _gate_own_time(gates: Mapping[str, Any], request: Request, image: Any, refer
                                    ("decision", decision), ("rest", own - timed_audit.spent - decision)):
                     samples[key].append(value * 1000)
         finally:
-            gate._recognizer, gate.audit = recognizer, audit
+            gate._runner.recognizer, gate.audit = recognizer, audit
         row = {"row": name, "calls": calls, **{k: statistics.median(v) for k, v in samples.items()}}
         row["own_pct"] = 100 * statistics.median(o / r for o, r in zip(samples["own"], samples["recognizer"]))
         rows.append(row)

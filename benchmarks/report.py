@@ -93,6 +93,7 @@ def render(results: Mapping[str, Any]) -> str:
         "decisions": ("1. Decisions", _render_decisions),
         "scaling": ("2. Scaling", _render_scaling),
         "gate": ("3. The cost of the gate", _render_gate),
+        "isolation": ("3b. The cost of isolation", _render_isolation),
         "audit": ("4. Audit append", _render_audit),
         "gallery": ("5. Gallery identify vs faiss", lambda r: _render_external("5. Gallery identify vs faiss", r)),
         "backends": ("6. Recognizer backends", _render_backends),
@@ -359,6 +360,25 @@ def _render_gate(g: Mapping[str, Any]) -> list[str]:
     elif memory in by and durable in by:
         out.append(f"The durable log's share is the difference of the two gate rows, "
                    f"{by[durable]['extra_ms']['median'] - by[memory]['extra_ms']['median']:+.2f} ms.\n")
+    return out
+
+
+def _render_isolation(g: Mapping[str, Any]) -> list[str]:
+    out = ["## 3b. The cost of isolation\n"]
+    if g.get("status") != "ok":
+        return out + [f"Not measured: {g.get('note', g.get('status'))}.\n"]
+    out += [(f"From `benchmarks/gate_isolated.py` (also runnable alone).  The default gate runs the recognizer in a confined "
+             f"worker process ({g['confinement']}); the request `{g['request']}` (verify, photos {' and '.join(g['photos'])}), "
+             f"durable SQLite store, {g['rounds']} rounds × blocks of {g['block']} per repeat.  Goal: isolated ≤ 1.05 × direct, "
+             "own time ≤ 3 ms.\n"),
+            "| path | ms | × direct |", "|---|---:|---:|"]
+    for row in g["rows"]:
+        out.append(f"| {row['row']} | {_s(row['ms'])} | {_s(row['ratio'], 3)} |")
+    own = g["own"]
+    out += ["", (f"**The isolated gate's own time**: {own['own_ms']:.2f} ms per request (median of {own['calls']} calls: wall "
+                 f"{own['wall_ms']:.1f} ms minus the {own['recognizer_ms']:.1f} ms the worker spent in the recognizer's calls) -- "
+                 "deciding, two durable audit records, the shared-memory copy of both photos and the pipe round trip.  "
+                 f"**One worker's resident memory**: {g['worker_rss_mib']:.0f} MiB (the ONNX models loaded).\n")]
     return out
 
 

@@ -47,7 +47,7 @@ from request_set import REQUEST_SCHEMA, perturbed, pick  # noqa: E402
 DOC = ROOT / "docs" / "performance.md"
 COMMAND = ".venv/bin/python benchmarks/run.py"
 LAST_RUN = BENCH / "last-run.json"  # the raw results behind docs/performance.md (`--render` redraws it)
-SECTIONS = ("decisions", "scaling", "gate", "audit", "gallery", "backends", "cel", "validation", "speed")
+SECTIONS = ("decisions", "scaling", "gate", "isolation", "audit", "gallery", "backends", "cel", "validation", "speed")
 import facegate
 from facegate import _compile
 
@@ -510,6 +510,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "decisions": lambda: decisions(settings),
         "scaling": lambda: scaling(settings),
         "gate": lambda: gate_overhead(settings),
+        "isolation": lambda: load_script("gate_isolated").measure(settings.gate_photos, rounds=settings.gate_rounds,
+                                                                  block=settings.gate_block, repeats=settings.repeats, quick=settings.quick),
         "audit": lambda: audit(settings),
         "gallery": lambda: external("gallery_identify", settings, 300),
         "backends": lambda: backends(settings),

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
 from fg_paths import ROOT
 
 PACK = ROOT / "policies" / "cn-cac-2023-draft"
@@ -35,10 +36,11 @@ class Server:
 
 def start(tmp: Path, *, max_failures: int = 5) -> Server:
     import uvicorn
-    from facegate.console import Settings, create_console
-    from facegate.console._accounts import Accounts
     from starlette.applications import Starlette
     from starlette.routing import Mount
+
+    from facegate.console import Settings, create_console
+    from facegate.console._accounts import Accounts
 
     pack = tmp / PACK.name
     shutil.copytree(PACK, pack, ignore=shutil.ignore_patterns("REVIEW.*"))

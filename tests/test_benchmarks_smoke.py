@@ -45,7 +45,7 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_every_section_runs(quick: dict[str, Any]) -> None:
-    for section in ("decisions", "scaling", "gate", "audit", "gallery", "backends", "cel", "validation", "speed"):
+    for section in ("decisions", "scaling", "gate", "isolation", "audit", "gallery", "backends", "cel", "validation", "speed"):
         status = quick[section].get("status", "ok")
         assert status in ("ok", "missing", "not installed", "no photos"), (section, status)
     for heading in ("## 1. Decisions", "## 2. Scaling", "## 3. The cost of the gate", "## 4. Audit append"):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from console_server import PASSWORD, start
+
 from fg_paths import ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -18,6 +18,7 @@ def test_main_job_decides_as_expected_and_keeps_an_intact_log(tmp_path):
     assert text.count("PERMIT") == 5 and text.count("DENY") == 4
     assert "same person (cosine" in text and "CN23-14" in text and "CN23-06" in text and "CN23-12" in text and "CN23-16" in text
     assert "hash chain intact" in text
+    assert "recognizer runs in a confined worker process: no_new_privs; seccomp" in text
     assert main(["audit", "verify", "--db", str(db)]) == 0
 
 

@@ -235,3 +235,18 @@ def test_a_denied_decision_pickles_without_its_policy(cac):
     assert d.remedies
     back = pickle.loads(pickle.dumps(d))
     assert back.unmet == d.unmet and back.effect == "deny" and back.remedies == ()
+
+
+def test_a_composed_deny_carries_each_denying_packs_unmet_permits():
+    from facegate._compose import Composition, request_day
+
+    policies = [facegate.load_policy(CAC.parent / name) for name in ("cn-cac-2025", "eu-ai-act-art5", "us-il-bipa")]
+    composed = Composition(policies)
+    request = {"operation": "verify", "purpose": "payment", "jurisdiction": "DE", "time": "2026-03-02T10:00:00+01:00"}
+    d = composed.decide(request)
+    assert d.effect == "deny"
+    moment = request_day(request, None)[1]
+    governing = {x["pack"] for x in d.packs if x.get("governs")}
+    expected = [(p.id, u["rule"]) for p in policies if p.id in governing for u in p.decide(request, at=moment).unmet]
+    assert expected and [(u["pack"], u["rule"]) for u in d.unmet] == expected
+    assert all("pack" in u for u in d.unmet)

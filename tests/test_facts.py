@@ -234,7 +234,7 @@ def test_the_gate_never_executes_a_decide_only_operation():
 
     registry = load_registry((), extra=[("fakes", fake_plugin(fake_info("counting", factory=Counting)))])
     audit = MemoryAudit()
-    gate = Gate(facegate.load_policy(FACTS_PACK), "counting", registry=registry, audit=audit)
+    gate = Gate(facegate.load_policy(FACTS_PACK), "counting", registry=registry, audit=audit, isolation="none")  # counts here
     out = gate.process({"operation": "disclose", "purpose": "other", "actor": {"private_entity": True},
                         "disclosure": {"basis": "subject_consent"}}, synthetic_face_image())
     assert out.decision.effect == "permit" and out.result is None and calls == []

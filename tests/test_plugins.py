@@ -125,8 +125,11 @@ def test_gate_from_config_validates_the_configuration(tmp_path):
 def test_fake_info_is_conformant(recognizer_conformance):
     from facegate.testing import synthetic_face_image
 
-    report = recognizer_conformance(fake_info(), face_images=[synthetic_face_image(1)], empty_images=[synthetic_face_image(1)[:, :, :] * 0])
+    report = recognizer_conformance(fake_info(), face_images=[synthetic_face_image(1)], empty_images=[synthetic_face_image(1)[:, :, :] * 0],
+                                    same_person=[(synthetic_face_image(1), synthetic_face_image(1)[:, ::-1].copy()[:, ::-1])],
+                                    different_people=[(synthetic_face_image(1), synthetic_face_image(2))])
     report.assert_ok()
+    assert any(name.startswith("quality: different people") for name, _, _ in report.checks)
 
 
 def test_an_allowed_plugin_that_fails_to_import_is_a_one_line_error(monkeypatch):

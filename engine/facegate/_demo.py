@@ -180,6 +180,7 @@ def run_demo(policy_path: str | None = None, *, recognizer: str = "onnx", db: st
                 gate.consent.grant(c["subject"], type=c["type"], given_by=c["given_by"], purposes=c["purposes"])
             print(style.bold(f"facegate main job — policy {gate.policy.id} {gate.policy.version}, recognizer {gate.info.id} {gate.info.version}"), file=out)
             print(style.dim(f"  revision {gate.policy.revision}"), file=out)
+            print(style.dim(f"  recognizer runs in a {gate.confinement.describe()}"), file=out)
             mismatches = 0
             runs = list(data["scenarios"])
             if enroll and verify:

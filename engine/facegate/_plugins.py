@@ -22,6 +22,9 @@ from .recognition import ATTRIBUTES, OPERATIONS, RecognizerInfo
 
 GROUP = "facegate"
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+#: Operations built on embeddings: a recognizer declaring one must declare its ``embedding_size``.
+EMBEDDING_OPERATIONS = frozenset({"verify", "identify", "enroll"})
+MAX_EMBEDDING_SIZE = 2048
 CEL_TYPES = frozenset({"bool", "int", "uint", "double", "string", "bytes", "list", "map", "null", "dyn"})
 
 
@@ -115,11 +118,16 @@ class Registry:
         return bool(self.manager.hook.record_decision.get_hookimpls())
 
     def notify(self, record: Mapping[str, Any]) -> list[str]:
-        """Call every ``record_decision`` observer; failures are collected, never raised."""
+        """Call every ``record_decision`` observer with its own frozen deep copy; failures are collected, never raised.
+
+        A copy per observer: no observer can change what the gate executes, or what another observer sees.
+        """
+        from .gate._records import frozen
+
         problems = []
         for impl in self.manager.hook.record_decision.get_hookimpls():
             try:
-                impl.function(record=record)
+                impl.function(record=frozen(record))
             except Exception as exc:
                 problems.append(f"observer `{impl.plugin_name}` failed: {type(exc).__name__}: {exc}")
         return problems
@@ -147,6 +155,11 @@ def validate_recognizer_info(info: Any) -> None:
         raise PluginError(f"recognizer `{info.id}`: metric `{info.metric}` must be `cosine` or `euclidean`")
     if not isinstance(info.threshold, (int, float)) or isinstance(info.threshold, bool) or not math.isfinite(info.threshold):
         raise PluginError(f"recognizer `{info.id}`: threshold must be a finite number")
+    size = info.embedding_size
+    if ops & EMBEDDING_OPERATIONS or size is not None:
+        if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_EMBEDDING_SIZE:
+            raise PluginError(f"recognizer `{info.id}`: embedding_size must be declared as an integer from 1 to {MAX_EMBEDDING_SIZE} "
+                              f"(it declares {sorted(ops & EMBEDDING_OPERATIONS) or 'an embedding'}), not `{size}`")
     import jsonschema  # only a recognizer needs it: deciding alone does not load it
 
     try:

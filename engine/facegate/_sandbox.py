@@ -1,8 +1,10 @@
-"""Enforce phase helpers: run recognizer code under a timeout and a write/network guard.
+"""``isolation: none`` only: run trusted recognizer code in-process under a timeout and a write/network guard.
 
 A process-wide audit hook (PEP 578) refuses file writes, sockets and subprocesses *in the
-thread that runs a recognizer call*.  It sees Python-level operations only: native code that
-writes through its own C calls is outside its reach (documented in docs/vendors.md).
+thread that runs a recognizer call*.  It sees Python-level operations only, and nothing a
+plugin does on another thread or after the call: this is a seat belt for trusted first-party
+code, not containment.  Untrusted recognizers run in confined worker processes
+(:mod:`facegate.gate._worker`), which is the default.
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
     elif event.startswith(_BLOCKED_EVENTS):
         _state.violations.append(f"tried `{event}`")
         raise PermissionError(f"facegate: recognizers may not use `{event}`")
+
+
+def current_violations() -> list[str]:
+    """The refusals recorded on this guarded worker thread for the task it runs."""
+    found: list[str] = _state.violations
+    return found
 
 
 def install() -> None:
@@ -81,77 +89,6 @@ class _Call:
             self.done.set()
 
 
-class Job:
-    """One request's recognizer work on one guarded worker thread, overlapped with deciding.
-
-    The worker runs ``stage()`` at once (gate code: the private image copies) while the caller
-    decides and writes the decision record; then it waits.  :meth:`release` hands it the approved
-    ``work(staged)``; :meth:`cancel` hands it nothing, and ``discard(staged)`` runs instead (a job
-    cancelled before its worker picked it up stages nothing).  No recognizer code runs before
-    :meth:`release`.  :meth:`wait` waits for the result at most
-    ``timeout`` seconds from the release; a job that overruns is abandoned with its worker.
-    """
-
-    def __init__(self, stage: Callable[[], list[Any]], discard: Callable[[list[Any]], None]) -> None:
-        self.out = CallResult()
-        self.staged: list[Any] | None = None
-        self._stage: Callable[[], list[Any]] | None = stage
-        self._discard = discard
-        self._work: Callable[[list[Any]], Any] | None = None
-        self._go = threading.Event()
-        self._published = threading.Event()
-        self.finishing = False
-        _submit(self)
-
-    def run(self) -> None:  # on the worker
-        stage, self._stage = self._stage, None
-        if not (self._go.is_set() and self._work is None):  # cancelled before we got here: stage nothing
-            try:
-                assert stage is not None
-                self.staged = stage()
-            except BaseException as exc:
-                self.out.error = _cleared(exc)
-        del stage
-        self._go.wait()
-        work, self._work = self._work, None
-        try:
-            if work is not None and self.out.error is None and self.staged is not None:
-                try:
-                    self.out.value = work(self.staged)
-                except BaseException as exc:
-                    self.out.error = _cleared(exc)
-        finally:
-            del work
-            staged, self.staged = self.staged, None
-            # The result goes out first; discarding (wiping) the staged values follows on this
-            # thread, and callers wanting a worker meanwhile wait for this one (see _submit).
-            global _finishing
-            with _idle_cv:
-                _finishing += 1  # the worker loop takes it back when this worker is idle again
-                self.finishing = True
-            self._published.set()
-            try:
-                if staged is not None:
-                    self._discard(staged)
-            finally:
-                del staged
-
-    def release(self, work: Callable[[list[Any]], Any]) -> None:
-        """Run the approved ``work`` on the staged values (once; later calls are ignored)."""
-        if not self._go.is_set():
-            self._work = work
-            self._go.set()
-
-    def cancel(self) -> None:
-        """Nothing was approved: the worker discards what it staged.  No-op after :meth:`release`."""
-        self._go.set()
-
-    def wait(self, timeout: float) -> CallResult:
-        if not self._published.wait(timeout):
-            self.out.timed_out = True
-        return self.out
-
-
 class _Worker(threading.Thread):
     """A long-lived guarded thread for recognizer calls.
 
@@ -173,12 +110,8 @@ class _Worker(threading.Thread):
                 return
             _state.violations = task.out.violations
             task.run()  # never raises
-            finished = getattr(task, "finishing", False)
             del task
-            global _finishing
             with _idle_cv:
-                if finished:
-                    _finishing -= 1
                 if len(_idle) >= MAX_IDLE:
                     _idle_cv.notify()
                     return
@@ -188,18 +121,12 @@ class _Worker(threading.Thread):
 
 _idle: list[_Worker] = []
 _idle_cv = threading.Condition(threading.Lock())
-_finishing = 0  # workers that have handed back a job's result and are discarding its staged values
 MAX_IDLE = 8
-FINISHING_WAIT = 0.005  # seconds a caller waits for a finishing worker before starting a new one
 
 
 def _submit(task: Any) -> None:
     install()
     with _idle_cv:
-        if not _idle and _finishing:
-            # The worker that just ran a job is wiping its buffers: take it rather than start a
-            # thread, whose first ONNX Runtime call would rebuild per-thread state (~1 ms).
-            _idle_cv.wait_for(lambda: bool(_idle) or not _finishing, FINISHING_WAIT)
         worker = _idle.pop() if _idle else None
     if worker is None:
         worker = _Worker()

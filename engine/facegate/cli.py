@@ -187,12 +187,16 @@ def cmd_docs(args: argparse.Namespace) -> int:
 def cmd_plugins(args: argparse.Namespace) -> int:
     from ._config import read_config
     from ._plugins import load_registry
+    from .gate._worker import probe
 
     allow: list[str] = list(args.allow or [])
+    isolation = "required"
     if args.config:
         config, _ = read_config(args.config)
         allow += config.get("plugins", {}).get("allow", [])
+        isolation = config["recognizer"].get("isolation", "required")
     registry = load_registry(allow)
+    confinement = probe(isolation)  # what a recognizer gets on this machine, checked in a real worker
     rows: list[dict[str, Any]] = []
     for p in registry.plugins:
         recognizers = []
@@ -201,13 +205,16 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             caps = sorted(info.capabilities.operations)
             if info.capabilities.attributes:
                 caps.append("attributes=" + ",".join(sorted(info.capabilities.attributes)))
-            recognizers.append({"id": rid, "version": info.version, "capabilities": caps, "metric": info.metric, "threshold": info.threshold})
+            recognizers.append({"id": rid, "version": info.version, "capabilities": caps, "metric": info.metric, "threshold": info.threshold,
+                                "isolation": isolation, "confinement": confinement.to_dict()})
         rows.append({"name": p.name, "distribution": p.distribution, "version": p.version, "allowed": p.allowed,
                      "loaded": p.loaded, "recognizers": recognizers, "cel_functions": p.functions, "error": p.error})
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
     style = _Style(sys.stdout)
+    verdict = "recognizers run" if isolation == "none" or confinement.confined else "recognizers are REFUSED:"
+    print(f"isolation {isolation}: {verdict} {confinement.describe()}")
     for r in rows:
         state = style.good("loaded") if r["loaded"] else ("allowed" if r["allowed"] else style.dim("installed, not allowed"))
         print(f"{r['name']:<20} {r['distribution']} {r['version']}  {state}")

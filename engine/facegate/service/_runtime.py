@@ -154,7 +154,9 @@ def build(config_path: str | Path, *, reuse_store: Runtime | None = None) -> Run
 
             require_approved(policy, store.audit)
         gate = Gate(policy, rec["id"], registry=registry, recognizer_config=rec.get("config", {}), store=store, audit=audit,
-                    consent_mode=config.get("consent", {}).get("mode", "request-only"), timeout=rec.get("timeout_seconds", 30.0))
+                    consent_mode=config.get("consent", {}).get("mode", "request-only"), timeout=rec.get("timeout_seconds", 30.0),
+                    isolation=rec.get("isolation", "required"), workers=rec.get("workers", 1),  # as Gate.from_config
+                    memory_mb=rec.get("limits", {}).get("memory_mb", 4096), cpu_seconds=rec.get("limits", {}).get("cpu_seconds_per_call"))
     except Exception:
         if reuse_store is None:
             store.close()

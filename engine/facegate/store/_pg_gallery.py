@@ -71,7 +71,7 @@ class GalleryListener:
                     # Listening first, then reading: no change can fall between the two.
                     self._heard(_generation(conn))
                     while not self._stop.is_set():
-                        for note in conn.notifies(timeout=0.5):
+                        for note in conn.notifies(timeout=0.1):  # wakes to notice stop()
                             self._heard(int(note.payload))
             except Exception:  # noqa: BLE001 - server gone, network, bad payload: ask the database meanwhile
                 self._heard(None)

@@ -4,7 +4,7 @@ audit log, and the vendor conformance kit.  For tests only -- never the main job
 
 from __future__ import annotations
 
-from ._conformance import ConformanceReport, check_recognizer, run_hostile_suite
+from ._conformance import ConformanceReport, check_observer, check_recognizer, run_hostile_suite, shipped_pairs
 from ._fake import (
     FakeRecognizer,
     MemoryAudit,
@@ -19,10 +19,12 @@ __all__ = [
     "ConformanceReport",
     "FakeRecognizer",
     "MemoryAudit",
+    "check_observer",
     "check_recognizer",
     "fake_info",
     "fake_plugin",
     "hostile_plugin",
     "run_hostile_suite",
+    "shipped_pairs",
     "synthetic_face_image",
 ]

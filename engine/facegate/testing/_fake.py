@@ -69,7 +69,7 @@ class FakeRecognizer:
 
 
 def fake_info(recognizer_id: str = "fake", *, attributes: frozenset[str] = frozenset({"age", "emotion"}),
-              factory: Callable[[Mapping[str, Any]], Any] = FakeRecognizer) -> RecognizerInfo:
+              factory: Callable[[Mapping[str, Any]], Any] = FakeRecognizer, embedding_size: int = 64) -> RecognizerInfo:
     return RecognizerInfo(
         id=recognizer_id,
         version="1.0",
@@ -78,6 +78,7 @@ def fake_info(recognizer_id: str = "fake", *, attributes: frozenset[str] = froze
         config_schema={"type": "object", "additionalProperties": False, "properties": {"embedding_size": {"type": "integer", "minimum": 4}}},
         metric="cosine",
         threshold=0.9,
+        embedding_size=embedding_size,
         description="deterministic fake for tests",
     )
 

@@ -8,6 +8,7 @@ only when the factory builds a recognizer, so discovering the plugin stays cheap
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,9 @@ class OnnxRunner:
 
 def make(config: Mapping[str, Any]) -> ZooRecognizer:
     """Build the recognizer: verify/prepare the model files, then open two ORT sessions."""
+    # ONNX Runtime (>= 1.2x on Linux) otherwise keeps a telemetry SQLite database open for
+    # writing under ~/.cache/Microsoft; the gate's confined workers refuse to run with that.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     settings = Settings.from_config(config)
     return ZooRecognizer(
         settings,

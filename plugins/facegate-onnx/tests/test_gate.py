@@ -23,6 +23,8 @@ def test_passes_the_conformance_kit(photo: Photo, cache_dir: str) -> None:
         config={"cache_dir": cache_dir},
         face_images=[photo(n) for n in ("obama.jpg", "obama2.jpg", "biden.jpg", "astronaut.png")],
         empty_images=[photo(n) for n in ("coffee.png", "chelsea.png")],
+        same_person=[(photo("obama.jpg"), photo(n)) for n in ("obama2.jpg", "obama3.jpg")],
+        different_people=[(photo("obama.jpg"), photo("biden.jpg"))],
     )
     report.assert_ok()
 
