@@ -120,6 +120,16 @@ def test_process_verifies_real_photos_with_onnx_multipart(svc):
     assert len(s["receipts"]) == 2  # the decision record, then the outcome record
 
 
+def test_process_takes_the_request_as_a_file_part_too(svc):
+    """``curl -F request=@request.json`` sends the request as a file part, not a text field."""
+    _, client, keys = svc
+    r = client.post("/v1/process", headers=auth(keys["process"]),
+                    files={"request": ("request.json", json.dumps(counter_request(operation="detect")).encode(), "application/json"),
+                           "image": ("a.jpg", face_bytes("obama.jpg"), "image/jpeg")})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "executed"
+
+
 def test_process_takes_a_raw_image_body_with_the_request_in_a_header(svc):
     _, client, keys = svc
     r = client.post("/v1/process", content=face_bytes("obama.jpg"), headers={

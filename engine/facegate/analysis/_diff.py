@@ -90,21 +90,37 @@ def decision_change(old: Any, new: Any, *, day: str | None = None) -> dict[str, 
             rules[rid] = {"status": "unknown", "detail": solver.reason_unknown()}
         solver.pop()
     solver.add(m_old.permit != m_new.permit)
-    result = solver.check()
-    if result == z3.unsat:
-        return {"status": "same", "detail": "every valid request gets the same effect under both packs", "rules": rules}
-    if result == z3.unknown:
-        return {"status": "unknown", "detail": solver.reason_unknown(), "rules": rules}
-    request = RequestModel.request_of(m_new.request, solver.model())
+    free = [r for r, _ in m_old.not_analysable] + [r for r, _ in m_new.not_analysable]
+    only_old = sorted(set(m_old.request.by_path) - set(m_new.request.by_path))
+    only_new = sorted(set(m_new.request.by_path) - set(m_old.request.by_path))
+    scope = (f" that both request contracts can state ({len(only_old)} fields only in the old, {len(only_new)} only in the new)"
+             if only_old or only_new else "")
+
     def differs(candidate: dict[str, Any]) -> bool:
         a, b = old.decide(candidate, at=at), new.decide(candidate, at=at)
-        return not a.violations and a.effect != b.effect
+        return not a.violations and not b.violations and a.effect != b.effect
 
-    if differs(request):
-        request = shrink(request, differs)
-    d_old, d_new = old.decide(request, at=at), new.decide(request, at=at)
-    return {"status": "differs" if d_old.effect != d_new.effect else "unknown", "example": request, "rules": rules,
-            "old": {"effect": d_old.effect, "reason": d_old.reason}, "new": {"effect": d_new.effect, "reason": d_new.reason}}
+    for attempt in range(8):  # an example that does not reproduce (a rule left free) is blocked and another sought
+        result = solver.check()
+        if result == z3.unsat:
+            if attempt == 0:
+                return {"status": "same", "detail": f"every valid request{scope} gets the same effect under both packs", "rules": rules}
+            break
+        if result == z3.unknown:
+            return {"status": "unknown", "detail": solver.reason_unknown(), "rules": rules}
+        request = RequestModel.request_of(m_new.request, solver.model())
+        if differs(request):
+            request = shrink(request, differs)
+            d_old, d_new = old.decide(request, at=at), new.decide(request, at=at)
+            return {"status": "differs", "example": request, "rules": rules,
+                    "old": {"effect": d_old.effect, "reason": d_old.reason}, "new": {"effect": d_new.effect, "reason": d_new.reason}}
+        from ._variants import pins
+
+        solver.add(z3.Not(z3.And(pins(m_new, request, free_actionable=False))))
+    why = "the solver's examples did not reproduce"
+    if free:
+        why += f" (rules it cannot model were left free: {', '.join(free)})"
+    return {"status": "unknown", "detail": why, "rules": rules}
 
 
 def _same_rule(a: Any, b: Any) -> bool:

@@ -51,14 +51,25 @@ class PolicyModel:
         skipped = bool((rule.valid_from and self.day < rule.valid_from) or (rule.valid_until and self.day > rule.valid_until))
         if skipped:
             return RuleModel(rule, FALSE, FALSE, True, True)
-        try:
-            when = [self.translator.condition(c.expanded) for c in rule.when]
-            unless = [self.translator.condition(c.expanded) for c in rule.unless]
-        except NotAnalysable as exc:
-            self.not_analysable.append((rule.id, str(exc)))
+        when, unless, why = [], [], ""
+        for c in rule.when:
+            try:
+                when.append(self.translator.condition(c.expanded))
+            except NotAnalysable as exc:
+                why = why or str(exc)
+        for c in rule.unless:
+            try:
+                unless.append(self.translator.condition(c.expanded))
+            except NotAnalysable as exc:
+                why = why or str(exc)
+        if why:
+            self.not_analysable.append((rule.id, why))
             applied, error = z3.Bool(f"{prefix}{rule.id}:applied?"), z3.Bool(f"{prefix}{rule.id}:error?")
             self.extra.append(z3.Not(z3.And(applied, error)))
-            return RuleModel(rule, applied, error, False, False, str(exc))
+            # still exact where it can be: a `when` item that translates and is false makes the rule not apply
+            known_false = z3.Or([z3.And(z3.Not(e), z3.Not(v)) for v, e in when] or [FALSE])
+            self.extra.append(z3.Implies(known_false, z3.And(z3.Not(applied), z3.Not(error))))
+            return RuleModel(rule, applied, error, False, False, why)
         w_false = z3.Or([z3.And(z3.Not(e), z3.Not(v)) for v, e in when] or [FALSE])
         w_err = z3.And(z3.Not(w_false), z3.Or([e for _, e in when] or [FALSE]))
         w_true = z3.And(z3.Not(w_false), z3.Not(w_err))

@@ -90,7 +90,7 @@ FILTERS = [
     _q("until", {"type": "string", "format": "date-time"}, "records before this time"),
     _q("provision", {"type": "string", "maxLength": 200}, "records naming this provision"),
     _q("effect", {"enum": ["permit", "deny"]}, "decision records with this effect"),
-    _q("kind", {"enum": ["decision", "outcome", "refusal"]}, "records of this kind"),
+    _q("kind", {"type": "string", "pattern": "^[a-z_]{1,40}$"}, "records of this kind: decision, outcome, refusal, consent, console, ..."),
 ]
 
 

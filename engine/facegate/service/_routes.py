@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 import signal
 import tempfile
 import time
@@ -140,7 +141,7 @@ def routes(svc: Service) -> list[Route | Mount]:
         if ctype == "multipart/form-data":
             await read_body(request, limits)
             try:
-                form = await request.form(max_files=2, max_fields=1, max_part_size=limits.max_image_bytes + 1)
+                form = await request.form(max_files=3, max_fields=3, max_part_size=limits.max_image_bytes + 1)
             except HTTPProblem:
                 raise
             except Exception as exc:  # Starlette's MultiPartException and python-multipart's parse errors
@@ -260,12 +261,13 @@ def routes(svc: Service) -> list[Route | Mount]:
             if when is None or when.tzinfo is None:
                 raise HTTPProblem(400, "Bad filter", f"`{name}` must be an ISO-8601 time with an offset, not `{value[:40]}`")
             out[name] = when
-        for name, allowed in (("effect", ("permit", "deny")), ("kind", ("decision", "outcome", "refusal"))):
-            value = request.query_params.get(name)
-            if value is not None and value not in allowed:
-                raise HTTPProblem(400, "Bad filter", f"`{name}` must be one of {', '.join(allowed)}, not `{value[:40]}`")
-            if value is not None:
-                out[name] = value
+        effect = request.query_params.get("effect")
+        if effect is not None and effect not in ("permit", "deny"):
+            raise HTTPProblem(400, "Bad filter", f"`effect` must be permit or deny, not `{effect[:40]}`")
+        kind = request.query_params.get("kind")  # decision, outcome, refusal, consent, console, ...: the log's own kinds
+        if kind is not None and re.fullmatch(r"[a-z_]{1,40}", kind) is None:
+            raise HTTPProblem(400, "Bad filter", f"`kind` must be a record kind such as decision or outcome, not `{kind[:40]}`")
+        out.update({k: v for k, v in (("effect", effect), ("kind", kind)) if v is not None})
         if "provision" in request.query_params:
             out["provision"] = request.query_params["provision"][:200]
         return out
