@@ -36,36 +36,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PACK, ROOT, case_requests
 
 import facegate
-import facegate.policy as policy_module
 
 
-def _time_decisions(policy, requests, repeat):
-    """CPU time per decision (``process_time``: other processes on the shared cores do not count)."""
+def _time_decisions(policy, requests, repeat, read_unmet):
+    """CPU time per decision (``process_time``: other processes on the shared cores do not count);
+    with ``read_unmet`` the unmet permits are read too, as the gate's record and ``to_dict()`` do."""
     gc.collect()
     started = time.process_time()
     for _ in range(repeat):
         for r in requests:
-            policy.decide(r)
+            d = policy.decide(r)
+            if read_unmet:
+                _ = d.unmet  # computed on first read
     return (time.process_time() - started) / (repeat * len(requests)) * 1e6
 
 
 def unmet_cost(policy, requests, rounds, repeat):
     """Median per-decision time with and without the unmet-permit report, and the median of the
     per-round ratios; the two run back to back in each round, in alternating order."""
-    real = policy_module.unmet_permits
-
-    def off(*_: object) -> tuple[()]:
-        return ()
-
     with_, without, ratios = [], [], []
     for i in range(rounds):
         pair = {}
         for label in (("on", "off") if i % 2 == 0 else ("off", "on")):
-            policy_module.unmet_permits = real if label == "on" else off
-            try:
-                pair[label] = _time_decisions(policy, requests, repeat)
-            finally:
-                policy_module.unmet_permits = real
+            pair[label] = _time_decisions(policy, requests, repeat, label == "on")
         with_.append(pair["on"])
         without.append(pair["off"])
         ratios.append(pair["on"] / pair["off"])
