@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import facegate  # noqa: E402
 from _common import PACK, case_requests, fmt, spread, time_decisions  # noqa: E402
+
+import facegate  # noqa: E402
 
 
 def _leaves(value: Any) -> int:

@@ -4,8 +4,9 @@ conjunction gives, on random activations -- valid, malformed and with fields mis
 
 from __future__ import annotations
 
-import facegate
 import pytest
+
+import facegate
 from facegate import _compile, _decide, cel
 from facegate.cel import _ast
 from facegate.cel._check import Checked

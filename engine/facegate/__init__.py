@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._plugins import load_registry as load_plugins
 from ._vocabulary import Reason, RuleOutcome, Status
 from .errors import (
     AuditWriteError,
@@ -21,7 +22,6 @@ from .errors import (
     RequestError,
     StoreError,
 )
-from ._plugins import load_registry as load_plugins
 from .hookspecs import hookimpl
 from .policy import Decision, Policy, load_policy
 

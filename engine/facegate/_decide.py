@@ -260,7 +260,7 @@ class Procedure:
             return trace.at.date().isoformat()
         start, end, day = self._day
         if not start <= trace.clock < end:
-            midnight = _dt.datetime.fromtimestamp(trace.clock, _dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+            midnight = _dt.datetime.fromtimestamp(trace.clock, _dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
             start = midnight.timestamp()
             day = midnight.date().isoformat()
             self._day = (start, start + 86400.0, day)  # one tuple: threads see an old day or the new one

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 NOT_APPLICABLE = "not_applicable"
-_UTC = _dt.timezone.utc
+_UTC = _dt.UTC
 
 
 class RuleOutcomes(Mapping[str, str]):

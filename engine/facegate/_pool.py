@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from itertools import islice
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .errors import FacegateError
 

@@ -9,12 +9,11 @@ the CEL escape rules, not by cel-python.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import threading
 from pathlib import Path
 from typing import Any, Final, TypeAlias
-
-import importlib.util
 
 import lark
 from lark.exceptions import LarkError, UnexpectedInput
