@@ -64,10 +64,10 @@ def serialisation(policy: facegate.Policy, request: Mapping[str, Any], repeats: 
     for label, req in (("permit", request), ("deny", deny)):
         sample = policy.decide(req)
         rows = {
-            "decide": _median_us(lambda: policy.decide(req), repeats, number),
-            "to_dict": _median_us(lambda: policy.decide(req).to_dict(), repeats, number),
-            "to_json": _median_us(lambda: policy.decide(req).to_json(), repeats, number),
-            "json.dumps": _median_us(lambda: json.dumps(policy.decide(req).to_dict(), ensure_ascii=False).encode(), repeats, number),
+            "decide": _median_us(lambda req=req: policy.decide(req), repeats, number),
+            "to_dict": _median_us(lambda req=req: policy.decide(req).to_dict(), repeats, number),
+            "to_json": _median_us(lambda req=req: policy.decide(req).to_json(), repeats, number),
+            "json.dumps": _median_us(lambda req=req: json.dumps(policy.decide(req).to_dict(), ensure_ascii=False).encode(), repeats, number),
         }
         # what serialising adds to deciding (a fresh decision each call: nothing cached)
         out[label] = {k: v for k, v in rows.items()} | {"bytes": len(sample.to_json()), "rules": len(sample.rules),

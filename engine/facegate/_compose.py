@@ -27,7 +27,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from . import _decide
 from ._vocabulary import Reason
@@ -209,11 +209,11 @@ class Composition:
 
         trace = Trace(None, None, {}, moment, time.time())
         trace.fixed["unmet"] = tuple(unmet)
-        return ComposedDecision._make(
+        return cast(ComposedDecision, ComposedDecision._make(
             effect=effect, reason=reason, determining=tuple(determining), errors=tuple(errors), warnings=tuple(warnings),
             obligations=tuple(obligations), violations=tuple(violations), policy=self._ident, duration_us=0.0,
             explanation=None, packs=packs, _trace=trace, _outcomes=RuleOutcomes({}, (), {}),
-        )
+        ))
 
 
 def _tagger() -> Any:

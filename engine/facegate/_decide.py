@@ -34,7 +34,7 @@ import datetime as _dt
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from . import _compile
 from ._compile import EvalError
@@ -239,7 +239,7 @@ class Procedure:
         return Decision._make(
             effect=effect, reason=reason, determining=determining, errors=errors, warnings=warnings,
             obligations=obligations, violations=violations, policy=self.ident, explanation=explanation,
-            _trace=trace, _outcomes=RuleOutcomes(trace.outcomes or {}, self.ids, self.template),
+            _trace=trace, _outcomes=RuleOutcomes(trace.outcomes or {}, self.ids, cast("dict[str, str]", self.template)),
             duration_us=(time.perf_counter() - started) * 1e6,
         )
 
@@ -289,7 +289,7 @@ class Procedure:
         if found is None:
             from .cel._shared import can_apply
 
-            known = {("request", "operation"): operation}
+            known: dict[tuple[str, ...], Any] = {("request", "operation"): operation}
             found = self._candidates[operation] = tuple(
                 r for r in self.rules
                 if can_apply([c.program.program.tree for c in r.when], [c.program.program.checked for c in r.when], known))

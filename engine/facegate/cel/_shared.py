@@ -42,7 +42,7 @@ _MAX_LEVELS: Final = 6  # nesting of rule groups (each adds an indentation level
 _MEMO_MIN: Final = 6  # shared sub-expressions smaller than this (in nodes) are simply evaluated again
 _INLINE_MAX: Final = 8  # shared sub-expressions of up to this many nodes are inlined at each use
 Key = tuple[Any, ...]
-_NODE: Final = ast.Node.__args__  # type: ignore[attr-defined]
+_NODE: Final = ast.Node.__args__  # type: ignore[attr-defined,unused-ignore]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,17 +157,17 @@ class _Folder:
         changes: dict[str, Any] = {}
         for f in _fields(node):
             value = getattr(node, f.name)
-            if isinstance(value, ast.Node.__args__):  # type: ignore[attr-defined]
+            if isinstance(value, ast.Node.__args__):  # type: ignore[attr-defined,unused-ignore]
                 new = self._fold(value)
                 if new is not value:
                     changes[f.name] = new
-            elif isinstance(value, tuple) and value and isinstance(value[0], ast.Node.__args__):  # type: ignore[attr-defined]
+            elif isinstance(value, tuple) and value and isinstance(value[0], ast.Node.__args__):  # type: ignore[attr-defined,unused-ignore]
                 items = tuple(self._fold(v) for v in value)
                 if any(a is not b for a, b in zip(items, value, strict=True)):
                     changes[f.name] = items
         if changes:
             self.keep.append(node)
-            node = dataclasses.replace(node, **changes)  # type: ignore[type-var]
+            node = dataclasses.replace(node, **changes)  # type: ignore[type-var,unused-ignore]
         return self._constant(node)
 
     @staticmethod
@@ -217,7 +217,7 @@ def structure(node: ast.Node, keys: dict[int, Key], sizes: dict[int, int]) -> Ke
         if f.name in ("line", "column"):
             continue
         value = getattr(node, f.name)
-        if isinstance(value, ast.Node.__args__):  # type: ignore[attr-defined]
+        if isinstance(value, ast.Node.__args__):  # type: ignore[attr-defined,unused-ignore]
             parts.append(structure(value, keys, sizes))
             size += sizes[id(value)]
         elif isinstance(value, tuple):
@@ -393,9 +393,9 @@ class _SharedGen(CodeGen):
             self.emit(f"    {name} = _BUDGET")
             self.emit("else:")
             with self.indented():
-                self.emit(f"{name} = {value()}")
+                self.emit(f"{name} = {value()}")  # type: ignore[no-untyped-call,unused-ignore]
         else:
-            self.emit(f"{name} = {value()}")
+            self.emit(f"{name} = {value()}")  # type: ignore[no-untyped-call,unused-ignore]
 
 
 @dataclasses.dataclass
@@ -424,7 +424,7 @@ def _count(node: ast.Node, keys: dict[int, Key], counts: Counter[Key], weight: i
         return  # shared only as a whole: its body refers to its own variables
     for f in _fields(node):
         value = getattr(node, f.name)
-        if isinstance(value, ast.Node.__args__):  # type: ignore[attr-defined]
+        if isinstance(value, ast.Node.__args__):  # type: ignore[attr-defined,unused-ignore]
             _count(value, keys, counts, weight)
         elif isinstance(value, tuple):
             for v in value:
