@@ -22,8 +22,12 @@ def _rule_view(rule: Any) -> dict[str, Any]:
     return view
 
 
+def _ident(policy: Any) -> dict[str, str]:
+    return {"id": policy.id, "version": policy.version, "revision": policy.revision}
+
+
 def diff(old: Any, new: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"old": dict(old._ident), "new": dict(new._ident)}
+    out: dict[str, Any] = {"old": _ident(old), "new": _ident(new)}
     a = {r.id: _rule_view(r) for r in old.rules}
     b = {r.id: _rule_view(r) for r in new.rules}
     out["rules"] = _compare(a, b, DECIDING)
