@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from .errors import FacegateError, PolicyError
-from .policy import Decision, load_policy
+from .errors import FacegateError
+from .policy import Decision
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -38,29 +38,6 @@ class _Style:
 
 def _err(message: str) -> None:
     print(f"facegate: error: {message}", file=sys.stderr)
-
-
-def _policy_problems(exc: PolicyError) -> int:
-    for problem in exc.problems:
-        print(str(problem), file=sys.stderr)
-    n = len(exc.problems)
-    print(f"facegate: {n} problem{'s' if n != 1 else ''} found", file=sys.stderr)
-    return EXIT_USAGE
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    status = EXIT_OK
-    style = _Style(sys.stdout)
-    for pack in args.packs:
-        try:
-            policy = load_policy(pack)
-        except PolicyError as exc:
-            status = _policy_problems(exc)
-            continue
-        enforce = sum(1 for p in policy.pack.provisions if p.enforceable)
-        print(f"{style.good('ok')} {pack}: {policy.id} {policy.version}, {len(policy.rules)} rules, "
-              f"{enforce}/{len(policy.pack.provisions)} provisions enforceable, revision {policy.revision[:19]}")
-    return status
 
 
 def _read_request(source: str) -> Any:
@@ -107,81 +84,6 @@ def _describe_unmet(entry: dict[str, Any]) -> str:
     from .explain import describe
 
     return describe(entry)
-
-
-def cmd_decide(args: argparse.Namespace) -> int:
-    try:
-        policy = load_policy(args.policy)
-    except PolicyError as exc:
-        return _policy_problems(exc)
-    try:
-        request = _read_request(args.request)
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        _err(f"cannot read request `{args.request}`: {exc}")
-        return EXIT_USAGE
-    decision = policy.decide(request, explain=args.explain)
-    if args.json:
-        print(json.dumps(decision.to_dict(), ensure_ascii=False, indent=2))
-    else:
-        print(render_decision(decision, _Style(sys.stdout), explain=args.explain))
-    return EXIT_OK
-
-
-def cmd_test(args: argparse.Namespace) -> int:
-    from ._cases import coverage_gap, run_pack_tests
-
-    style = _Style(sys.stdout)
-    status = EXIT_OK
-    reports = []
-    for pack in args.packs:
-        try:
-            policy = load_policy(pack)
-            report = run_pack_tests(policy)
-        except PolicyError as exc:
-            status = _policy_problems(exc)
-            continue
-        reports.append(report)
-        if not report.passed:
-            status = max(status, EXIT_FAILED)
-        if args.junit:
-            name = args.junit if len(args.packs) == 1 else f"{args.junit}.{policy.id}.xml"
-            Path(name).write_text(report.junit_xml(), encoding="utf-8")
-        if args.json:
-            continue
-        print(style.bold(f"{policy.id} {policy.version}"))
-        for r in report.results:
-            mark = style.good("pass") if r.passed else style.bad("FAIL")
-            print(f"  {mark} {r.id}" + ("" if r.passed else f"  ({r.file}:{r.line})"))
-            for f in r.failures:
-                print(f"       {f}")
-        print(style.bold("  provision coverage"))
-        for c in report.coverage:
-            if not c.enforceable:
-                print(f"    {c.provision:<10} not enforceable")
-                continue
-            mark = style.good("covered") if c.covered else style.bad("MISSING")
-            print(f"    {c.provision:<10} {mark}  decisive: {len(c.decisive_cases)}  boundary/exception: {len(c.boundary_cases)}")
-            if not c.covered:
-                print(f"               {coverage_gap(c)}")
-        passed = sum(r.passed for r in report.results)
-        print(f"  {passed} passed, {len(report.results) - passed} failed; provision coverage {report.coverage_percent:.0f} %")
-    if args.json:
-        print(json.dumps([r.to_dict() for r in reports], ensure_ascii=False, indent=2))
-    return status
-
-
-def cmd_docs(args: argparse.Namespace) -> int:
-    from .review import write_review
-
-    for pack in args.packs:
-        try:
-            policy = load_policy(pack)
-        except PolicyError as exc:
-            return _policy_problems(exc)
-        written = write_review(policy, Path(args.out) if args.out else None)
-        for path in written:
-            print(f"wrote {path}")
-    return EXIT_OK
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -242,18 +144,18 @@ def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("check", help="validate and compile policy packs; print every problem")
     p.add_argument("packs", nargs="+")
-    p.set_defaults(func=cmd_check)
+    # handler: _cli_authoring.cmd_check (registered below, always)
     p = sub.add_parser("decide", help="decide one request against a pack")
     p.add_argument("--policy", required=True)
     p.add_argument("--request", required=True, help="a JSON file, or - for standard input")
     p.add_argument("--json", action="store_true")
     p.add_argument("--explain", action="store_true")
-    p.set_defaults(func=cmd_decide)
+    # handler: _cli_authoring.cmd_decide (registered below, always)
     p = sub.add_parser("test", help="run a pack's cases and report provision coverage")
     p.add_argument("packs", nargs="+")
     p.add_argument("--json", action="store_true")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML for CI")
-    p.set_defaults(func=cmd_test)
+    # handler: _cli_authoring.cmd_test (registered below, always)
     p = sub.add_parser("plugins", help="list installed, allowed and loaded plugins with versions and capabilities")
     p.add_argument("--config", help="operator configuration whose allow-list to apply")
     p.add_argument("--allow", action="append", metavar="NAME", help="allow a plugin by entry-point name (repeatable)")
@@ -272,7 +174,7 @@ def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
     p = sub.add_parser("docs", help="generate the review document (Markdown and HTML) for legal sign-off")
     p.add_argument("packs", nargs="+")
     p.add_argument("--out", help="output folder (default: the pack's own folder)")
-    p.set_defaults(func=cmd_docs)
+    # handler: _cli_authoring.cmd_docs (registered below, always)
     if not core_only:  # the store (and numpy, through it) only for the commands that use it
         __import__("facegate.store._store_cli", fromlist=["register"]).register(sub)  # facegate store migrate|copy
     for register in _EXTENSIONS:
