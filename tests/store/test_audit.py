@@ -23,8 +23,8 @@ from facegate.store import (
     StoreError,
     verify_lines,
 )
-from facegate.store._audit import chain_hash
 from facegate.store._canonical import GENESIS, canonical_json, envelope
+from facegate.store._chain import chain_hash
 
 
 def _tamper(path: Path, *sql: str) -> None:

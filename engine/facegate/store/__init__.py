@@ -9,7 +9,7 @@ See docs/evidence.md.
 
 from __future__ import annotations
 
-from ._audit import verify_lines
+from ._chain import verify_lines
 from ._errors import AuditWriteError, StoreError
 from ._gallery import PurgeSchedule
 from ._interface import (

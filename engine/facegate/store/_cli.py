@@ -13,7 +13,7 @@ import json
 import sys
 from typing import IO, Any
 
-from ._audit import verify_lines
+from ._chain import verify_lines
 from ._errors import StoreError
 from ._interface import AuditReceipt
 from ._open import is_url, open_store
