@@ -19,6 +19,7 @@ import os
 import secrets
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -235,13 +236,26 @@ class SQLiteStore:
         else:
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                    check_same_thread=False)
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._wal(conn)
             if str(mode).lower() != "wal":
                 conn.close()
                 raise StoreError(f"store `{self.path}` cannot use WAL mode (got `{mode}`)")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA secure_delete = ON")
         return conn
+
+    def _wal(self, conn: sqlite3.Connection) -> str:
+        """Switch to WAL.  On a file another process is creating at this moment SQLite answers
+        "database is locked" at once, without its busy handler: retry until ``busy_timeout``."""
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    conn.close()
+                    raise
+                time.sleep(0.005)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
