@@ -85,6 +85,15 @@ class Server:
             self._out.flush()
         return self.log.read_text(encoding="utf-8", errors="replace")
 
+    def wait_output(self, text: str, timeout: float = 30.0) -> str:
+        """The log once it contains ``text``: the access line is written after the response is sent, so poll."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.output()
+            if text in log or time.monotonic() > deadline:
+                return log
+            time.sleep(0.02)
+
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
 

@@ -299,6 +299,6 @@ def test_logs_carry_request_ids_and_no_subject_data(svc):
     server, client, keys = svc
     r = client.post("/v1/decide", json=counter_request(), headers={**auth(keys["decide"]), "X-Request-Id": "trace-abc-123"})
     assert r.headers["x-request-id"] == "trace-abc-123"
-    log = server.output()
+    log = server.wait_output("[trace-abc-123] POST /v1/decide 200")
     assert "[trace-abc-123] POST /v1/decide 200" in log
     assert "customer-eileen" not in log and "walk-in-7" not in log and "fgk_" not in log
