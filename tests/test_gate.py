@@ -293,27 +293,43 @@ def test_in_process_verify_runs_in_one_hand_off_and_wipes_every_copy(registry, a
 def test_isolated_images_cross_in_shared_memory_that_is_zeroed_and_unlinked(registry, audit, monkeypatch):
     import os
 
-    from facegate.gate import _worker
+    from facegate.gate import _arena
 
-    seen: list[tuple[str, bool, bool]] = []
-    real = _worker._SharedImages.destroy
+    seen: list[tuple[str, bool, bool, int]] = []
+    real = _arena.Arena.wipe
 
-    def destroy(self):
+    def wipe(self):
+        written = bytes(self._bytes[: self.used]) if self._bytes is not None else b""
         real(self)
-        seen.append((self.path, os.path.exists(self.path), self._map.closed))
+        seen.append((self.path, os.path.exists(self.path), not self._bytes.any(), sum(written) > 0))
 
-    monkeypatch.setattr(_worker._SharedImages, "destroy", destroy)
-    with Gate(conformance_policy(), "fake", registry=registry, audit=audit) as gate:
-        out = gate.process({"operation": "verify", "purpose": "other"}, synthetic_face_image(3), reference=synthetic_face_image(3))
-    assert out.status == "executed" and out.result.same_person
-    assert len(seen) == 1 and seen[0][1:] == (False, True)  # one file for both images, unlinked, unmapped
+    monkeypatch.setattr(_arena.Arena, "wipe", wipe)
+    with Gate(conformance_policy(), "fake", registry=registry, audit=audit, memory_mb=3001) as gate:  # a pool of its own
+        pool = gate._pool
+        for seed in (3, 4):
+            out = gate.process({"operation": "verify", "purpose": "other"}, synthetic_face_image(seed), reference=synthetic_face_image(seed))
+            assert out.status == "executed" and out.result.same_person
+        worker = gate._pool._idle[0]
+        arena = worker.arena
+        with open(f"/proc/{worker.proc.pid}/maps", encoding="utf-8") as fh:
+            shared = [line for line in fh if arena.path in line]
+        assert shared == []  # the worker maps its arena only while it serves a request
+        with os.scandir(f"/proc/{worker.proc.pid}/fd") as fds:
+            held = [os.readlink(f.path) for f in fds]
+        assert f"{arena.path} (deleted)" in held  # one arena, kept open read-only by the worker and unlinked
+    # both requests' images went through one arena: each time they were there, then zeroed, and its name was gone
+    ours = [s for s in seen if s[0] == arena.path]  # (closing the gate may close an older spare pool: other arenas)
+    assert len(ours) == 2 and all(s[1:] == (False, True, True) for s in ours)
+    assert not arena.closed and not arena._bytes.any()  # the gate is closed; its pool stays warm for a while, holding zeros
+    pool.close()
+    assert arena.closed  # closing the pool stops the worker and unmaps its arena
 
 
 def test_denied_requests_copy_no_image(example_policy, registry, audit, monkeypatch):
-    from facegate.gate import _worker
+    from facegate.gate import _arena, _worker
 
     made: list[object] = []
-    monkeypatch.setattr(_worker, "_SharedImages", lambda images: made.append(images))
+    monkeypatch.setattr(_arena.Arena, "load", lambda self, images: made.append(images))
     monkeypatch.setattr(_worker, "_private_copy", lambda image: made.append(image))
     image = synthetic_face_image()
     for isolation in ("required", "none"):

@@ -3,9 +3,10 @@
 It holds one recognizer and nothing of the gate's: no store, audit log, key, registry or gate
 object, and an environment stripped by the gate.  Order: confine (first filter), import and
 build the plugin, confine (second filter), say ready, then serve requests until the pipe closes.
-Each request names a shared-memory file holding the images; it is mapped read-only, handed to
-the recognizer, unmapped (a mapping the plugin still holds is reported as kept), and the
-answer goes back as plain JSON (:mod:`._harness`).
+The images arrive in the worker's shared-memory arena (:mod:`._arena`: opened read-only when the
+gate names a new one, then unlinked by the gate); per request it is mapped read-only, handed to
+the recognizer, unmapped (a mapping the plugin still holds is reported as kept), and the answer
+goes back as plain JSON (:mod:`._harness`).
 """
 
 from __future__ import annotations
@@ -76,17 +77,18 @@ def _serve(rfd: int, wfd: int, recognizer: Any, confine: Any) -> None:
 
     from . import _harness
 
+    arena = -1
     while True:
         request = receive(rfd)
         if request is None:
             return
         if confine is not None:
             confine.arm_cpu(float(request["cpu"]))
-        fd = os.open(request["shm"], os.O_RDONLY)
-        try:
-            mapping = mmap.mmap(fd, int(request["size"]), mmap.MAP_SHARED, mmap.PROT_READ)
-        finally:
-            os.close(fd)
+        if "arena" in request:  # a new arena (the first, or a larger one): the old one is zeroed and dropped
+            if arena >= 0:
+                os.close(arena)
+            arena = os.open(request["arena"], os.O_RDONLY)
+        mapping = mmap.mmap(arena, int(request["size"]), mmap.MAP_SHARED, mmap.PROT_READ)
         images = [np.frombuffer(mapping, np.uint8, h * w * 3, offset).reshape(h, w, 3) for offset, h, w in request["images"]]
         earlier = violations[:]  # attempts made between calls (a thread, a finalizer): this request fails for them
         del violations[:]

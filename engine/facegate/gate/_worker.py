@@ -1,8 +1,9 @@
 """Where recognizer code runs: a pool of confined worker processes, or (opt-in) this process.
 
 A :class:`Pool` starts ``size`` workers (:mod:`._child`) for one recognizer.  Per request the
-images go into a shared-memory file created for that request, mapped read-only by the worker,
-and zeroed and unlinked by the gate afterwards whatever happened.  The answer comes back as
+images go into the serving worker's shared-memory arena (:mod:`._arena`: unlinked from
+``/dev/shm`` once the worker has opened it), are mapped read-only by the worker for that request,
+and are zeroed by the gate afterwards whatever happened.  The answer comes back as
 length-prefixed JSON (never pickle: the gate unpickles nothing a plugin wrote), at most
 ``MAX_REPLY`` bytes.  A worker that overruns its timeout, dies, or keeps a view of an image is
 killed and a fresh one takes its place.  Pools are shared by gates with the same recognizer,
@@ -15,7 +16,6 @@ import atexit
 import importlib
 import json
 import os
-import secrets
 import select
 import signal
 import struct
@@ -29,13 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from . import _confine, _harness
+from . import _arena, _confine, _harness
+from ._arena import Arena
 from ._confine import Confinement, Limits
 
 MAX_REPLY = 8 * 1024 * 1024
 STARTUP_TIMEOUT = 300.0
 _HEADER = struct.Struct("<I")
-_SHM_DIR = "/dev/shm"
 _ENV_KEEP = ("PATH", "LANG", "LANGUAGE", "TZ", "HOME", "TMPDIR", "XDG_CACHE_HOME", "SYSTEMROOT")
 _ENV_PREFIXES = ("LC_", "OPENBLAS_", "OMP_", "MKL_", "FACEGATE_MODEL")
 
@@ -97,6 +97,7 @@ class Worker:
             os.close(from_child_w)
         self._child_fds = frozenset({0, 1, 2, to_child_r, from_child_w})
         self.alive = True
+        self.arena: Arena | None = None
         hello = {"sys_path": [p for p in sys.path if isinstance(p, str)], "factory": spec.factory, "config": json.loads(spec.config),
                  "confine": spec.confine, "memory_mb": spec.limits.memory_mb, "cpu_seconds": spec.limits.cpu_seconds}
         try:
@@ -113,6 +114,29 @@ class Worker:
             self.confinement = _confine.inspect(self.proc.pid, self._child_fds, spec.limits.cpu_seconds)
         else:
             self.confinement = Confinement("process", problems=("confinement switched off",))
+
+    def run(self, request: dict[str, Any], images: list[np.ndarray], timeout: float) -> dict[str, Any]:
+        """Put ``images`` in this worker's arena and ``request`` to the worker; the arena is zeroed after, whatever happened."""
+        needed = sum(i.shape[0] * i.shape[1] * 3 for i in images)
+        if self.arena is None or self.arena.size < needed:
+            if self.arena is not None:
+                self.arena.close()
+                self.arena = None
+            try:
+                self.arena = Arena(needed)
+            except OSError as exc:
+                raise WorkerError("shared_memory", f"no shared memory for {needed} bytes of images ({exc.strerror})") from None
+        arena = self.arena
+        try:
+            message = {**request, "images": arena.load(images), "size": max(arena.used, 1)}
+            if arena.linked:  # a new arena: the worker opens it (and drops the one it had) before this request
+                message["arena"] = arena.path
+            return self.call(message, timeout)
+        finally:
+            arena.wipe()
+            if arena.size > _arena.KEEP:
+                arena.close()
+                self.arena = None
 
     def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         try:
@@ -186,6 +210,9 @@ class Worker:
             self.proc.wait(5.0)
         except subprocess.TimeoutExpired:
             pass
+        if self.arena is not None:
+            self.arena.close()
+            self.arena = None
 
 
 class Pool:
@@ -204,19 +231,16 @@ class Pool:
         self._total = 1
 
     def run(self, request: dict[str, Any], images: list[np.ndarray], timeout: float) -> dict[str, Any]:
-        """Hand ``images`` and ``request`` to a worker; the shared memory is zeroed and unlinked after."""
+        """Hand ``images`` and ``request`` to a worker; its arena is zeroed after, whatever happened."""
         worker = self._acquire()
-        shm = _SharedImages(images)
         healthy = False
         try:
-            answer = worker.call({**request, "shm": shm.path, "size": shm.size, "images": shm.layout,
-                                  "cpu": self.spec.limits.cpu_seconds}, timeout)
+            answer = worker.run({**request, "cpu": self.spec.limits.cpu_seconds}, images, timeout)
             error = answer.get("error")
             # A worker that kept an image or tried a refused call is replaced: it carries nothing on.
             healthy = answer.get("kept") is False and not (isinstance(error, dict) and error.get("code") == "sandbox_violation")
             return answer
         finally:
-            shm.destroy()
             self._release(worker, healthy)
 
     def _acquire(self) -> Worker:
@@ -284,49 +308,6 @@ class Pool:
     def pids(self) -> list[int]:
         with self._cv:
             return [w.proc.pid for w in self._idle]
-
-
-class _SharedImages:
-    """The request's images in one shared-memory file, for the worker to map read-only."""
-
-    def __init__(self, images: list[np.ndarray]) -> None:
-        self.path = f"{_SHM_DIR}/facegate-{os.getpid()}-{secrets.token_hex(8)}"
-        self.layout = []
-        offset = 0
-        for image in images:
-            h, w = image.shape[:2]
-            self.layout.append([offset, h, w])
-            offset += h * w * 3
-        self.size = max(offset, 1)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.ftruncate(fd, self.size)
-            import mmap
-
-            self._map: Any = mmap.mmap(fd, self.size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        except BaseException:
-            os.close(fd)
-            os.unlink(self.path)
-            raise
-        os.close(fd)
-        buffer = np.frombuffer(self._map, np.uint8)
-        for (start, h, w), image in zip(self.layout, images):
-            target = buffer[start : start + h * w * 3].reshape(h, w, 3)
-            if image.ndim == 2:
-                target[...] = image[:, :, None]
-            else:
-                target[...] = image[:, :, :3]
-        del buffer, target
-
-    def destroy(self) -> None:
-        try:
-            self._map[:] = bytes(self.size)  # zeroed: a worker still mapping it sees nothing
-            self._map.close()
-        finally:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
 
 
 # -- pools shared by gates with the same spec -------------------------------------------------------
