@@ -404,6 +404,25 @@ def test_embeddings_are_copied_and_normalised(audit, fixed_registry):
         assert gate._runner.recognizer.vector.tolist() == [3.0, 4.0, 0.0]  # the recognizer's array is not normalised in place
 
 
+@pytest.mark.parametrize("span", [[0, 8], [0, 13], [8, 12], [-4, 12], [True, 12], [0.0, 12], [0, 12, 0], "0:12", None])
+def test_embedding_bytes_from_a_worker_must_be_one_exact_span(span):
+    from facegate.gate import _contract, _worker
+
+    info = fake_info("fixed", embedding_size=3)
+    raw = memoryview(np.asarray([3.0, 4.0, 0.0], "<f4").tobytes() + bytes(4))  # 16 bytes after the JSON
+
+    def answer(f32):
+        return {"images": [{"faces": [], "embedding": {"type": "ndarray", "dtype": "f", "ndim": 1, "size": 3, "f32": f32}}]}
+
+    good = answer([0, 12])
+    _worker._raw_in(good, raw)
+    assert _contract.embedding(info, good["images"][0]["embedding"]).tolist() == pytest.approx([0.6, 0.8, 0.0])
+    bad = answer(span)
+    _worker._raw_in(bad, raw)
+    with pytest.raises(_contract.Refused, match="malformed embedding"):
+        _contract.embedding(info, bad["images"][0]["embedding"])
+
+
 @pytest.mark.parametrize("request_", [{"operation": ["detect"]}, {"operation": {"op": "detect"}}, ["detect"], None, 42])
 def test_malformed_requests_are_denied_not_raised(registry, audit, request_):
     out = Gate(conformance_policy(), "fake", registry=registry, audit=audit).process(request_, synthetic_face_image())

@@ -18,7 +18,7 @@ import struct
 import sys
 from typing import Any
 
-_HEADER = struct.Struct("<I")
+_HEADER = struct.Struct("<II")  # JSON length, then the length of the raw bytes that follow it
 _WRITE_BITS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _BLOCKED = ("socket.__new__", "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "subprocess.", "os.system",
             "os.exec", "os.posix_spawn", "os.fork", "os.spawn", "os.kill", "shutil.", "os.rename", "os.remove", "os.truncate",
@@ -37,18 +37,33 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
 
 
 def send(fd: int, message: dict[str, Any]) -> None:
+    raw = _raw_out(message)
     data = json.dumps(message, separators=(",", ":")).encode()
-    view = memoryview(_HEADER.pack(len(data)) + data)
+    view = memoryview(_HEADER.pack(len(data), len(raw)) + data + raw)
     while view:
         view = view[os.write(fd, view):]
+
+
+def _raw_out(message: dict[str, Any]) -> bytes:
+    """Embedding bytes travel after the JSON; in it each becomes its span ``[offset, length]``."""
+    parts: list[bytes] = []
+    offset = 0
+    for entry in message.get("images") or ():
+        vector = entry.get("embedding") if isinstance(entry, dict) else None
+        if isinstance(vector, dict) and isinstance(vector.get("f32"), bytes):
+            parts.append(vector["f32"])
+            vector["f32"] = [offset, len(parts[-1])]
+            offset += len(parts[-1])
+    return b"".join(parts)
 
 
 def receive(fd: int) -> dict[str, Any] | None:
     head = _read_exactly(fd, _HEADER.size)
     if head is None:
         return None
-    body = _read_exactly(fd, _HEADER.unpack(head)[0])
-    return None if body is None else json.loads(body)
+    size, raw = _HEADER.unpack(head)
+    body = _read_exactly(fd, size + raw)  # the gate sends no raw bytes
+    return None if body is None else json.loads(body[:size])
 
 
 def _read_exactly(fd: int, n: int) -> bytes | None:

@@ -132,14 +132,14 @@ def embedding(info: RecognizerInfo, vector: Any) -> np.ndarray:
     if not isinstance(vector, dict) or vector.get("type") != "ndarray":
         kind = vector.get("type") if isinstance(vector, dict) and isinstance(vector.get("type"), str) else "?"
         raise Refused("recognizer_malformed", masked(f"recognizer `{rid}` returned a malformed embedding (`{kind}`, not a numpy array)"))
-    if vector.get("ndim") != 1 or vector.get("dtype") != "f" or vector.get("size") != size or not isinstance(vector.get("values"), list):
+    if vector.get("ndim") != 1 or vector.get("dtype") != "f" or vector.get("size") != size or not isinstance(vector.get("f32"), bytes):
         raise Refused("recognizer_malformed", f"recognizer `{rid}` returned a malformed embedding: "
                       f"{vector.get('size')!s:.12} values of kind `{vector.get('dtype')!s:.4}`, declared {size} floats")
-    values = vector["values"]
-    if len(values) != size or not all(isinstance(v, float) for v in values):
+    values = vector["f32"]
+    if len(values) != 4 * size:
         raise Refused("recognizer_malformed", f"recognizer `{rid}` returned a malformed embedding")
+    out = np.frombuffer(values, dtype="<f4").astype(np.float32)  # the gate's own, writable copy
     with np.errstate(all="ignore"):  # an overflow is refused below, not warned about
-        out = np.asarray(values, dtype=np.float32)
         squares = float(np.dot(out, out))
     if not math.isfinite(squares):
         raise Refused("recognizer_malformed", f"recognizer `{rid}` returned a non-finite embedding")

@@ -3,7 +3,7 @@
 Runs where the recognizer runs (in a worker process, or in-process for ``isolation: none``).
 Nothing here is trusted by the gate: a plugin in the same process can change any of it, so the
 gate decodes and checks the plain data again (:mod:`._contract`).  This side only makes sure
-that no object of the plugin's leaves: faces become number lists, embeddings float lists,
+that no object of the plugin's leaves: faces become number lists, embeddings float32 bytes,
 attributes JSON scalars, errors a type name and a clipped message.
 """
 
@@ -111,12 +111,14 @@ def _largest(faces: Any) -> Any:
 
 
 def _embedding(vec: Any) -> dict[str, Any]:
+    """An embedding's shape facts, and its values as little-endian float32 bytes (a float that
+    overflows float32 becomes infinite here, and the gate refuses it)."""
     if not isinstance(vec, np.ndarray):
         return {"type": type(vec).__name__[:64]}
     info: dict[str, Any] = {"type": "ndarray", "dtype": vec.dtype.kind, "ndim": int(vec.ndim), "size": int(vec.size)}
     if vec.ndim == 1 and vec.dtype.kind == "f" and 0 < vec.size <= MAX_EMBEDDING:
         with np.errstate(all="ignore"):
-            info["values"] = [float(x) for x in vec.astype(np.float64)]
+            info["f32"] = np.asarray(vec, dtype="<f4").tobytes()
     return info
 
 

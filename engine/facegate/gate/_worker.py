@@ -4,8 +4,8 @@ A :class:`Pool` starts ``size`` workers (:mod:`._child`) for one recognizer.  Pe
 images go into the serving worker's shared-memory arena (:mod:`._arena`: unlinked from
 ``/dev/shm`` once the worker has opened it), are mapped read-only by the worker for that request,
 and are zeroed by the gate afterwards whatever happened.  The answer comes back as
-length-prefixed JSON (never pickle: the gate unpickles nothing a plugin wrote), at most
-``MAX_REPLY`` bytes.  A worker that overruns its timeout, dies, or keeps a view of an image is
+length-prefixed JSON (never pickle: the gate unpickles nothing a plugin wrote) followed by the
+embeddings as raw float32 bytes, at most ``MAX_REPLY`` bytes in all.  A worker that overruns its timeout, dies, or keeps a view of an image is
 killed and a fresh one takes its place.  Pools are shared by gates with the same recognizer,
 configuration and limits (a reloaded gate reuses warm workers) and closed with the last gate.
 """
@@ -35,7 +35,7 @@ from ._confine import Confinement, Limits
 
 MAX_REPLY = 8 * 1024 * 1024
 STARTUP_TIMEOUT = 300.0
-_HEADER = struct.Struct("<I")
+_HEADER = struct.Struct("<II")  # JSON length, then the length of the raw bytes that follow it
 _ENV_KEEP = ("PATH", "LANG", "LANGUAGE", "TZ", "HOME", "TMPDIR", "XDG_CACHE_HOME", "SYSTEMROOT")
 _ENV_PREFIXES = ("LC_", "OPENBLAS_", "OMP_", "MKL_", "FACEGATE_MODEL")
 
@@ -152,7 +152,7 @@ class Worker:
 
     def _send(self, message: dict[str, Any]) -> None:
         data = json.dumps(message, separators=(",", ":")).encode()
-        view = memoryview(_HEADER.pack(len(data)) + data)
+        view = memoryview(_HEADER.pack(len(data), 0) + data)
         try:
             while view:
                 view = view[os.write(self._to_child, view):]
@@ -161,13 +161,16 @@ class Worker:
 
     def _receive(self, deadline: float) -> Any:
         head = self._read(_HEADER.size, deadline)
-        size = _HEADER.unpack(head)[0]
-        if size > MAX_REPLY:
-            raise WorkerError("recognizer_malformed", f"the worker's answer is {size} bytes (at most {MAX_REPLY})")
+        size, raw = _HEADER.unpack(head)
+        if size + raw > MAX_REPLY:
+            raise WorkerError("recognizer_malformed", f"the worker's answer is {size + raw} bytes (at most {MAX_REPLY})")
+        body = self._read(size + raw, deadline)
         try:
-            return json.loads(self._read(size, deadline))
+            answer = json.loads(body[:size])
         except ValueError:
             raise WorkerError("recognizer_malformed", "the worker's answer is not JSON") from None
+        _raw_in(answer, memoryview(body)[size:])
+        return answer
 
     def _read(self, n: int, deadline: float) -> bytes:
         chunks, left = [], n
@@ -213,6 +216,17 @@ class Worker:
         if self.arena is not None:
             self.arena.close()
             self.arena = None
+
+
+def _raw_in(answer: Any, raw: memoryview) -> None:
+    """Put each embedding's bytes back in place of its span; a span that is not one becomes ``None`` (refused later)."""
+    images = answer.get("images") if isinstance(answer, dict) else None
+    for entry in images if isinstance(images, list) else ():
+        vector = entry.get("embedding") if isinstance(entry, dict) else None
+        if isinstance(vector, dict) and "f32" in vector:
+            span = vector["f32"]
+            ok = isinstance(span, list) and len(span) == 2 and all(type(v) is int and v >= 0 for v in span)
+            vector["f32"] = bytes(raw[span[0] : span[0] + span[1]]) if ok and span[0] + span[1] <= len(raw) else None
 
 
 class Pool:
