@@ -134,15 +134,15 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 10, block: int = 4,
 def _own_time(gate: Any, worker_module: Any, request: Any, image: Any, reference: Any, calls: int) -> dict[str, Any]:
     """Wall time of ``gate.process`` minus what the worker reports it spent inside the recognizer's calls."""
     spent: list[float] = []
-    pool = gate._pool
-    real = pool.run
+    staged = worker_module.Staged
+    real = staged.run
 
-    def run(*args: Any, **kwargs: Any) -> Any:
-        answer = real(*args, **kwargs)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        answer = real(self, *args, **kwargs)
         spent.append(float(answer.get("spent", 0.0)))
         return answer
 
-    pool.run = run
+    staged.run = run
     walls, inside = [], []
     try:
         gate.process(request, image, reference=reference)
@@ -153,7 +153,7 @@ def _own_time(gate: Any, worker_module: Any, request: Any, image: Any, reference
             walls.append(time.perf_counter() - t0)
             inside.append(sum(spent))
     finally:
-        del pool.run
+        staged.run = real
     own = [w - s for w, s in zip(walls, inside)]
     return {"calls": calls, "wall_ms": statistics.median(walls) * 1000, "recognizer_ms": statistics.median(inside) * 1000,
             "own_ms": statistics.median(own) * 1000, "own_ms_spread": spread([o * 1000 for o in own])}

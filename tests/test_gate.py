@@ -325,6 +325,59 @@ def test_isolated_images_cross_in_shared_memory_that_is_zeroed_and_unlinked(regi
     assert arena.closed  # closing the pool stops the worker and unmaps its arena
 
 
+def test_images_are_staged_while_the_decision_record_commits_and_sent_only_after(registry, monkeypatch):
+    import threading
+
+    from facegate.gate import _arena, _worker
+
+    events: list[str] = []
+    loaded = threading.Event()
+    real_load, real_call = _arena.Arena.load, _worker.Worker.call
+
+    def load(self, images):
+        layout = real_load(self, images)
+        events.append(f"images staged ({bool(self._bytes[: self.used].any())})")
+        loaded.set()
+        return layout
+
+    def call(self, request, timeout):
+        events.append("request sent")
+        return real_call(self, request, timeout)
+
+    class WaitingAudit(MemoryAudit):
+        def append(self, record):
+            if record["kind"] == "decision":  # the staging runs beside this commit, on a helper thread
+                events.append(f"commit starts (staged meanwhile: {loaded.wait(30)})")
+            n = super().append(record)
+            events.append(f"{record['kind']} record durable")
+            return n
+
+    monkeypatch.setattr(_arena.Arena, "load", load)
+    monkeypatch.setattr(_worker.Worker, "call", call)
+    with Gate(conformance_policy(), "fake", registry=registry, audit=WaitingAudit()) as gate:
+        out = gate.process({"operation": "verify", "purpose": "other"}, synthetic_face_image(5), reference=synthetic_face_image(5))
+    assert out.status == "executed" and out.result.same_person
+    assert events == ["images staged (True)", "commit starts (staged meanwhile: True)", "decision record durable", "request sent",
+                      "outcome record durable"]
+
+
+def test_a_failed_decision_commit_discards_the_staged_images_and_their_worker(registry, audit):
+    import os
+
+    with Gate(conformance_policy(), "fake", registry=registry, audit=audit, memory_mb=3002) as gate:  # a pool of its own
+        assert gate.process({"operation": "detect", "purpose": "other"}, synthetic_face_image(6)).status == "executed"
+        (worker,) = gate._pool._idle
+        arena = worker.arena
+        audit.fail = OSError("disk full")
+        out = gate.process({"operation": "detect", "purpose": "other"}, synthetic_face_image(6))
+        assert out.status == "denied" and out.error_code == "audit_unavailable" and out.result is None
+        # the worker could have read the staged image of a request that ends unrecorded: it is gone, the arena zeroed
+        assert worker.proc.poll() is not None and arena.closed and not os.path.exists(arena.path)
+        audit.fail = None
+        assert gate.process({"operation": "detect", "purpose": "other"}, synthetic_face_image(6)).status == "executed"  # a fresh worker
+        assert worker not in gate._pool._idle
+
+
 def test_denied_requests_copy_no_image(example_policy, registry, audit, monkeypatch):
     from facegate.gate import _arena, _worker
 

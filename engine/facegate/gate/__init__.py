@@ -26,7 +26,7 @@ from .._plugins import Registry, load_registry
 from ..errors import ConfigError
 from ..policy import Decision, Policy
 from ..recognition import Recognizer, RecognizerInfo, Result
-from . import _contract, _operations, _records, _worker
+from . import _contract, _handoff, _operations, _records, _worker
 from ._confine import Confinement, Limits
 from ._contract import Refused
 from ._evidence import CONSENT_MODES, facts_for
@@ -228,57 +228,78 @@ class Gate:
         except Exception as exc:  # the evidence store failed: decide nothing on guessed facts
             facts, consent_record = request, None
             decision = _records.denied(self.policy.decide(request), "evidence_unavailable", "facegate.evidence", f"consent registry or gallery failed: {exc}")
-        try:
-            record = _records.decision_record(decision, facts)
-            self.audit.append(record)
-        except Exception as exc:
-            decision = _records.denied(decision, "audit_unavailable", "facegate.audit", f"decision record not written: {exc}")
-            return Outcome(decision, "denied", None, f"audit log unavailable: {exc}", (), (), error_code="audit_unavailable")
-        self._observe(record)
-        operation = facts.get("operation") if isinstance(facts, Mapping) else None
-        if not decision.permitted:
-            return self._finish(decision, "denied", None, None, None, (), (), operation=operation)
-        enforced = tuple(o for o in decision.obligations if o["type"] in ENGINE_ENFORCED)
-        left = tuple(o for o in decision.obligations if o["type"] not in ENGINE_ENFORCED)
-        notes: list[str] = []
         job = _operations.Job(facts, decision, self.info, self.gallery, consent_record, top_k)
+        # A permitted request's images go to a worker while its decision record commits; the
+        # worker is told to run only once the record is durable (_handoff).
+        prepared = self._prepare(job, image, reference) if decision.permitted else None
         try:
-            result = self._execute(job, image, reference, notes)
-        except Refused as exc:
-            return self._finish(decision, "error", None, exc.message, exc.code, left, enforced, notes, operation=operation)
-        except Exception as exc:  # the gallery or consent store failed while executing
-            return self._finish(decision, "error", None, f"store failed: {type(exc).__name__}: {_contract.masked(exc, 300)}", "store_failed",
-                                left, enforced, notes, operation=operation)
-        return self._finish(decision, "executed", result, None, None, left, enforced, notes, operation=operation)
+            try:
+                record = _records.decision_record(decision, facts)
+                self.audit.append(record)
+            except Exception as exc:
+                if prepared is not None:
+                    prepared.end(discard=True)  # its worker could have read an image whose request ends denied: replaced
+                decision = _records.denied(decision, "audit_unavailable", "facegate.audit", f"decision record not written: {exc}")
+                return Outcome(decision, "denied", None, f"audit log unavailable: {exc}", (), (), error_code="audit_unavailable")
+            self._observe(record)
+            operation = facts.get("operation") if isinstance(facts, Mapping) else None
+            if prepared is None:
+                return self._finish(decision, "denied", None, None, None, (), (), operation=operation)
+            enforced = tuple(o for o in decision.obligations if o["type"] in ENGINE_ENFORCED)
+            left = tuple(o for o in decision.obligations if o["type"] not in ENGINE_ENFORCED)
+            notes: list[str] = []
+            try:
+                result = self._execute(job, prepared, notes)
+            except Refused as exc:
+                return self._finish(decision, "error", None, exc.message, exc.code, left, enforced, notes, operation=operation, prepared=prepared)
+            except Exception as exc:  # the gallery or consent store failed while executing
+                return self._finish(decision, "error", None, f"store failed: {type(exc).__name__}: {_contract.masked(exc, 300)}", "store_failed",
+                                    left, enforced, notes, operation=operation, prepared=prepared)
+            return self._finish(decision, "executed", result, None, None, left, enforced, notes, operation=operation, prepared=prepared)
+        finally:
+            if prepared is not None:
+                prepared.end()
 
-    def _execute(self, job: _operations.Job, image: Any, reference: Any, notes: list[str]) -> Result:
+    def _prepare(self, job: _operations.Job, image: Any, reference: Any) -> _handoff.Prepared:
+        """Check what a permitted request asks of the recognizer, and start staging its images (isolated workers)."""
         op = job.facts["operation"]
         caps = self.info.capabilities
-        if op not in EXECUTABLE:  # a pack's decide-only operation (format v2): nothing to run
-            raise Refused("refused", f"`{op}` is a decide-only operation declared by the pack; the gate executes only {', '.join(sorted(EXECUTABLE))}")
-        if op in NEEDS_RECOGNIZER and op not in caps.operations:
-            raise Refused("refused", f"recognizer `{self.info.id}` does not declare `{op}`")
-        if op not in NEEDS_RECOGNIZER:
-            return _operations.HANDLERS[op](job)
-        wanted: frozenset[str] = frozenset()
-        if op == "analyze":
-            wanted = frozenset(job.facts.get("attributes", ()))
-            if not wanted:
-                raise Refused("refused", "analyze needs `attributes`")
-            if not wanted <= caps.attributes:
-                raise Refused("refused", f"recognizer `{self.info.id}` cannot analyze {sorted(wanted - caps.attributes)}")
-        if op in ("identify", "enroll") and self.gallery is None:
-            raise Refused("refused", f"`{op}` needs a template gallery")
-        job.with_reference = op == "verify" and reference is not None
-        if op == "verify" and not job.with_reference and (self.gallery is None or not job.subject_id):
-            raise Refused("refused", "verify needs a `reference` image, or a gallery and `subject.id`")
-        images = [image, reference] if job.with_reference else [image]
-        for item in images:
-            problem = _image_problem(item)
-            if problem:
-                raise Refused("bad_image", problem)
         try:
-            answer = self._runner.run({"op": op, "wanted": sorted(wanted)}, images, self.timeout)
+            if op not in EXECUTABLE:  # a pack's decide-only operation (format v2): nothing to run
+                raise Refused("refused", f"`{op}` is a decide-only operation declared by the pack; the gate executes only {', '.join(sorted(EXECUTABLE))}")
+            if op in NEEDS_RECOGNIZER and op not in caps.operations:
+                raise Refused("refused", f"recognizer `{self.info.id}` does not declare `{op}`")
+            if op not in NEEDS_RECOGNIZER:
+                return _handoff.Prepared(op)
+            wanted: frozenset[str] = frozenset()
+            if op == "analyze":
+                wanted = frozenset(job.facts.get("attributes", ()))
+                if not wanted:
+                    raise Refused("refused", "analyze needs `attributes`")
+                if not wanted <= caps.attributes:
+                    raise Refused("refused", f"recognizer `{self.info.id}` cannot analyze {sorted(wanted - caps.attributes)}")
+            if op in ("identify", "enroll") and self.gallery is None:
+                raise Refused("refused", f"`{op}` needs a template gallery")
+            job.with_reference = op == "verify" and reference is not None
+            if op == "verify" and not job.with_reference and (self.gallery is None or not job.subject_id):
+                raise Refused("refused", "verify needs a `reference` image, or a gallery and `subject.id`")
+            images = [image, reference] if job.with_reference else [image]
+            for item in images:
+                problem = _image_problem(item)
+                if problem:
+                    raise Refused("bad_image", problem)
+        except Refused as exc:
+            return _handoff.Prepared(op, refused=exc)
+        return _handoff.Prepared(op, wanted, images, stage=self._runner.stage, background=self._pool is not None)
+
+    def _execute(self, job: _operations.Job, prepared: _handoff.Prepared, notes: list[str]) -> Result:
+        if prepared.refused is not None:
+            raise prepared.refused
+        op, wanted, images = prepared.op, prepared.wanted, prepared.images
+        if not images:
+            return _operations.HANDLERS[op](job)
+        try:
+            answer = prepared.run({"op": op, "wanted": sorted(wanted)}, self.timeout)
         except _worker.WorkerError as exc:
             if exc.code == "recognizer_timeout":
                 notes.append("the worker was stopped and its image copy wiped; a fresh worker takes its place")
@@ -292,10 +313,11 @@ class Gate:
 
     def _finish(self, decision: Decision, status: str, result: Result | None, error: str | None, error_code: str | None,
                 left: tuple[dict[str, Any], ...], enforced: tuple[dict[str, Any], ...], notes: list[str] | tuple[str, ...] = (),
-                operation: Any = None) -> Outcome:
+                operation: Any = None, prepared: _handoff.Prepared | None = None) -> Outcome:
         record = _records.outcome_record(decision, recognizer={"id": self.info.id, "version": self.info.version}, operation=operation,
                                          status=status, error=error, error_code=error_code, notes=notes, enforced=enforced,
                                          confinement=self._confinement_record)
+        ended = prepared.end_meanwhile() if prepared is not None else None  # the images are zeroed while the record commits
         try:
             self.audit.append(record)
             self._observe(record)
@@ -303,6 +325,9 @@ class Gate:
             if status == "executed":
                 return Outcome(decision, "error", None, f"outcome record not written, result withheld: {exc}", left, enforced, tuple(notes),
                                error_code="audit_unavailable")
+        finally:
+            if ended is not None:
+                ended()
         return Outcome(decision, status, result, error, left, enforced, tuple(notes), error_code)
 
     def _observe(self, record: dict[str, Any]) -> None:

@@ -68,13 +68,19 @@ class Arena:
         return layout
 
     def wipe(self) -> None:
-        """Zero what the last request wrote, and take the arena's name out of /dev/shm (the worker has it open)."""
-        try:
-            if self._bytes is not None and self.used:
-                self._bytes[: self.used] = 0
-            self.used = 0
-        finally:
-            self._unlink()
+        """Zero what the last request wrote."""
+        if self._bytes is not None and self.used:
+            self._bytes[: self.used] = 0
+        self.used = 0
+
+    def unlink(self) -> None:
+        """Take the arena's name out of /dev/shm (once the worker has it open)."""
+        if self.linked:
+            self.linked = False
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
 
     def close(self) -> None:
         """Zero, unmap and unlink (the worker is gone or gets a new arena)."""
@@ -84,15 +90,8 @@ class Arena:
             self._bytes = None
             if not self._map.closed:
                 self._map.close()
+            self.unlink()
 
     @property
     def closed(self) -> bool:
         return bool(self._map.closed)
-
-    def _unlink(self) -> None:
-        if self.linked:
-            self.linked = False
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass

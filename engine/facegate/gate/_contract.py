@@ -136,7 +136,7 @@ def embedding(info: RecognizerInfo, vector: Any) -> np.ndarray:
         raise Refused("recognizer_malformed", f"recognizer `{rid}` returned a malformed embedding: "
                       f"{vector.get('size')!s:.12} values of kind `{vector.get('dtype')!s:.4}`, declared {size} floats")
     values = vector["f32"]
-    if len(values) != 4 * size:
+    if size is None or len(values) != 4 * size:
         raise Refused("recognizer_malformed", f"recognizer `{rid}` returned a malformed embedding")
     out = np.frombuffer(values, dtype="<f4").astype(np.float32)  # the gate's own, writable copy
     with np.errstate(all="ignore"):  # an overflow is refused below, not warned about

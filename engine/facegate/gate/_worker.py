@@ -97,7 +97,8 @@ class Worker:
             os.close(from_child_w)
         self._child_fds = frozenset({0, 1, 2, to_child_r, from_child_w})
         self.alive = True
-        self.arena: Arena | None = None
+        self.arena: Arena | None = None  # where this worker's next request's images go
+        self._opened: Arena | None = None  # the arena the worker process holds open
         hello = {"sys_path": [p for p in sys.path if isinstance(p, str)], "factory": spec.factory, "config": json.loads(spec.config),
                  "confine": spec.confine, "memory_mb": spec.limits.memory_mb, "cpu_seconds": spec.limits.cpu_seconds}
         try:
@@ -115,28 +116,31 @@ class Worker:
         else:
             self.confinement = Confinement("process", problems=("confinement switched off",))
 
-    def run(self, request: dict[str, Any], images: list[np.ndarray], timeout: float) -> dict[str, Any]:
-        """Put ``images`` in this worker's arena and ``request`` to the worker; the arena is zeroed after, whatever happened."""
+    def load(self, images: list[np.ndarray]) -> dict[str, Any]:
+        """Copy ``images`` into this worker's arena (a new one if it has none this large); return the request fields naming them."""
         needed = sum(i.shape[0] * i.shape[1] * 3 for i in images)
         if self.arena is None or self.arena.size < needed:
-            if self.arena is not None:
-                self.arena.close()
-                self.arena = None
+            self._drop_arena()
             try:
                 self.arena = Arena(needed)
             except OSError as exc:
                 raise WorkerError("shared_memory", f"no shared memory for {needed} bytes of images ({exc.strerror})") from None
-        arena = self.arena
-        try:
-            message = {**request, "images": arena.load(images), "size": max(arena.used, 1)}
-            if arena.linked:  # a new arena: the worker opens it (and drops the one it had) before this request
-                message["arena"] = arena.path
-            return self.call(message, timeout)
-        finally:
-            arena.wipe()
-            if arena.size > _arena.KEEP:
-                arena.close()
-                self.arena = None
+        fields = {"images": self.arena.load(images), "size": max(self.arena.used, 1)}
+        if self.arena is not self._opened:  # the worker opens it (and drops the one it had) before this request
+            fields["arena"] = self.arena.path
+        return fields
+
+    def wipe(self) -> None:
+        """Zero what the last request put in the arena; drop an arena the worker never opened, or one too large to keep."""
+        if self.arena is not None:
+            self.arena.wipe()
+            if self.arena is not self._opened or self.arena.size > _arena.KEEP:
+                self._drop_arena()
+
+    def _drop_arena(self) -> None:
+        if self.arena is not None:
+            self.arena.close()
+        self.arena = self._opened = None
 
     def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         try:
@@ -145,6 +149,9 @@ class Worker:
         except WorkerError:
             self.kill()
             raise
+        if "arena" in request and self.arena is not None:  # the worker has it open now: its name can go
+            self._opened = self.arena
+            self.arena.unlink()
         if not isinstance(answer, dict):
             self.kill()
             raise WorkerError("recognizer_malformed", "the worker's answer is not an object")
@@ -213,9 +220,41 @@ class Worker:
             self.proc.wait(5.0)
         except subprocess.TimeoutExpired:
             pass
-        if self.arena is not None:
-            self.arena.close()
-            self.arena = None
+        self._drop_arena()
+
+
+class Staged:
+    """One request's hold on a worker of a :class:`Pool`: its images sit in the worker's arena until :meth:`end`."""
+
+    def __init__(self, pool: Pool, images: list[np.ndarray]) -> None:
+        self._pool = pool
+        self._worker = pool._acquire()
+        self._healthy = False  # a worker given back without a clean answer is replaced
+        self._ended = False
+        try:
+            self._fields = self._worker.load(images)
+        except BaseException:
+            self._healthy = True  # it has seen nothing
+            self.end()
+            raise
+
+    def run(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send ``request`` with the staged images; the worker's answer (plain data)."""
+        answer = self._worker.call({**request, **self._fields, "cpu": self._pool.spec.limits.cpu_seconds}, timeout)
+        error = answer.get("error")
+        # A worker that kept an image or tried a refused call is replaced: it carries nothing on.
+        self._healthy = answer.get("kept") is False and not (isinstance(error, dict) and error.get("code") == "sandbox_violation")
+        return answer
+
+    def end(self, discard: bool = False) -> None:
+        """Zero the arena and give the worker back (``discard``: replace it whatever it answered)."""
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            self._worker.wipe()
+        finally:
+            self._pool._release(self._worker, self._healthy and not discard)
 
 
 def _raw_in(answer: Any, raw: memoryview) -> None:
@@ -244,18 +283,17 @@ class Pool:
         self._idle.append(first)
         self._total = 1
 
+    def stage(self, images: list[np.ndarray]) -> Staged:
+        """Take a worker and put ``images`` in its arena; the request goes with :meth:`Staged.run`."""
+        return Staged(self, images)
+
     def run(self, request: dict[str, Any], images: list[np.ndarray], timeout: float) -> dict[str, Any]:
         """Hand ``images`` and ``request`` to a worker; its arena is zeroed after, whatever happened."""
-        worker = self._acquire()
-        healthy = False
+        staged = self.stage(images)
         try:
-            answer = worker.run({**request, "cpu": self.spec.limits.cpu_seconds}, images, timeout)
-            error = answer.get("error")
-            # A worker that kept an image or tried a refused call is replaced: it carries nothing on.
-            healthy = answer.get("kept") is False and not (isinstance(error, dict) and error.get("code") == "sandbox_violation")
-            return answer
+            return staged.run(request, timeout)
         finally:
-            self._release(worker, healthy)
+            staged.end()
 
     def _acquire(self) -> Worker:
         with self._cv:
@@ -417,6 +455,9 @@ class InProcess:
     def __init__(self, recognizer: Any) -> None:
         self.recognizer = recognizer
 
+    def stage(self, images: list[np.ndarray]) -> _InProcessStaged:
+        return _InProcessStaged(self, images)
+
     def run(self, request: dict[str, Any], images: list[np.ndarray], timeout: float) -> dict[str, Any]:
         from .. import _sandbox
 
@@ -440,6 +481,19 @@ class InProcess:
         for c in copies:
             _wipe(c)
         return answer
+
+
+class _InProcessStaged:
+    """The in-process runner's side of :class:`Staged`: the private copies are made and wiped inside ``run``."""
+
+    def __init__(self, runner: InProcess, images: list[np.ndarray]) -> None:
+        self._runner, self._images = runner, images
+
+    def run(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        return self._runner.run(request, self._images, timeout)
+
+    def end(self, discard: bool = False) -> None:
+        self._images = []
 
 
 def _private_copy(image: np.ndarray) -> np.ndarray:
