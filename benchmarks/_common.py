@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: paths, the CAC-2023 case requests, spreads and decision timing.
+"""What the benchmark scripts share: paths, the CAC-2023 case requests, spreads, decision timing, and
+the gate benchmarks' request, photographs, direct recognizer call and timing in blocks.
 
 ``benchmarks/`` is not a package; the scripts import this module by name (their own folder is
 on ``sys.path`` when run, and ``run.py`` puts it there).
@@ -8,10 +9,12 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import random
 import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -96,3 +99,109 @@ def time_decisions(call: Callable[[Request], Any], requests: Sequence[Request], 
 
 def fmt(s: Mapping[str, float], digits: int = 1) -> str:
     return f"{s['median']:,.{digits}f} ({s['min']:,.{digits}f}–{s['max']:,.{digits}f})"
+
+
+# -- the gate benchmarks (gate_overhead.py, gate_isolated.py) -----------------------------------------
+
+GATE_PHOTOS = ("obama.jpg", "obama2.jpg")
+GATE_REQUEST = "bank-verifies-customer-with-separate-consent"  # a permitted verify 1:1 against a reference photo
+
+
+@dataclass
+class GateSetup:
+    """The request, the two photos, the registry and pack, and one ONNX recognizer instance for every row.
+
+    One instance, because each ONNX Runtime session has its own thread pool and several sessions
+    on two cores slow each other down, which would be measured as gate overhead: in-process gates
+    are given this same instance (``gate._runner.recognizer = setup.direct``).
+    """
+
+    request: dict[str, Any]
+    image: Any
+    reference: Any
+    registry: Any
+    policy: Any
+    direct: Any
+    faces: Path
+
+    def call_direct(self) -> float:
+        """Detect + embed on both photos on this thread, and the cosine: the baseline row."""
+        import numpy as np
+
+        vector = self.direct.embed(self.image, _largest(self.direct.detect(self.image)))
+        ref_vector = self.direct.embed(self.reference, _largest(self.direct.detect(self.reference)))
+        return float(vector @ ref_vector / np.linalg.norm(vector) / np.linalg.norm(ref_vector))
+
+
+def _largest(faces: Sequence[Any]) -> Any:
+    return max(faces, key=lambda f: f.box[2] * f.box[3])
+
+
+def gate_setup(photos: Sequence[str] = GATE_PHOTOS) -> GateSetup | dict[str, str]:
+    """What both gate benchmarks need, or the ``{"status", "note"}`` saying why they cannot run here."""
+    if importlib.util.find_spec("facegate_onnx") is None:
+        return {"status": "not installed", "note": "facegate-onnx (the default recognizer) is not installed"}
+    import facegate_onnx
+
+    import facegate
+
+    backends = load_script("backends")
+    if not all((backends.FACES / p).exists() for p in photos):
+        return {"status": "no photos", "note": f"the photographs are not in `{backends.FACES}` (set FACEGATE_FACES)"}
+    image, reference = (backends.read(p) for p in photos)
+    request = next(r for rid, r in case_requests() if rid == GATE_REQUEST)
+    registry = facegate.load_plugins(["onnx"])
+    policy = facegate.load_policy(PACK, functions=registry.functions)  # the default (compiled) backend
+    return GateSetup(request, image, reference, registry, policy, facegate_onnx.make({}), backends.FACES)
+
+
+def time_in_blocks(rows: Mapping[str, Callable[[], Any]], *, rounds: int, block: int, repeats: int, settle: bool = True,
+                   seen: Callable[[str, Any], None] | None = None) -> list[dict[str, list[float]]]:
+    """Per repeat, each row's figure (ms) for each round.
+
+    Each round visits the rows in a fresh random order (seeded); each visit makes one unmeasured
+    call (``settle``: lets the runtime settle on this row's thread), then ``block`` timed calls
+    whose median is the row's figure for the round.  ``seen(row, value)`` gets what each timed
+    call returned.
+    """
+    order = random.Random(2023)
+    out = []
+    for _ in range(repeats):
+        per_round: dict[str, list[float]] = {name: [] for name in rows}
+        for _ in range(rounds):
+            names = list(rows)
+            order.shuffle(names)
+            for name in names:
+                if settle:
+                    rows[name]()
+                timed: list[float] = []
+                for _ in range(block):
+                    t0 = time.perf_counter()
+                    value = rows[name]()
+                    timed.append((time.perf_counter() - t0) * 1000)
+                    if seen is not None:
+                        seen(name, value)
+                per_round[name].append(statistics.median(timed))
+        out.append(per_round)
+    return out
+
+
+class Timed:
+    """A thin proxy adding up the wall time spent inside the wrapped object's calls."""
+
+    def __init__(self, inner: Any, methods: Sequence[str]) -> None:
+        self.inner, self.spent = inner, 0.0
+        for method in methods:
+            setattr(self, method, self._timed(getattr(inner, method)))
+
+    def _timed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                self.spent += time.perf_counter() - t0
+        return call
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)

@@ -14,8 +14,11 @@ Rows are timed in blocks (each round visits the rows in a fresh random order; ea
 one unmeasured call, then ``--block`` timed calls whose median is the round's figure); ratios are
 to the direct row of the same round.  A second pass measures the isolated gate's **own time**
 per request: its wall time minus the seconds the worker spent inside the recognizer's calls (the
-worker reports them with each answer).  That own time holds deciding, the durable audit records,
-the shared-memory copy and the pipe round trip.  Finally one worker's resident memory (VmRSS).
+worker reports them with each answer), split into the two durable audit commits, the pipe (both
+hops: the request out and the answer back, their encoding and the wake-ups), the worker's own
+work outside the recognizer (mapping the images, encoding the results), and the rest of the gate
+(deciding, what of the image copy did not overlap the decision record's commit, decoding, the
+records).  Finally one worker's resident memory (VmRSS).
 ``benchmarks/run.py`` runs this as its ``isolation`` section.  Needs ``facegate-onnx`` and the
 shared photographs (``$FACEGATE_FACES``).
 """
@@ -24,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
-import random
 import statistics
 import tempfile
 import time
@@ -33,10 +34,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from _common import PACK, case_requests, fmt, load_script, spread
+from _common import GATE_PHOTOS, GATE_REQUEST, GateSetup, Timed, fmt, gate_setup, spread, time_in_blocks
 
-PHOTOS = ("obama.jpg", "obama2.jpg")
-REQUEST = "bank-verifies-customer-with-separate-consent"
+PHOTOS = GATE_PHOTOS
+REQUEST = GATE_REQUEST
 
 
 def _rss_mib(pid: int) -> float:
@@ -48,41 +49,23 @@ def _rss_mib(pid: int) -> float:
 
 
 def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 10, block: int = 4, repeats: int = 3, quick: bool = False) -> dict[str, Any]:
-    if importlib.util.find_spec("facegate_onnx") is None:
-        return {"status": "not installed", "note": "facegate-onnx (the default recognizer) is not installed"}
-    import facegate_onnx
-    import numpy as np
-
+    setup = gate_setup(photos)
+    if not isinstance(setup, GateSetup):
+        return setup
     import facegate
     from facegate.gate import _worker
     from facegate.store import SQLiteStore
 
-    backends = load_script("backends")
-    if not all((backends.FACES / p).exists() for p in photos):
-        return {"status": "no photos", "note": f"the photographs are not in `{backends.FACES}` (set FACEGATE_FACES)"}
-    image, reference = (backends.read(p) for p in photos)
-    request = next(r for rid, r in case_requests() if rid == REQUEST)
-    registry = facegate.load_plugins(["onnx"])
-    policy = facegate.load_policy(PACK, functions=registry.functions)
-    direct = facegate_onnx.make({})
-
-    def largest(faces: Sequence[Any]) -> Any:
-        return max(faces, key=lambda f: f.box[2] * f.box[3])
-
-    def call_direct() -> float:
-        vector = direct.embed(image, largest(direct.detect(image)))
-        ref_vector = direct.embed(reference, largest(direct.detect(reference)))
-        return float(vector @ ref_vector / np.linalg.norm(vector) / np.linalg.norm(ref_vector))
-
     tmp = tempfile.TemporaryDirectory(prefix="facegate-isolated-")
     stores = [SQLiteStore(Path(tmp.name) / f"{name}.db") for name in ("inprocess", "isolated")]
-    in_process = facegate.Gate(policy, "onnx", registry=registry, store=stores[0], isolation="none")
-    in_process._runner.recognizer = direct  # one ONNX Runtime instance in this process (two would share 2 cores)
-    isolated = facegate.Gate(policy, "onnx", registry=registry, store=stores[1])
+    in_process = facegate.Gate(setup.policy, "onnx", registry=setup.registry, store=stores[0], isolation="none")
+    in_process._runner.recognizer = setup.direct  # one ONNX Runtime instance in this process (two would share 2 cores)
+    isolated = facegate.Gate(setup.policy, "onnx", registry=setup.registry, store=stores[1])
     names = {"direct": "direct (detect + embed × 2, this thread)", "inprocess": "gate, in-process (isolation: none), SQLite store",
              "isolated": "gate, isolated worker (isolation: required), SQLite store"}
+    request, image, reference = setup.request, setup.image, setup.reference
     rows: dict[str, Callable[[], Any]] = {
-        "direct": call_direct,
+        "direct": setup.call_direct,
         "inprocess": functools.partial(in_process.process, request, image, reference=reference),
         "isolated": functools.partial(isolated.process, request, image, reference=reference),
     }
@@ -93,24 +76,11 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 10, block: int = 4,
                 raise RuntimeError(f"{names[key]}: not executed ({out.status}: {out.error})")
         medians: dict[str, list[float]] = {k: [] for k in rows}
         ratios: dict[str, list[float]] = {k: [] for k in rows}
-        order = random.Random(2023)
-        for _ in range(repeats):
-            per_round: dict[str, list[float]] = {k: [] for k in rows}
-            for _ in range(rounds):
-                keys = list(rows)
-                order.shuffle(keys)
-                for key in keys:
-                    rows[key]()  # unmeasured
-                    timed = []
-                    for _ in range(block):
-                        t0 = time.perf_counter()
-                        rows[key]()
-                        timed.append((time.perf_counter() - t0) * 1000)
-                    per_round[key].append(statistics.median(timed))
+        for per_round in time_in_blocks(rows, rounds=rounds, block=block, repeats=repeats):
             for key in rows:
                 medians[key].append(statistics.median(per_round[key]))
                 ratios[key].append(statistics.median(g / d for g, d in zip(per_round[key], per_round["direct"])))
-        own = _own_time(isolated, _worker, request, image, reference, rounds * block * repeats)
+        own = _own_time(isolated, _worker, setup, rounds * block * repeats)
         pid = isolated._pool.pids()[0]
         rss = _rss_mib(pid)
         result_rows = []
@@ -119,7 +89,8 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 10, block: int = 4,
             result_rows.append(row)
             print(f"  {names[key]:<62} {fmt(row['ms'])} ms  × direct {fmt(row['ratio'], 3)}")
         print(f"  isolated gate's own time: {own['own_ms']:.2f} ms per request (wall {own['wall_ms']:.1f} ms, "
-              f"worker inside the recognizer {own['recognizer_ms']:.1f} ms; {own['calls']} calls)")
+              f"worker inside the recognizer {own['recognizer_ms']:.1f} ms; {own['calls']} calls): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in own["split_ms"].items()))
         print(f"  one worker's resident memory: {rss:.0f} MiB (pid {pid}; the ONNX models loaded)")
     finally:
         isolated.close()
@@ -131,32 +102,48 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 10, block: int = 4,
             "rows": result_rows, "own": own, "worker_rss_mib": rss, "confinement": isolated.confinement.describe()}
 
 
-def _own_time(gate: Any, worker_module: Any, request: Any, image: Any, reference: Any, calls: int) -> dict[str, Any]:
-    """Wall time of ``gate.process`` minus what the worker reports it spent inside the recognizer's calls."""
-    spent: list[float] = []
-    staged = worker_module.Staged
-    real = staged.run
+def _own_time(gate: Any, worker_module: Any, setup: GateSetup, calls: int) -> dict[str, Any]:
+    """Wall time of ``gate.process`` minus what the worker reports it spent inside the recognizer's calls, split.
 
-    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+    Per call: ``audit`` is the two durable appends (a timing proxy on the log); ``pipe`` is the
+    gate's wait on the worker minus the worker's own serving time (sending and receiving, JSON,
+    wake-ups); ``worker`` is the serving time minus the recognizer's calls (mapping the images,
+    encoding the results, unmapping); ``gate`` is the rest.  Medians of each, over ``calls`` calls.
+    """
+    answers: list[tuple[float, dict[str, Any]]] = []
+    real = worker_module.Worker.call
+
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
         answer = real(self, *args, **kwargs)
-        spent.append(float(answer.get("spent", 0.0)))
+        answers.append((time.perf_counter() - t0, answer))
         return answer
 
-    staged.run = run
-    walls, inside = [], []
+    worker_module.Worker.call = call
+    audit = gate.audit
+    gate.audit = timed = Timed(audit, ("append",))
+    samples: dict[str, list[float]] = {k: [] for k in ("wall", "recognizer", "own", "audit", "pipe", "worker", "gate")}
     try:
-        gate.process(request, image, reference=reference)
+        gate.process(setup.request, setup.image, reference=setup.reference)
         for _ in range(calls):
-            spent.clear()
+            answers.clear()
+            timed.spent = 0.0
             t0 = time.perf_counter()
-            gate.process(request, image, reference=reference)
-            walls.append(time.perf_counter() - t0)
-            inside.append(sum(spent))
+            gate.process(setup.request, setup.image, reference=setup.reference)
+            wall = time.perf_counter() - t0
+            waited, answer = answers[0]
+            spent, served = float(answer["spent"]), float(answer["served"])
+            own = wall - spent
+            parts = {"wall": wall, "recognizer": spent, "own": own, "audit": timed.spent, "pipe": waited - served,
+                     "worker": served - spent, "gate": own - timed.spent - (waited - spent)}
+            for key, value in parts.items():
+                samples[key].append(value * 1000)
     finally:
-        staged.run = real
-    own = [w - s for w, s in zip(walls, inside)]
-    return {"calls": calls, "wall_ms": statistics.median(walls) * 1000, "recognizer_ms": statistics.median(inside) * 1000,
-            "own_ms": statistics.median(own) * 1000, "own_ms_spread": spread([o * 1000 for o in own])}
+        worker_module.Worker.call = real
+        gate.audit = audit
+    return {"calls": calls, "wall_ms": statistics.median(samples["wall"]), "recognizer_ms": statistics.median(samples["recognizer"]),
+            "own_ms": statistics.median(samples["own"]), "own_ms_spread": spread(samples["own"]),
+            "split_ms": {k: statistics.median(samples[k]) for k in ("audit", "pipe", "worker", "gate")}}
 
 
 def main() -> int:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
-import random
 import statistics
 import tempfile
 import time
@@ -23,10 +21,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from _common import PACK, Request, case_requests, fmt, load_script, spread
+from _common import GATE_PHOTOS, GATE_REQUEST, GateSetup, Request, Timed, fmt, gate_setup, load_script, spread, time_in_blocks
 
-PHOTOS = ("obama.jpg", "obama2.jpg")
-REQUEST = "bank-verifies-customer-with-separate-consent"
+PHOTOS = GATE_PHOTOS
+REQUEST = GATE_REQUEST
 
 
 def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 12, block: int = 4, repeats: int = 3, quick: bool = False,
@@ -41,36 +39,16 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 12, block: int = 4,
     modes), so a direct call placed after a gate call was charged for the switch, and the gate
     read faster than calling the recognizer directly.
     """
-    if importlib.util.find_spec("facegate_onnx") is None:
-        return {"status": "not installed", "note": "facegate-onnx (the default recognizer) is not installed"}
-    import facegate_onnx
-    import numpy as np
-
+    setup = gate_setup(photos)
+    if not isinstance(setup, GateSetup):
+        return setup
     import facegate
     from facegate import _sandbox
     from facegate.store import SQLiteStore
     from facegate.testing import MemoryAudit
 
-    backends = load_script("backends")
-    if not all((backends.FACES / p).exists() for p in photos):
-        return {"status": "no photos", "note": f"the photographs are not in `{backends.FACES}` (set FACEGATE_FACES)"}
-    image, reference_image = (backends.read(p) for p in photos)
-    request = next(r for rid, r in case_requests() if rid == REQUEST)
-    registry = facegate.load_plugins(["onnx"])
-    # One recognizer instance for every row: each ONNX Runtime session has its own thread pool,
-    # and several sessions on two cores slow each other down, which would be measured as "gate
-    # overhead".  The gates below are given this same instance.
-    direct = facegate_onnx.make({})
-
-    def largest(faces: Sequence[Any]) -> Any:
-        return max(faces, key=lambda f: f.box[2] * f.box[3])
-
-    def call_direct() -> float:
-        faces = direct.detect(image)
-        vector = direct.embed(image, largest(faces))
-        ref_faces = direct.detect(reference_image)
-        ref_vector = direct.embed(reference_image, largest(ref_faces))
-        return float(vector @ ref_vector / np.linalg.norm(vector) / np.linalg.norm(ref_vector))
+    image, reference_image, request, registry, policy = setup.image, setup.reference, setup.request, setup.registry, setup.policy
+    direct, call_direct = setup.direct, setup.call_direct  # one recognizer instance for every row (see GateSetup)
 
     def call_on_worker() -> float:
         call = _sandbox.guarded_call(call_direct, (), 60.0)
@@ -79,14 +57,13 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 12, block: int = 4,
         return float(call.value)
 
     tmp = tempfile.TemporaryDirectory(prefix="facegate-gate-")
-    policy = facegate.load_policy(PACK, functions=registry.functions)  # the default (compiled) backend
     # In-process gates (isolation none): this section is the gate's own cost; benchmarks/gate_isolated.py
     # measures the default, confined worker processes.
     memory = facegate.Gate(policy, "onnx", registry=registry, audit=MemoryAudit(), isolation="none")
     store = SQLiteStore(Path(tmp.name) / "gate.db")
     durable = facegate.Gate(policy, "onnx", registry=registry, store=store, isolation="none")
     for gate in (memory, durable):
-        gate._runner.recognizer = direct  # the same instance as the direct rows (see above)
+        gate._runner.recognizer = direct  # the same instance as the direct rows (see GateSetup)
     rows: dict[str, Callable[[], Any]] = {
         "direct": call_direct,
         "direct, on one worker thread": call_on_worker,
@@ -103,27 +80,17 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 12, block: int = 4,
         medians: dict[str, list[float]] = {name: [] for name in rows}
         extra: dict[str, list[float]] = {name: [] for name in rows}  # paired: this row minus direct, same round
         decided: dict[str, list[float]] = {name: [] for name in rows}
-        order = random.Random(2023)
-        for _ in range(repeats):
-            per_round: dict[str, list[float]] = {name: [] for name in rows}
-            decisions_ms: dict[str, list[float]] = {name: [] for name in rows}
-            for _ in range(rounds):
-                names = list(rows)
-                order.shuffle(names)
-                for name in names:
-                    if settle:
-                        rows[name]()  # unmeasured: lets the runtime settle on this row's thread
-                    timed: list[float] = []
-                    for _ in range(block):
-                        t0 = time.perf_counter()
-                        out = rows[name]()
-                        timed.append((time.perf_counter() - t0) * 1000)
-                        decisions_ms[name].append(out.decision.duration_us / 1000 if name in gates else 0.0)
-                    per_round[name].append(statistics.median(timed))
+        decisions_ms: dict[str, list[float]] = {name: [] for name in rows}
+
+        def seen(name: str, out: Any) -> None:
+            decisions_ms[name].append(out.decision.duration_us / 1000 if name in gates else 0.0)
+
+        for per_round in time_in_blocks(rows, rounds=rounds, block=block, repeats=repeats, settle=settle, seen=seen):
             for name in rows:
                 medians[name].append(statistics.median(per_round[name]))
                 extra[name].append(statistics.median(g - d for g, d in zip(per_round[name], per_round["direct"])))
                 decided[name].append(statistics.median(decisions_ms[name]))
+                decisions_ms[name].clear()
         own = _gate_own_time(gates, request, image, reference_image, repeats * rounds * block)
         result: list[dict[str, Any]] = []
         for name in rows:
@@ -140,27 +107,6 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 12, block: int = 4,
             "request": REQUEST, "fsync_ms": fsync_ms, "rows": result, "own": own}
 
 
-class _Timed:
-    """A thin proxy adding up the wall time spent inside the wrapped object's calls."""
-
-    def __init__(self, inner: Any, methods: Sequence[str]) -> None:
-        self.inner, self.spent = inner, 0.0
-        for method in methods:
-            setattr(self, method, self._timed(getattr(inner, method)))
-
-    def _timed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def call(*args: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return fn(*args)
-            finally:
-                self.spent += time.perf_counter() - t0
-        return call
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
 def _gate_own_time(gates: Mapping[str, Any], request: Request, image: Any, reference: Any, calls: int) -> list[dict[str, Any]]:
     """Each gate's wall time outside the recognizer's own calls, split into the audit log, the decision and the rest.
 
@@ -170,8 +116,8 @@ def _gate_own_time(gates: Mapping[str, Any], request: Request, image: Any, refer
     rows = []
     for name, gate in gates.items():
         recognizer, audit = gate._runner.recognizer, gate.audit
-        timed_rec = _Timed(recognizer, ("detect", "embed"))
-        timed_audit = _Timed(audit, ("append",))
+        timed_rec = Timed(recognizer, ("detect", "embed"))
+        timed_audit = Timed(audit, ("append",))
         gate._runner.recognizer, gate.audit = timed_rec, timed_audit
         samples: dict[str, list[float]] = {"recognizer": [], "own": [], "audit": [], "decision": [], "rest": []}
         try:

@@ -375,10 +375,14 @@ def _render_isolation(g: Mapping[str, Any]) -> list[str]:
     for row in g["rows"]:
         out.append(f"| {row['row']} | {_s(row['ms'])} | {_s(row['ratio'], 3)} |")
     own = g["own"]
+    split = own.get("split_ms", {})
+    where = (f": the two durable audit commits {split['audit']:.2f} ms, the pipe (request out, answer back, wake-ups) "
+             f"{split['pipe']:.2f} ms, the worker outside the recognizer (mapping the images, encoding the results) "
+             f"{split['worker']:.2f} ms, the rest of the gate (deciding, the image copy where it did not overlap the decision "
+             f"record's commit, decoding, records) {split['gate']:.2f} ms (medians of each)") if split else ""
     out += ["", (f"**The isolated gate's own time**: {own['own_ms']:.2f} ms per request (median of {own['calls']} calls: wall "
-                 f"{own['wall_ms']:.1f} ms minus the {own['recognizer_ms']:.1f} ms the worker spent in the recognizer's calls) -- "
-                 "deciding, two durable audit records, the shared-memory copy of both photos and the pipe round trip.  "
-                 f"**One worker's resident memory**: {g['worker_rss_mib']:.0f} MiB (the ONNX models loaded).\n")]
+                 f"{own['wall_ms']:.1f} ms minus the {own['recognizer_ms']:.1f} ms the worker spent in the recognizer's calls){where}.  "
+                 f"**One worker's resident memory**: {g['worker_rss_mib']:.0f} MiB (the ONNX models loaded, and the images' arena).\n")]
     return out
 
 
