@@ -83,6 +83,8 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 10, block: int = 4,
         own = _own_time(isolated, _worker, setup, rounds * block * repeats)
         pid = isolated._pool.pids()[0]
         rss = _rss_mib(pid)
+        arena = isolated._pool._idle[0].arena
+        arena_mib = arena.size / (1 << 20) if arena is not None else 0.0
         result_rows = []
         for key in rows:
             row = {"row": names[key], "ms": spread(medians[key]), "ratio": spread(ratios[key])}
@@ -91,7 +93,7 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 10, block: int = 4,
         print(f"  isolated gate's own time: {own['own_ms']:.2f} ms per request (wall {own['wall_ms']:.1f} ms, "
               f"worker inside the recognizer {own['recognizer_ms']:.1f} ms; {own['calls']} calls): "
               + ", ".join(f"{k} {v:.2f}" for k, v in own["split_ms"].items()))
-        print(f"  one worker's resident memory: {rss:.0f} MiB (pid {pid}; the ONNX models loaded)")
+        print(f"  one worker's resident memory: {rss:.0f} MiB (pid {pid}; the ONNX models loaded); its images' arena {arena_mib:.0f} MiB")
     finally:
         isolated.close()
         in_process.close()
@@ -99,7 +101,7 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 10, block: int = 4,
             store.close()
         tmp.cleanup()
     return {"status": "ok", "photos": list(photos), "rounds": rounds, "block": block, "request": REQUEST,
-            "rows": result_rows, "own": own, "worker_rss_mib": rss, "confinement": isolated.confinement.describe()}
+            "rows": result_rows, "own": own, "worker_rss_mib": rss, "arena_mib": arena_mib, "confinement": isolated.confinement.describe()}
 
 
 def _own_time(gate: Any, worker_module: Any, setup: GateSetup, calls: int) -> dict[str, Any]:

@@ -382,7 +382,9 @@ def _render_isolation(g: Mapping[str, Any]) -> list[str]:
              f"record's commit, decoding, records) {split['gate']:.2f} ms (medians of each)") if split else ""
     out += ["", (f"**The isolated gate's own time**: {own['own_ms']:.2f} ms per request (median of {own['calls']} calls: wall "
                  f"{own['wall_ms']:.1f} ms minus the {own['recognizer_ms']:.1f} ms the worker spent in the recognizer's calls){where}.  "
-                 f"**One worker's resident memory**: {g['worker_rss_mib']:.0f} MiB (the ONNX models loaded, and the images' arena).\n")]
+                 f"**One worker's resident memory**: {g['worker_rss_mib']:.0f} MiB (the ONNX models loaded)"
+                 + (f"; its images' arena, shared memory held by the gate and mapped by the worker only during a request: "
+                    f"{g['arena_mib']:.0f} MiB" if "arena_mib" in g else "") + ".\n")]
     return out
 
 

@@ -17,7 +17,7 @@ def decision_record(decision: Decision, facts: Any) -> dict[str, Any]:
         "decision_id": decision.decision_id,
         "time": decision.evaluated_at,
         "policy": dict(decision.policy),
-        "request": copy.deepcopy(dict(facts)) if isinstance(facts, Mapping) else {"invalid": type(facts).__name__},
+        "request": _copy(dict(facts)) if isinstance(facts, Mapping) else {"invalid": type(facts).__name__},
         "effect": decision.effect,
         "reason": decision.reason,
         "determining": [{"rule": d["rule"], "provision": d["provision"], "article": d["article"]} for d in decision.determining],
@@ -27,6 +27,17 @@ def decision_record(decision: Decision, facts: Any) -> dict[str, Any]:
         "unmet": [{"rule": u["rule"], "provision": u["provision"], "failed": [f["plain"] for f in u["failed"]]} for u in decision.unmet],
         **({"packs": [dict(p) for p in decision.packs]} if hasattr(decision, "packs") else {}),
     }
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON-like data, in about half the time of ``copy.deepcopy`` (which takes anything else)."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return copy.deepcopy(value)
 
 
 def outcome_record(decision: Decision, *, recognizer: Mapping[str, str], operation: Any, status: str, error: str | None,
