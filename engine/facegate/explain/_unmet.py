@@ -116,7 +116,7 @@ def _build(table: PolicyItems, permits: Sequence[Any], operation: str) -> Any:
         return _one_by_one(shapes)  # the interpreter backend: no checked trees to fuse
     from ..cel._shared import Side, compile_rule_set
 
-    known = {("request", "operation"): operation} if operation else None
+    known: dict[tuple[str, ...], str | int | bool] | None = {("request", "operation"): operation} if operation else None
     fused = compile_rule_set([(Side((i.program.tree,), (i.program.checked,)), None) for i in flat], table.functions, known)
 
     def run(activation: Any, budget: Any) -> dict[str, tuple[list[Any], list[Any]]]:
