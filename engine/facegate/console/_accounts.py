@@ -53,6 +53,14 @@ CREATE INDEX IF NOT EXISTS console_failure_key ON console_failure (key, at);
 """
 
 
+def connect(path: Path) -> sqlite3.Connection:
+    """A short connection to the users file (users, sessions, failed logins): one per call, so
+    threads and worker processes share the file safely, SQLite serialising the writers."""
+    conn = sqlite3.connect(path, timeout=5.0)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
 @dataclass(frozen=True)
 class User:
     name: str
@@ -77,9 +85,7 @@ class Accounts:
             raise ConfigError(f"cannot open users file `{self.path}`: {exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=5.0)
-        conn.execute("PRAGMA busy_timeout = 5000")
-        return conn
+        return connect(self.path)
 
     def add(self, name: str, role: str, password: str) -> User:
         if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum() or len(name) > 64:
@@ -146,9 +152,7 @@ class Throttle:
             conn.executescript(_FAILURES)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=5.0)
-        conn.execute("PRAGMA busy_timeout = 5000")
-        return conn
+        return connect(self.path)
 
     def blocked(self, *keys: str) -> float:
         """Seconds until another attempt is allowed for all of ``keys`` (0 when allowed now)."""

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._accounts import connect
+
 COOKIE = "facegate_console"
 LOGIN_COOKIE = "facegate_console_login"
 _TOUCH = 10.0  # a session's last-seen time is written at most this often (seconds)
@@ -69,9 +71,7 @@ class Sessions:
             conn.executescript(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=5.0)
-        conn.execute("PRAGMA busy_timeout = 5000")
-        return conn
+        return connect(self.path)
 
     def create(self, user: str) -> Session:
         now = self._clock()
