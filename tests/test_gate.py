@@ -378,6 +378,28 @@ def test_a_failed_decision_commit_discards_the_staged_images_and_their_worker(re
         assert worker not in gate._pool._idle
 
 
+def test_more_concurrent_requests_than_helper_threads_on_one_worker_all_finish(registry, audit):
+    import threading
+
+    from facegate.gate import _handoff
+
+    outcomes: list[str] = []
+    with Gate(conformance_policy(), "fake", registry=registry, audit=audit, workers=1) as gate:
+        start = threading.Barrier(_handoff._helpers._max_workers + 8)
+
+        def client():
+            start.wait()
+            outcomes.append(gate.process({"operation": "detect", "purpose": "other"}, synthetic_face_image(7)).status)
+
+        threads = [threading.Thread(target=client, daemon=True) for _ in range(start.parties)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    # helpers only copy and release, never wait for a worker: none is stuck behind the requests it would release
+    assert not any(t.is_alive() for t in threads) and outcomes == ["executed"] * start.parties
+
+
 def test_denied_requests_copy_no_image(example_policy, registry, audit, monkeypatch):
     from facegate.gate import _arena, _worker
 

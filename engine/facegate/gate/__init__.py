@@ -290,7 +290,7 @@ class Gate:
                     raise Refused("bad_image", problem)
         except Refused as exc:
             return _handoff.Prepared(op, refused=exc)
-        return _handoff.Prepared(op, wanted, images, stage=self._runner.stage, background=self._pool is not None)
+        return _handoff.Prepared(op, wanted, images, runner=self._runner)
 
     def _execute(self, job: _operations.Job, prepared: _handoff.Prepared, notes: list[str]) -> Result:
         if prepared.refused is not None:

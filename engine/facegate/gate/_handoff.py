@@ -4,17 +4,19 @@ The two durable audit commits (the decision record before the recognizer runs, t
 record before the result is returned) are a request's longest waits outside the recognizer, and
 the thread waiting in them holds no lock.  So with isolated workers the gate overlaps them:
 
-- while the caller's thread commits the decision record, a helper thread takes a worker from the
-  pool and copies the images into its arena; the worker is sent the request only once the commit
-  has returned.  If the commit fails, the arena is zeroed and that worker replaced (a plugin's
-  thread could have read an image whose request ends denied; the worker carries nothing on);
-- while the caller's thread commits the outcome record, the helper zeroes the arena and gives the
+- while the caller's thread commits the decision record, a helper thread copies the images into
+  the arena of an idle worker; the worker is sent the request only once the commit has returned.
+  If the commit fails, the arena is zeroed and that worker replaced (a plugin's thread could have
+  read an image whose request ends denied; the worker carries nothing on).  When no worker is
+  idle, nothing is staged: the caller waits for one after the commit, as without overlap;
+- while the caller's thread commits the outcome record, a helper zeroes the arena and gives the
   worker back; ``process`` returns only when both are done.
 
-The checks that decide whether the recognizer is needed at all (operation, capabilities, images)
-run first, on the caller's thread; a request they refuse copies nothing.  In-process runners
-(``isolation: none``) stage nothing and use no helper.  Audit logs are only ever called from the
-caller's thread.
+Helpers never wait for a worker (only the caller's thread does), so a helper is never stuck
+behind the requests it would release.  The checks that decide whether the recognizer is needed at
+all (operation, capabilities, images) run first, on the caller's thread; a request they refuse
+copies nothing.  In-process runners (``isolation: none``) stage nothing and use no helper.  Audit
+logs are only ever called from the caller's thread.
 """
 
 from __future__ import annotations
@@ -31,39 +33,36 @@ _helpers = ThreadPoolExecutor(max_workers=32, thread_name_prefix="facegate-hando
 
 
 class Prepared:
-    """What a permitted request will hand the recognizer, checked and (isolated) being staged."""
+    """What a permitted request will hand the recognizer, checked, and for a worker pool staged meanwhile."""
 
     def __init__(self, op: str = "", wanted: frozenset[str] = frozenset(), images: list[np.ndarray] | None = None, *,
-                 stage: Callable[[list[np.ndarray]], Any] | None = None, background: bool = False, refused: Refused | None = None) -> None:
+                 runner: Any = None, refused: Refused | None = None) -> None:
         self.op, self.wanted, self.images, self.refused = op, wanted, images or [], refused
+        self._runner = runner
         self._staged: Any = None
-        self._error: BaseException | None = None
         self._future: Future[Any] | None = None
-        if stage is None or not self.images:
+        take_idle = getattr(runner, "take_idle", None)  # a worker pool (in-process runners stage at run())
+        if take_idle is None or not self.images:
             return
-        if background:
-            try:
-                self._future = _helpers.submit(stage, self.images)
-                return
-            except RuntimeError:  # the interpreter is shutting down: stage on this thread
-                pass
+        staged = take_idle()
+        if staged is None:
+            return  # every worker is busy: run() waits for one, after the decision record is durable
         try:
-            self._staged = stage(self.images)
-        except Exception as exc:  # raised again by run(), once the decision record is durable
-            self._error = exc
+            self._future = _helpers.submit(staged.load, self.images)
+        except RuntimeError:  # the interpreter is shutting down: no helper threads
+            staged.end()
 
     def run(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Send ``request`` to the recognizer (only once the decision record is durable)."""
         staged = self._wait()
         if staged is None:
-            raise self._error or RuntimeError("nothing was staged")
+            staged = self._staged = self._runner.stage(self.images)  # raises WorkerError if no worker can take it
         answer: dict[str, Any] = staged.run(request, timeout)
         return answer
 
     def end(self, discard: bool = False) -> None:
         """Zero the images and give the worker back (``discard``: replace the worker); idempotent."""
         staged, self._staged = self._wait(), None
-        self._future = None
         if staged is not None:
             staged.end(discard)
 
@@ -79,12 +78,13 @@ class Prepared:
         return lambda: future.result()
 
     def _wait(self) -> Any:
+        """The staged hand-off, once the helper has finished copying (``None`` if nothing was staged or the copy failed)."""
         if self._future is not None:
             future, self._future = self._future, None
             try:
                 self._staged = future.result()
-            except Exception as exc:
-                self._error = exc
+            except Exception:  # the worker went back; run() stages again and reports what fails then
+                self._staged = None
         return self._staged
 
 

@@ -226,17 +226,22 @@ class Worker:
 class Staged:
     """One request's hold on a worker of a :class:`Pool`: its images sit in the worker's arena until :meth:`end`."""
 
-    def __init__(self, pool: Pool, images: list[np.ndarray]) -> None:
+    def __init__(self, pool: Pool, worker: Worker) -> None:
         self._pool = pool
-        self._worker = pool._acquire()
+        self._worker = worker
         self._healthy = False  # a worker given back without a clean answer is replaced
         self._ended = False
+        self._fields: dict[str, Any] = {}
+
+    def load(self, images: list[np.ndarray]) -> Staged:
+        """Copy ``images`` into the worker's arena (on failure the worker goes back, and the error is raised)."""
         try:
             self._fields = self._worker.load(images)
         except BaseException:
             self._healthy = True  # it has seen nothing
             self.end()
             raise
+        return self
 
     def run(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Send ``request`` with the staged images; the worker's answer (plain data)."""
@@ -284,8 +289,15 @@ class Pool:
         self._total = 1
 
     def stage(self, images: list[np.ndarray]) -> Staged:
-        """Take a worker and put ``images`` in its arena; the request goes with :meth:`Staged.run`."""
-        return Staged(self, images)
+        """Take a worker (waiting for one if all are busy) and put ``images`` in its arena; the request goes with :meth:`Staged.run`."""
+        return Staged(self, self._acquire()).load(images)
+
+    def take_idle(self) -> Staged | None:
+        """An idle worker, for :meth:`Staged.load`; ``None`` if all are busy (nothing waits here)."""
+        with self._cv:
+            if self.closed or not self._idle:
+                return None
+            return Staged(self, self._idle.pop())
 
     def run(self, request: dict[str, Any], images: list[np.ndarray], timeout: float) -> dict[str, Any]:
         """Hand ``images`` and ``request`` to a worker; its arena is zeroed after, whatever happened."""
