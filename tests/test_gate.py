@@ -380,6 +380,7 @@ def test_a_failed_decision_commit_discards_the_staged_images_and_their_worker(re
 
 def test_more_concurrent_requests_than_helper_threads_on_one_worker_all_finish(registry, audit):
     import threading
+    import time
 
     from facegate.gate import _handoff
 
@@ -394,8 +395,9 @@ def test_more_concurrent_requests_than_helper_threads_on_one_worker_all_finish(r
         threads = [threading.Thread(target=client, daemon=True) for _ in range(start.parties)]
         for t in threads:
             t.start()
+        deadline = time.monotonic() + 120  # a stall is a failure, not a hang of the suite
         for t in threads:
-            t.join(120)
+            t.join(max(0.0, deadline - time.monotonic()))
     # helpers only copy and release, never wait for a worker: none is stuck behind the requests it would release
     assert not any(t.is_alive() for t in threads) and outcomes == ["executed"] * start.parties
 
