@@ -262,7 +262,7 @@ class Gate:
 
     def _prepare(self, job: _operations.Job, image: Any, reference: Any) -> _handoff.Prepared:
         """Check what a permitted request asks of the recognizer, and start staging its images (isolated workers)."""
-        op = job.facts["operation"]
+        op = str(job.facts.get("operation", ""))
         caps = self.info.capabilities
         try:
             if op not in EXECUTABLE:  # a pack's decide-only operation (format v2): nothing to run
@@ -290,6 +290,8 @@ class Gate:
                     raise Refused("bad_image", problem)
         except Refused as exc:
             return _handoff.Prepared(op, refused=exc)
+        except Exception as exc:  # fail closed: the request ends as an audited error, after its decision record
+            return _handoff.Prepared(op, refused=Refused("refused", f"cannot prepare `{op}`: {type(exc).__name__}: {_contract.masked(exc, 200)}"))
         return _handoff.Prepared(op, wanted, images, runner=self._runner)
 
     def _execute(self, job: _operations.Job, prepared: _handoff.Prepared, notes: list[str]) -> Result:
