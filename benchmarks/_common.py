@@ -13,7 +13,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -156,8 +156,8 @@ def gate_setup(photos: Sequence[str] = GATE_PHOTOS) -> GateSetup | dict[str, str
 
 
 def time_in_blocks(rows: Mapping[str, Callable[[], Any]], *, rounds: int, block: int, repeats: int, settle: bool = True,
-                   seen: Callable[[str, Any], None] | None = None) -> list[dict[str, list[float]]]:
-    """Per repeat, each row's figure (ms) for each round.
+                   seen: Callable[[str, Any], None] | None = None) -> Iterator[dict[str, list[float]]]:
+    """Per repeat, as it ends: each row's figure (ms) for each round.
 
     Each round visits the rows in a fresh random order (seeded); each visit makes one unmeasured
     call (``settle``: lets the runtime settle on this row's thread), then ``block`` timed calls
@@ -165,7 +165,6 @@ def time_in_blocks(rows: Mapping[str, Callable[[], Any]], *, rounds: int, block:
     call returned.
     """
     order = random.Random(2023)
-    out = []
     for _ in range(repeats):
         per_round: dict[str, list[float]] = {name: [] for name in rows}
         for _ in range(rounds):
@@ -182,8 +181,7 @@ def time_in_blocks(rows: Mapping[str, Callable[[], Any]], *, rounds: int, block:
                     if seen is not None:
                         seen(name, value)
                 per_round[name].append(statistics.median(timed))
-        out.append(per_round)
-    return out
+        yield per_round
 
 
 class Timed:
