@@ -6,8 +6,9 @@ images go into the serving worker's shared-memory arena (:mod:`._arena`: unlinke
 and are zeroed by the gate afterwards whatever happened.  The answer comes back as
 length-prefixed JSON (never pickle: the gate unpickles nothing a plugin wrote) followed by the
 embeddings as raw float32 bytes, at most ``MAX_REPLY`` bytes in all.  A worker that overruns
-its timeout, dies, or keeps a view of an image is killed and a fresh one takes its place.  Pools are shared by gates with the same recognizer,
-configuration and limits (a reloaded gate reuses warm workers) and closed with the last gate.
+its timeout, dies, or keeps a view of an image is killed and a fresh one takes its place.  Pools
+are shared by gates with the same recognizer, configuration and limits (a reloaded gate reuses
+warm workers) and closed with the last gate.
 """
 
 from __future__ import annotations
