@@ -87,6 +87,23 @@ class ReceiptingAudit:
             sink.append(receipt)
         return receipt
 
+    def append_later(self, record: Mapping[str, Any], done: Any) -> None:
+        """The log's ``append_later`` (the gate's ``decide_async`` uses it), counted while pending."""
+        with self._count_lock:
+            self.pending += 1
+
+        def finished(receipt: Any, error: str | None) -> None:
+            with self._count_lock:
+                self.pending -= 1
+            done(receipt, error)
+
+        try:
+            self._log.append_later(record, finished)
+        except BaseException:
+            with self._count_lock:
+                self.pending -= 1
+            raise
+
     @contextlib.contextmanager
     def collect(self) -> Iterator[list[Any]]:
         sink: list[Any] = []

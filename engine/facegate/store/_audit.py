@@ -22,7 +22,7 @@ import json
 import sqlite3
 import threading
 from _thread import allocate_lock as _allocate_lock
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any
 
 from ._canonical import GENESIS, canonical_json, iso, utc_now
@@ -51,6 +51,23 @@ class _Batch:
     def finish(self) -> None:
         for waiter in self.waiters:
             waiter.release()
+
+
+class _Later:
+    """A waiter that calls back instead of blocking (``append_later``): ``release`` hands over the result."""
+
+    __slots__ = ("batch", "done", "index")
+
+    def __init__(self, batch: _Batch, index: int, done: Callable[[AuditReceipt | None, str | None], None]) -> None:
+        self.batch, self.index, self.done = batch, index, done
+
+    def release(self) -> None:
+        batch, index = self.batch, self.index
+        error = batch.error if batch.error is not None else batch.failed.get(index)
+        try:
+            self.done(None if error is not None else batch.receipts[index], error)
+        except Exception:  # noqa: BLE001 - a caller's callback (its event loop gone) must not stop the writer
+            pass
 
 
 def index_fields(record: Mapping[str, Any]) -> tuple[str, str | None, str | None, str | None, str | None]:
@@ -162,6 +179,31 @@ class SQLiteAuditLog:
         # Masking and encoding run in the writer thread, one batch at a time: many threads each
         # doing that Python work would spend more on handing the GIL around than on the work.
         return self._submit([record])[0]
+
+    def append_later(self, record: Mapping[str, Any], done: Callable[[AuditReceipt | None, str | None], None]) -> None:
+        """Queue ``record`` for the writer thread and return at once, never waiting on a lock or the disk.
+
+        ``done(receipt, None)`` -- or ``done(None, why)`` if the record could not be written -- is
+        called on the writer thread once the record's batch is durably committed (or failed).  For
+        event loops (``facegate serve``): many requests in flight share one commit, and no thread
+        waits per request.  The record is masked and encoded on the calling thread (an event loop
+        is one thread: no GIL hand-offs to save, and the writer thread then holds the GIL only to
+        chain hashes, never for long while the loop waits for it).  Raises ``AuditWriteError`` at
+        once if the record cannot be encoded or the log is closed or read-only.
+        """
+        if not isinstance(record, Mapping):
+            raise AuditWriteError(f"cannot log record to `{self._store.path}`: an audit record must be a mapping, "
+                                  f"not {type(record).__name__}")
+        row = self._prepare(record)  # masked and encoded here: the record may change once this returns
+        with self._cv:
+            if self._closed:
+                raise self._closed_error()
+            batch = self._open
+            start = len(batch.items)
+            batch.items.append(row)
+            batch.waiters.append(_Later(batch, start, done))
+            if start == 0:
+                self._cv.notify()
 
     def mask(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """``record`` as the log would hold it (identifiers pseudonymised, biometric data removed)."""
