@@ -60,6 +60,9 @@ def test_batch_decisions_share_commits_and_each_has_its_own_receipt(app_and_key)
     assert log.commits - commits < 150
     rows = {row["seq"]: row["hash"] for row in log.query()}
     assert all(rows[x["seq"]] == x["hash"] for x in receipts) and log.verify().ok
+    text = app.state.service.metrics.render().decode()  # the group-commit ratio, as /metrics shows it
+    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line.startswith("facegate_audit_")}
+    assert values["facegate_audit_records"] >= 150 and 1 <= values["facegate_audit_commits"] < values["facegate_audit_records"]
 
 
 def test_an_unwritable_log_is_a_503_and_a_deny(app_and_key):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import itertools
 import json
 import math
 import signal
@@ -43,7 +44,8 @@ class Service:
         #: Tried in order; the console (issue 18) appends its session authenticator here.
         self.authenticators: list[Authenticator] = [key_authenticator(self.keys)]
         self.concurrency = KeyConcurrency()
-        self.metrics = Metrics(audit_pending=lambda: self.holder.current.audit.pending, worker_restarts=worker_restarts)
+        self.metrics = Metrics(audit_pending=lambda: self.holder.current.audit.pending, worker_restarts=worker_restarts,
+                               audit_counts=lambda: (self.holder.current.audit.appended, self.holder.current.audit.commits))
         self.draining = False
 
     @property
@@ -160,6 +162,15 @@ def parse_json(body: bytes) -> Any:
         raise HTTPProblem(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from None
 
 
+_ID_PREFIX = uuid.uuid4().hex[:16]  # per process: ids stay unique across workers and restarts
+_ID_COUNTER = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    """A unique request id (32 hex digits) without a system call per request, unlike ``uuid4``."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+
+
 class _RequestIds:
     """ASGI middleware: a request id (the client's ``X-Request-Id`` if sane), an access log line, latency."""
 
@@ -171,8 +182,12 @@ class _RequestIds:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope.get("headers") or ()).get(b"x-request-id", b"").decode("latin-1")
-        rid = given if 0 < len(given) <= 64 and given.replace("-", "").isalnum() else uuid.uuid4().hex
+        given = ""
+        for name, value in scope.get("headers") or ():
+            if name == b"x-request-id":
+                given = value.decode("latin-1")
+                break
+        rid = given if 0 < len(given) <= 64 and given.replace("-", "").isalnum() else _new_request_id()
         token = _logs.request_id.set(rid)
         started = time.perf_counter()
         status = [500]
@@ -192,10 +207,8 @@ class _RequestIds:
             metrics.inflight.dec()
             elapsed = time.perf_counter() - started
             route = scope.get("facegate.route") or ("unmatched" if status[0] == 404 else scope["path"][:40])
-            metrics.requests.labels(route, scope["method"], str(status[0])).observe(elapsed)
-            _logs.log.info("%s %s %s", scope["method"], route, status[0],
-                           extra={"method": scope["method"], "path": route, "status": status[0], "ms": round(elapsed * 1000, 2),
-                                  "key": scope.get("facegate.key")})
+            metrics.observe_request(route, scope["method"], status[0], elapsed)
+            _logs.access(scope["method"], route, status[0], elapsed, scope.get("facegate.key"))
             _logs.request_id.reset(token)
 
 

@@ -73,10 +73,12 @@ class ReceiptingAudit:
         self._local = threading.local()
         self._count_lock = threading.Lock()
         self.pending = 0  # records handed to the log and not yet durably committed
+        self.appended = 0  # records handed to the log since start (``commits`` is the log's: the group-commit ratio)
 
     def append(self, record: Mapping[str, Any]) -> Any:
         with self._count_lock:
             self.pending += 1
+            self.appended += 1
         try:
             receipt = self._log.append(record)
         finally:
@@ -91,6 +93,7 @@ class ReceiptingAudit:
         """The log's ``append_later`` (the gate's ``decide_async`` uses it), counted while pending."""
         with self._count_lock:
             self.pending += 1
+            self.appended += 1
 
         def finished(receipt: Any, error: str | None) -> None:
             with self._count_lock:
