@@ -18,12 +18,19 @@ acknowledged that is not on disk.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 from _thread import allocate_lock as _allocate_lock
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: writers rely on SQLite's locking alone
+    fcntl = None  # type: ignore[assignment]
 
 from ._canonical import GENESIS, canonical_json, iso, utc_now
 from ._chain import ChainChecker, chain_hash
@@ -149,6 +156,9 @@ class SQLiteAuditLog:
         self._thread: threading.Thread | None = None
         self.commits = 0  # batches committed by this process (the group-commit ratio is appends/commits)
         self._head: tuple[int, str] | None = None  # (seq, hash) of the last record, as the writer knows it
+        self._seen_version: int | None = None  # the writer connection's data_version when it last knew the head
+        self._turn_fd: int | None = None  # the writers' turn lock (see ``_append_rows``), opened on the first commit
+        self._turn_unavailable = False
         if not store.readonly:
             self._conn = self._open_writer()
             self._thread = threading.Thread(target=self._run, name="facegate-audit-writer", daemon=True)
@@ -165,6 +175,9 @@ class SQLiteAuditLog:
             self._conn.close()
         except sqlite3.Error:
             pass
+        if self._turn_fd is not None:
+            os.close(self._turn_fd)
+            self._turn_fd = None
 
     # -- writing -----------------------------------------------------------------------------
     def append(self, record: Mapping[str, Any]) -> AuditReceipt:
@@ -335,12 +348,43 @@ class SQLiteAuditLog:
     def _append_rows(self, prepared: list[_Row]) -> list[AuditReceipt]:
         """Chain ``prepared`` after the head and commit them; return their receipts.
 
-        First optimistically, after the head this process last wrote (one statement, no lock
-        held while reading).  If another process appended meanwhile, the insert clashes on
-        ``seq``: then the head is read and the rows written inside one ``BEGIN IMMEDIATE``
-        transaction, which holds the file's write lock throughout -- no other writer can take
-        the next number, so that attempt cannot clash (it waits up to the busy timeout).
+        Audit writers of one file (a process each) take turns through an advisory lock on a
+        file beside it (``flock`` on ``<db>-audit.lock``): one waiting for its turn sleeps in the
+        kernel and wakes the moment the other's commit ends, where SQLite's busy handler would
+        poll, sleeping 1, 2, 5, 10... ms -- with two busy service workers that polling made the
+        tail latency.  Holding the turn, ``PRAGMA data_version`` says whether any other
+        connection committed since this writer's last commit; only then is the head read again.
+
+        Then optimistically, after the known head (one statement).  Should the insert still
+        clash on ``seq`` (a writer that takes no turn: another program, an older facegate), the
+        head is read and the rows written inside one ``BEGIN IMMEDIATE`` transaction, which holds
+        the file's write lock throughout -- no other writer can take the next number, so that
+        attempt cannot clash (it waits up to the busy timeout).
         """
+        with self._turn():
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._seen_version:
+                self._head, self._seen_version = None, version
+            return self._append_in_turn(prepared)
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        fd = self._turn_fd
+        if fd is None and not self._turn_unavailable and fcntl is not None:
+            try:
+                fd = self._turn_fd = os.open(f"{self._store.path}-audit.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError:  # e.g. an in-memory database or a folder we may not create in: SQLite's locking alone
+                self._turn_unavailable = True
+        if fd is None:
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _append_in_turn(self, prepared: list[_Row]) -> list[AuditReceipt]:
         conn = self._conn
         if self._head is None:
             self._head = self._read_head(conn)
