@@ -85,3 +85,42 @@ def test_a_revoked_key_is_refused_on_the_next_call_though_keys_are_cached(app_an
     other.close()
     r = asyncio.run(_post(app, key, "/v1/decide", counter_request()))
     assert r.status_code == 401 and r.json()["reason"] == "revoked_key"
+
+
+def _raw(port: int, data: bytes) -> bytes:
+    """Send ``data`` on a fresh connection; everything the server answers until it closes or stays silent."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        try:
+            s.sendall(data)
+        except OSError:  # the server may close while we are still sending the oversized head
+            pass
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                return out
+            if not chunk:
+                return out
+            out += chunk
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_both_parsers_bound_the_request_head_and_serve_big_bodies(tmp_path, http):
+    from fg_service import running
+
+    config = write_config(tmp_path / "svc")
+    key = make_key(config, "decide")
+    with running(config, extra=("--http", http)) as server:
+        huge = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: " + b"a" * 200_000 + b"\r\n\r\n"
+        answer = _raw(server.port, huge)
+        assert answer.split(b"\r\n", 1)[0] in (b"HTTP/1.1 431 Request Header Fields Too Large", b"HTTP/1.1 400 Bad Request"), answer[:100]
+        padded = dict(counter_request(), padding="p" * 300_000)  # a big body in the same reads as its head: not a head
+        body = json.dumps({"requests": [padded]}).encode()
+        ok = _raw(server.port, (f"POST /v1/decide/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n"
+                                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body)
+        assert ok.startswith(b"HTTP/1.1 200"), ok[:200]
+        two = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        assert _raw(server.port, two).count(b"HTTP/1.1 200") == 2  # pipelined requests each start a fresh head count

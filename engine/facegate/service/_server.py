@@ -43,20 +43,30 @@ class ServerOptions:
     require_client_cert: bool = False
     log_json: bool | None = None  # None: the configuration's service.log.json
     graceful_seconds: float = 30.0
-    http: str = "h11"  # h11 bounds header size (64 KiB); httptools is faster and bounds nothing: only behind a proxy
+    http: str = "httptools"  # llhttp with the head bound of ``_http``; h11: the same bound in pure Python, slower
     keep_alive_seconds: float = 5.0
 
 
 def _uvicorn_config(app: Any, opts: ServerOptions) -> Any:
     import uvicorn
 
+    from ._http import MAX_HEAD_BYTES
+
     return uvicorn.Config(
         app, host=opts.host, port=opts.port, lifespan="on", log_config=None, access_log=False,
         ssl_certfile=opts.ssl_certfile, ssl_keyfile=opts.ssl_keyfile, ssl_ca_certs=opts.ssl_ca_certs,
         ssl_cert_reqs=ssl.CERT_REQUIRED if opts.require_client_cert else ssl.CERT_NONE,
         timeout_graceful_shutdown=int(opts.graceful_seconds), timeout_keep_alive=int(opts.keep_alive_seconds),
-        h11_max_incomplete_event_size=64 * 1024, server_header=False, http=opts.http,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES, server_header=False, http=_protocol(opts.http),
     )
+
+
+def _protocol(http: str) -> Any:
+    if http == "httptools":
+        from ._http import BoundedHttpToolsProtocol
+
+        return BoundedHttpToolsProtocol  # uvicorn takes a protocol class as well as a name
+    return http
 
 
 def _serve_one(opts: ServerOptions, sock: socket.socket | None, restarts: int) -> None:
