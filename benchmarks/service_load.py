@@ -312,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             for c in args.clients:
                 records, commits = _audit_counts(port, key)
                 row = _run(_decide_phase(port, key, c, args.requests, args.seconds, pids))
+                time.sleep(1.5)  # every worker refreshes its audit gauges once a second
                 records2, commits2 = _audit_counts(port, key)
                 row["records_per_commit"] = round((records2 - records) / max(1.0, commits2 - commits), 1)
                 results["decide"].append(row)

@@ -7,6 +7,7 @@ responses, request ids, access logs and latency metrics -- is here, once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as _dt
 import itertools
@@ -230,14 +231,14 @@ def create_app(config_path: str | Path, *, worker_restarts: int = 0, install_sig
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if install_signals:
-            import asyncio
-
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload_now(service)))
         _logs.log.info("serving", extra={"event": "start", "revision": service.runtime.revision})
+        refresher = asyncio.get_running_loop().create_task(_refresh_metrics(service))
         try:
             yield
         finally:
+            refresher.cancel()
             service.draining = True
             _logs.log.info("stopped; closing the store", extra={"event": "stop"})
             service.keys.close()
@@ -250,6 +251,12 @@ def create_app(config_path: str | Path, *, worker_restarts: int = 0, install_sig
     mount_console(app, service, config_path)  # the legal teams' console under /console (issue 18)
     app.add_middleware(_RequestIds, service=service)
     return app
+
+
+async def _refresh_metrics(service: Service) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        service.metrics.refresh()
 
 
 async def reload_now(service: Service) -> tuple[bool, str]:

@@ -75,10 +75,15 @@ class Metrics:
             self._child(self.decisions, str(d.effect), str(d.reason), provision).inc()
         self.decide_seconds.observe(d.duration_us / 1e6)
 
-    def render(self) -> bytes:
+    def refresh(self) -> None:
+        """Set the gauges read from the audit log.  Each worker does this every second (``_app``),
+        so a multiprocess scrape sums every worker's values, not only those of the one answering."""
         self.audit_pending.set(self._audit_pending())
         if self._audit_counts is not None:
             records, commits = self._audit_counts()
             self.audit_records.set(records)
             self.audit_commits.set(commits)
+
+    def render(self) -> bytes:
+        self.refresh()
         return generate_latest(self.registry)
