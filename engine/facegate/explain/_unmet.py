@@ -7,18 +7,27 @@ permit did apply -- the deny came from a forbid -- there is no unmet permit to l
 
 Each entry names the rule and provision and lists the items (see :mod:`._items`) that failed, in
 plain words, and the exceptions (``unless``) that lifted the permit.
+
+The gate reads them on every deny, so they must cost little next to the decision: all the items
+of an operation's permits are compiled together into one generated function
+(:func:`facegate.cel._shared.compile_rule_set`, each item a "rule" of its own), which computes a
+sub-expression the items share -- a pasted variable, a ``has()`` guard -- once per call and drops
+the items that fold to false once the operation is known.  Its values are the items' own
+(``tests/test_explain.py`` compares them with each item's program on every shipped pack's cases);
+with the interpreter backend, which has no checked trees, each item runs on its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._compile import EvalError
 from ..cel import CELError
 
 if TYPE_CHECKING:
-    from ._items import Item
+    from ._items import Item, PolicyItems
 
 APPLIED, SKIPPED = "applied", "skipped"
 
@@ -30,41 +39,107 @@ def unmet_permits(policy: Any, candidates: Iterable[Any], activation: Any, budge
     ``candidates`` are the rules the decision evaluated for this operation; ``outcomes`` the
     rule outcomes it recorded (rules it did not record did not apply).
     """
-    permits = [r for r in candidates if r.effect == "permit" and r.mode == "enforce"]
-    if any(outcomes.get(r.id) == APPLIED for r in permits):
-        return ()
+    permits, _ids, order = _permits_of(candidates)
     if not permits:
         return ()
-    from ._items import items_for  # lazy: the plain-words renderer imports the policy module
-
-    table = items_for(policy)
+    for rule_id in order:
+        if outcomes.get(rule_id) == APPLIED:
+            return ()
+    plan = _plan(_items_for(policy), permits, order, activation)
+    values = plan.run(activation, budget)
     out = []
-    for rule in permits:
-        outcome = outcomes.get(rule.id, "not_applicable")
-        entry: dict[str, Any] = {
-            "rule": rule.id,
-            "provision": rule.provision,
-            "article": rule.article,
-            "title": rule.title,
-            "outcome": outcome,
-            "failed": [],
-            "excepted_by": [],
-        }
+    for rule_id, head, when, unless, at in plan.rules:
+        outcome = outcomes.get(rule_id, "not_applicable")
         if outcome == SKIPPED:
-            entry["failed"].append({"condition": "valid_from/valid_until", "plain": "the rule is not in force on this day", "value": False})
-            out.append(entry)
+            failed: list[dict[str, Any]] = [{"condition": "valid_from/valid_until", "plain": "the rule is not in force on this day", "value": False}]
+            out.append({**head, "outcome": outcome, "failed": failed, "excepted_by": []})
             continue
-        items = table.rules[rule.id]
-        failed = [_shown(i, i.run(activation, budget)) for i in items.when]
-        entry["failed"] = [f for f in failed if f["value"] is not True]
-        if not entry["failed"] and items.unless:
-            values = [i.run(activation, budget) for i in items.unless]
-            entry["excepted_by"] = [_shown(i, v) for i, v in zip(items.unless, values, strict=True) if v is True]
-        out.append(entry)
+        failed = [_shown(i, v) for i, v in zip(when, values[at:at + len(when)], strict=True) if v is not True]
+        excepted: list[dict[str, Any]] = []
+        if not failed and unless:
+            start = at + len(when)
+            excepted = [_shown(i, v) for i, v in zip(unless, values[start:start + len(unless)], strict=True) if v is True]
+        out.append({**head, "outcome": outcome, "failed": failed, "excepted_by": excepted})
     return tuple(out)
 
 
+_lock = threading.Lock()
+_PERMITS: dict[int, tuple[Any, tuple[Any, ...], frozenset[str], tuple[str, ...]]] = {}  # id(candidates) -> (candidates, permits, ids)
+
+
+def _permits_of(candidates: Iterable[Any]) -> tuple[tuple[Any, ...], frozenset[str], tuple[str, ...]]:
+    """The enforce-mode permits among ``candidates``; kept per candidates tuple (the procedure
+    keeps one per operation), which the entry holds so its id cannot be reused."""
+    found = _PERMITS.get(id(candidates))
+    if found is None or found[0] is not candidates:
+        permits = tuple(r for r in candidates if r.effect == "permit" and r.mode == "enforce")
+        found = (candidates, permits, frozenset(r.id for r in permits), tuple(r.id for r in permits))
+        if isinstance(candidates, tuple) and len(_PERMITS) < 4096:
+            _PERMITS[id(candidates)] = found
+    return found[1], found[2], found[3]
+
+
+def _items_for(policy: Any) -> PolicyItems:
+    found = policy.__dict__.get("_explain_items")
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    from ._items import items_for  # lazy: the plain-words renderer imports the policy module
+
+    return items_for(policy)
+
+
+class _Plan:
+    """The unmet-permit report of one operation's permits: a function computing every item's
+    value (a flat list), and each rule's place in it with the parts of its entry that never change."""
+
+    def __init__(self, table: PolicyItems, permits: Sequence[Any], operation: str) -> None:
+        self.rules: list[tuple[str, dict[str, Any], tuple[Item, ...], tuple[Item, ...], int]] = []
+        flat: list[Item] = []
+        for r in permits:
+            items = table.rules[r.id]
+            head = {"rule": r.id, "provision": r.provision, "article": r.article, "title": r.title}
+            self.rules.append((r.id, head, items.when, items.unless, len(flat)))
+            flat.extend((*items.when, *items.unless))
+        self.flat = tuple(flat)
+        self.run = self._fused(table, operation) if all(hasattr(i.program, "tree") and hasattr(i.program, "checked") for i in flat) \
+            else self._one_by_one  # the interpreter backend: no checked trees to fuse
+
+    def _fused(self, table: PolicyItems, operation: str) -> Any:
+        from ..cel._shared import Side, compile_rule_set
+
+        known: dict[tuple[str, ...], str | int | bool] | None = {("request", "operation"): operation} if operation else None
+        fused = compile_rule_set([(Side((i.program.tree,), (i.program.checked,)), None) for i in self.flat], table.functions, known).run
+        size = len(self.flat)
+
+        def run(activation: Any, budget: Any) -> list[Any]:
+            values: list[Any] = [False] * size  # an item left out of the results folded to, or is, false
+            for index, value, _ in fused(activation, budget):
+                values[index] = value
+            return values
+
+        return run
+
+    def _one_by_one(self, activation: Any, budget: Any) -> list[Any]:
+        return [i.run(activation, budget) for i in self.flat]
+
+
+def _plan(table: PolicyItems, permits: Sequence[Any], order: tuple[str, ...], activation: Any) -> _Plan:
+    """The plan for ``permits`` of the request's operation, built once and kept on the policy's items."""
+    request = activation.get("request") if isinstance(activation, dict) else None
+    operation = request.get("operation") if isinstance(request, dict) else None
+    key = (operation if isinstance(operation, str) else "", order)
+    found = table.fused.get(key)
+    if found is None:
+        with _lock:
+            found = table.fused.get(key)
+            if found is None:
+                found = table.fused[key] = _Plan(table, permits, key[0])
+    return found
+
+
 def _shown(item: Item, value: Any) -> dict[str, Any]:
+    if value is False:
+        return {"condition": item.text, "plain": item.plain, "value": False}
     if isinstance(value, (EvalError, CELError)):
         shown: Any = {"error": value.message}
     elif isinstance(value, bool):
