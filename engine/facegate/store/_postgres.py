@@ -33,7 +33,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the optional extra is not installed
     raise StoreError("a PostgreSQL store needs psycopg 3 and psycopg_pool: pip install 'facegate[postgres]'") from exc
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _LOCK_KEY = 0x66616365  # pg_advisory_lock key for schema changes ("face")
 CHANNEL = "facegate_gallery"  # NOTIFY channel: payload is the gallery generation just committed
 
@@ -105,6 +105,38 @@ CREATE INDEX template_subject ON template (subject_id);
 CREATE INDEX template_consent ON template (consent_id);
 CREATE INDEX template_model ON template (model_id);
 CREATE INDEX template_expires ON template (expires_at);
+""",
+    # 2: a batch of audit records chained and inserted by one call, so the chain's lock is held
+    # for server-side work only (no client round trip inside it) -- see _pg_audit.
+    2: r"""
+CREATE FUNCTION facegate_append(
+    bodies TEXT[], times TEXT[], kinds TEXT[], effects TEXT[], decision_ids TEXT[], provisions TEXT[],
+    provision_names TEXT[], provision_rows INTEGER[],
+    OUT head_seq BIGINT, OUT head_hash TEXT, OUT hashes TEXT[]
+) LANGUAGE plpgsql AS $$
+DECLARE
+    n INTEGER := cardinality(bodies);
+    prev TEXT;
+    prevs TEXT[] := '{}';
+BEGIN
+    -- The chain's one lock: batches from every node queue here, one total order, no forks.
+    SELECT seq, hash INTO head_seq, head_hash FROM audit_head WHERE id = 1 FOR UPDATE;
+    prev := head_hash;
+    hashes := '{}';
+    FOR i IN 1 .. n LOOP
+        -- sha256 of the envelope, exactly as _canonical.envelope builds it (see _chain.chain_hash)
+        prevs[i] := prev;
+        prev := encode(sha256(convert_to(
+            '{"prev":"' || prev || '","record":' || bodies[i] || ',"seq":' || (head_seq + i) || '}', 'UTF8')), 'hex');
+        hashes[i] := prev;
+    END LOOP;
+    INSERT INTO audit_log (seq, prev, hash, time, kind, effect, decision_id, provisions, body)
+        SELECT head_seq + r, prevs[r], hashes[r], times[r], kinds[r], effects[r], decision_ids[r], provisions[r], bodies[r]
+        FROM generate_series(1, n) AS r;
+    INSERT INTO audit_provision (provision, seq)
+        SELECT p.provision_name, head_seq + p.r FROM unnest(provision_names, provision_rows) AS p(provision_name, r);
+    UPDATE audit_head SET seq = head_seq + n, hash = prev WHERE id = 1;
+END $$;
 """,
 }
 
