@@ -86,6 +86,17 @@ def test_a_version_1_log_is_refused_until_migrated_then_chained_after(empty_db):
         assert report.ok and report.checked == 3, report.problems
 
 
+def test_a_database_not_in_utf8_is_refused(pg_server):
+    """The chain hashes UTF-8 bytes, on the server too: another encoding is refused at open."""
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE latin ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    try:
+        with pytest.raises(StoreError, match="encoding LATIN1; facegate needs UTF8"):
+            PostgresStore(pg_server.url("latin"))
+    finally:
+        pg_server.drop_database("latin")
+
+
 def test_nodes_opening_an_empty_database_together_create_the_schema_once(empty_db):
     import threading
 

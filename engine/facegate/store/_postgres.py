@@ -323,6 +323,10 @@ class PostgresStore:
         self._scrub_pending = False  # the gallery asks; PostgreSQL has nothing to checkpoint (see scrub)
         self._setup = connect(url, timeout=timeout)
         try:
+            encoding = self._setup.info.parameter_status("server_encoding")
+            if encoding != "UTF8":  # the chain hashes UTF-8 bytes, on the server too (facegate_append)
+                raise StoreError(f"store `{self.path}` is a database with encoding {encoding}; facegate needs UTF8 "
+                                 "(CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0)")
             version = schema_version(self._setup)
             if version == 0 and create and not readonly:
                 _migrate(self._setup, self.path)
