@@ -23,6 +23,9 @@ import numpy as np
 
 #: One template as the cache holds it: id, subject, consent id, float32 bytes, valid until (µs).
 Row = tuple[str, str, str | None, bytes, int]
+#: What one gallery generation changed: ("add", template ids, None), ("remove", template ids,
+#: None) or ("restrict", consent ids, the ISO time they ended) -- for other processes' caches.
+GalleryChange = tuple[str, list[str], str | None]
 NEVER = np.iinfo(np.int64).max
 
 

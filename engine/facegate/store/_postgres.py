@@ -24,6 +24,7 @@ from ._consent import SQLiteConsentRegistry
 from ._errors import StoreError
 from ._interface import LOCATIONS
 from ._masking import Masker, Masking
+from ._matrix import GalleryChange
 from ._sqlite import SQLiteStore, choose_mask_key
 
 try:
@@ -33,7 +34,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the optional extra is not installed
     raise StoreError("a PostgreSQL store needs psycopg 3 and psycopg_pool: pip install 'facegate[postgres]'") from exc
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _LOCK_KEY = 0x66616365  # pg_advisory_lock key for schema changes ("face")
 CHANNEL = "facegate_gallery"  # NOTIFY channel: payload is the gallery generation just committed
 
@@ -138,7 +139,18 @@ BEGIN
     UPDATE audit_head SET seq = head_seq + n, hash = prev WHERE id = 1;
 END $$;
 """,
+    # 3: what each gallery generation changed, so another node's matrix follows it in place
+    # instead of reloading (see _pg_gallery); the last CHANGES_KEPT generations are kept.
+    3: """
+CREATE TABLE gallery_change (
+    generation BIGINT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('add', 'remove', 'restrict')),
+    ids TEXT[] NOT NULL,  -- template ids (add, remove) or consent ids (restrict)
+    until TEXT            -- restrict: the time the consents ended
+);
+""",
 }
+CHANGES_KEPT = 1000
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _TRANSLATED: dict[str, str] = {}
@@ -401,10 +413,16 @@ class PostgresStore:
             raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             yield _Conn(raw)
 
-    def bump_gallery_generation(self, conn: _Conn) -> int:
-        """Mark the gallery changed, in the caller's transaction, and tell every node at commit."""
+    def bump_gallery_generation(self, conn: _Conn, change: GalleryChange | None = None) -> int:
+        """Mark the gallery changed, in the caller's transaction, record what changed (for other
+        nodes' matrices), and tell every node at commit.  Returns the generation before."""
         new = int(one(conn.raw.execute("UPDATE meta SET value = (value::bigint + 1)::text "
                                        "WHERE key = 'gallery_generation' RETURNING value"))[0])
+        if change is not None:  # without it the generation has no record: other nodes reload
+            kind, ids, until = change
+            conn.raw.execute("INSERT INTO gallery_change (generation, kind, ids, until) VALUES (%s, %s, %b, %s)",
+                             (new, kind, list(ids), until))
+        conn.raw.execute("DELETE FROM gallery_change WHERE generation <= %s", (new - CHANGES_KEPT,))
         conn.raw.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(new)))
         return new - 1
 
