@@ -53,7 +53,7 @@ class ModelMatrix:
         self.ids: list[str] = []
         self.subjects: list[str] = []
         self.consents: list[str | None] = []
-        self._allocate(max(64, len(rows)))
+        self._allocate(max(64, len(rows) + len(rows) // 8))  # room for enrolments after a (re)load
         self.append(rows)
 
     def _allocate(self, capacity: int) -> None:
