@@ -99,20 +99,21 @@ class PostgresGallery(SQLiteGallery):
         # A reload may have read a newer generation than the listener has heard yet: keep it.
         generation = max(known, self._cache.generation)
         if 0 <= self._cache.generation < generation:
-            generation = max(generation, self._catch_up())
+            self._catch_up()  # if it cannot (a record missing), the cache stays behind: dropped, reloaded
+            generation = max(generation, self._cache.generation)
         return generation
 
-    def _catch_up(self) -> int:
+    def _catch_up(self) -> None:
         """Bring the matrices from their generation to the database's by applying the recorded
-        changes in order; return the generation reached (-1 if a record is missing or the cache
-        moved meanwhile: the caller's generation check then drops it and the next query reloads)."""
+        changes in order -- unless a record is missing, or the cache moved meanwhile (another
+        thread caught it up, or this node changed the gallery itself)."""
         start = self._cache.generation
         with self._store.snapshot() as conn:
             generation = _generation(conn)
             changes = conn.execute("SELECT generation, kind, ids, until FROM gallery_change "
                                    "WHERE generation > :start ORDER BY generation", {"start": start}).fetchall()
             if [c[0] for c in changes] != list(range(start + 1, generation + 1)):
-                return -1
+                return
             added = [i for c in changes if c[1] == "add" for i in c[2]]
             rows = conn.execute(
                 f"SELECT t.id, t.subject_id, t.consent_id, t.model_id, t.vector, {self._valid_until} FROM template t "
@@ -121,7 +122,7 @@ class PostgresGallery(SQLiteGallery):
         by_id = {r[0]: (r[3], (r[0], r[1], r[2], r[4], _micros(r[5]))) for r in rows}  # as of ``generation``
         with self._cache.lock:
             if self._cache.generation != start:
-                return -1
+                return
             for _, kind, ids, until in changes:
                 if kind == "add":  # a template erased by a later change is not in ``by_id``: skipped
                     for model in {by_id[i][0] for i in ids if i in by_id}:
@@ -131,7 +132,6 @@ class PostgresGallery(SQLiteGallery):
                 else:
                     self._cache.restrict(ids, _micros(until))
             self._cache.generation, self._cache.subjects = generation, None
-        return generation
 
     def count_subjects(self) -> int:
         self._generation_now()  # catch the cache up to what this node heard, so the count does not drop it
