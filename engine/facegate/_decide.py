@@ -201,6 +201,7 @@ class Procedure:
         warnings: list[dict[str, Any]] = []
         attached: list[int] = []  # the rules whose obligations attach, in pack order
         ids, counted_as, refs, details = self.ids, self.on_applied, self.refs, self.details
+        result: str
         for index, when, unless in results:
             if when is True and (unless is None or unless is False):  # the common case, as outcome() says
                 result = APPLIED
