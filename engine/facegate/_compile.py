@@ -76,11 +76,13 @@ def compile_expression(
 
 def check_syntax(text: str) -> None:
     """Raise :class:`CompileError` with the position of a syntax error in ``text``, if any."""
+    from .cel import _parse  # parsing is all it takes: nothing is generated for the text as written
+
     try:
-        cel.compile(text, check=False, limits=LIMITS)
+        _parse.parse(text, LIMITS.max_depth)
     except cel.CELSyntaxError as exc:
         raise CompileError(exc.message, exc.line, exc.column) from exc
-    except cel.CELCompileError:
+    except (cel.CELCompileError, RecursionError):
         pass  # not a syntax error: the expanded text is checked in full
 
 
