@@ -87,7 +87,11 @@ def render(results: Mapping[str, Any]) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
     missing = ", ".join(k for k, v in m["versions"].items() if not v)
     add(f"- versions: Python {m['python']}, SQLite {m['sqlite']}, {versions}" + (f"; not installed: {missing}" if missing else ""))
-    add(f"- facegate CEL backends available: {', '.join(m['cel_backends'])}\n")
+    add(f"- facegate CEL backends available: {', '.join(m['cel_backends'])}")
+    for name, origin in results.get("carried", {}).items():
+        add(f"- section `{name}` is carried over from an earlier run (`--merge`): {origin['date']}, revision {origin['revision']}, "
+            f"`{origin['command']}` — not measured in this one")
+    add("")
     out += _render_headlines(results)
     renderers: dict[str, tuple[str, Callable[[Mapping[str, Any]], list[str]]]] = {
         "decisions": ("1. Decisions", _render_decisions),
