@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import shutil
 
 import pytest
@@ -48,9 +50,9 @@ def test_check_of_an_unchanged_rule_reports_no_problem_and_no_change(tmp_path):
     assert fingerprint(pack) == before  # checking never writes the pack
 
 
-def test_throttle_holds_after_the_limit_and_lets_go_after_the_window():
+def test_throttle_holds_after_the_limit_and_lets_go_after_the_window(tmp_path):
     clock = Clock()
-    t = Throttle(max_failures=2, window=60, clock=clock)
+    t = Throttle(tmp_path / "users.db", max_failures=2, window=60, clock=clock)
     t.failed("user:a")
     assert t.blocked("user:a") == 0
     t.failed("user:a")
@@ -59,16 +61,22 @@ def test_throttle_holds_after_the_limit_and_lets_go_after_the_window():
     assert t.blocked("user:a") == pytest.approx(1)
     clock.now += 1
     assert t.blocked("user:a") == 0
+    other = Throttle(tmp_path / "users.db", max_failures=2, window=60, clock=clock)  # another worker process
+    t.failed("user:c")
+    other.failed("user:c")
+    assert t.blocked("user:c") == pytest.approx(60) and other.blocked("user:c") == pytest.approx(60)
+    other.succeeded("user:c")
+    assert t.blocked("user:c") == 0
 
 
-def test_sessions_end_when_idle_or_too_old_and_tokens_compare_strictly():
+def test_sessions_end_when_idle_or_too_old_and_tokens_compare_strictly(tmp_path):
     clock = Clock()
-    s = Sessions(idle=100, lifetime=250, clock=clock)
+    s = Sessions(tmp_path / "users.db", idle=100, lifetime=250, clock=clock)
     a = s.create("lin")
     clock.now += 99
-    assert s.get(a.token) is a
+    assert s.get(a.token) == dataclasses.replace(a, seen=clock.now)
     clock.now += 99
-    assert s.get(a.token) is a  # each request restarts the idle clock
+    assert s.get(a.token).user == "lin"  # each request restarts the idle clock
     clock.now += 101
     assert s.get(a.token) is None
     b = s.create("lin")
@@ -76,6 +84,28 @@ def test_sessions_end_when_idle_or_too_old_and_tokens_compare_strictly():
         clock.now += 90
         s.get(b.token)
     assert s.get(b.token) is None  # 270 s > lifetime, however active
+
+
+def test_sessions_are_shared_by_worker_processes_and_kept_as_token_hashes(tmp_path):
+    """Two ``Sessions`` on one users file stand for two worker processes of ``facegate serve``:
+    a login made on one is valid on the other, a logout on either ends it, and the file holds
+    the token's SHA-256, not the token."""
+    import sqlite3
+
+    users = tmp_path / "users.db"
+    one, two = Sessions(users), Sessions(users)
+    a = one.create("lin")
+    seen = two.get(a.token)
+    assert seen is not None and (seen.user, seen.csrf) == ("lin", a.csrf)
+    assert two.get(a.token + "x") is None and two.get("") is None and two.get(None) is None
+    with sqlite3.connect(users) as conn:
+        stored = [row[0] for row in conn.execute("SELECT token_sha256 FROM console_session")]
+    assert stored == [hashlib.sha256(a.token.encode()).hexdigest()]
+    two.end(a.token)
+    assert one.get(a.token) is None
+    b, c = one.create("lin"), one.create("rita")
+    two.end_user("lin")
+    assert one.get(b.token) is None and one.get(c.token) is not None
     assert not same_token("x", None) and not same_token("", "") and same_token("abc", "abc") and not same_token("abc", "abd")
 
 

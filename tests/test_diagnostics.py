@@ -45,6 +45,19 @@ def test_every_problem_in_one_run_without_follow_on_noise(pack_copy):
     assert not any("no rule cites it" in m for m in found), "a broken rule's provision is not reported as uncited"
 
 
+def test_every_problem_inside_one_condition_in_one_run(pack_copy):
+    """Two mistakes in one CEL condition are both reported, each with its column, and a mistake
+    is not reported again where its value is used (``request.subject.agee > 3`` once)."""
+    text = "request.subject.agee > 3 && request.operation == 3 && request.plase == 1"
+    _edit(pack_copy / "rules" / "rules.yaml", "      - variables.has_consent", f"      - {text}")
+    found = [m for m in _problems(pack_copy) if "rule `" in m]
+    assert len(found) == 3, found
+    column = {part: text.index(part) + 1 for part in ("agee", "request.operation", "plase")}  # 1-based, in the condition
+    assert found[0].endswith(f"undefined field `agee` in `request.subject`; did you mean `age`? (expression line 1, column {column['agee']})"), found
+    assert found[1].endswith(f"no matching overload for `_==_` applied to `(string, int)` (expression line 1, column {column['request.operation']})"), found
+    assert found[2].endswith(f"undefined field `plase` in `request`; did you mean `place`? (expression line 1, column {column['plase']})"), found
+
+
 def test_undeclared_root_and_variable_names_get_a_suggestion(pack_copy):
     rules = pack_copy / "rules" / "rules.yaml"
     _edit(rules, "      - variables.has_consent", "      - variables.has_consnet")

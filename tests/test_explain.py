@@ -250,3 +250,51 @@ def test_a_composed_deny_carries_each_denying_packs_unmet_permits():
     expected = [(p.id, u["rule"]) for p in policies if p.id in governing for u in p.decide(request, at=moment).unmet]
     assert expected and [(u["pack"], u["rule"]) for u in d.unmet] == expected
     assert all("pack" in u for u in d.unmet)
+
+
+def _variants(request):
+    """The request, and copies with one top-level fact removed (absent facts make items false or errors)."""
+    yield request
+    for key in request:
+        if key != "operation":
+            yield {k: v for k, v in request.items() if k != key}
+
+
+def _values(value):
+    return ("error", value.message) if hasattr(value, "message") else value
+
+
+@pytest.mark.parametrize("name", ["cn-cac-2023-draft", "cn-cac-2025", "eu-ai-act-art5", "us-il-bipa", "example-facts"])
+def test_fused_unmet_items_have_each_items_own_value(name):
+    """The items of an operation's permits run fused into one function (shared sub-expressions,
+    items folded by the operation); on every case request of every shipped pack, and on copies
+    with a fact removed, each item's fused value is the value of its own program, and the unmet
+    permits equal those of the interpreter backend (no fusing there)."""
+    from facegate import _compile
+    from facegate.explain._items import items_for
+    from facegate.explain._unmet import _fused, _permits_of
+
+    folder = CAC.parent / name
+    policy = facegate.load_policy(folder)
+    reference = facegate.load_policy(folder, backend="interpreter")
+    table = items_for(policy)
+    compared = denies = 0
+    for case, _, _ in load_cases(folder):
+        for variant, request in enumerate(_variants(case["request"])):
+            decision = policy.decide(request)
+            trace = decision._trace
+            if trace.activation is None:  # invalid or not in force: no items were evaluated
+                continue
+            permits, _, order = _permits_of(policy._procedure.candidates(request["operation"]))
+            fused = _fused(table, permits, order, trace.activation)(trace.activation, _compile.new_budget())
+            for rule in permits:
+                items = table.rules[rule.id]
+                own = ([i.run(trace.activation, _compile.new_budget()) for i in items.when],
+                       [i.run(trace.activation, _compile.new_budget()) for i in items.unless])
+                assert [_values(v) for v in fused[rule.id][0]] == [_values(v) for v in own[0]], (name, case["id"], rule.id)
+                assert [_values(v) for v in fused[rule.id][1]] == [_values(v) for v in own[1]], (name, case["id"], rule.id)
+                compared += len(own[0]) + len(own[1])
+            if decision.effect == "deny" and variant == 0:  # the interpreter is slow: the cases themselves
+                denies += 1
+                assert decision.unmet == reference.decide(request).unmet, (name, case["id"])
+    assert compared >= 20 and denies >= 3, (name, compared, denies)

@@ -70,7 +70,8 @@ def compile_expression(
     try:
         program = cel.compile(text, schema=schema, functions=functions, backend=backend, limits=LIMITS)
     except cel.CELCompileError as exc:
-        raise CompileError(exc.message, exc.line, exc.column) from exc
+        others = tuple(CompileError(o.message, o.line, o.column) for o in exc.others)
+        raise CompileError(exc.message, exc.line, exc.column, others) from exc
     return Compiled(text, backend, program)
 
 

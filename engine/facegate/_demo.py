@@ -127,6 +127,18 @@ def scenarios() -> dict[str, Any]:
     return doc.data  # type: ignore[no-any-return]
 
 
+def print_outcome(outcome: Any, style: Any, out: Any) -> None:
+    """What the gate did with a scenario: its result or error, and the duties enforced or left."""
+    if outcome.status == "executed":
+        print(f"   result: {_describe(outcome.result)}", file=out)
+    elif outcome.status == "error":
+        print(f"   {style.bad('not executed')}: {outcome.error}", file=out)
+    if outcome.enforced:
+        print(f"   enforced by the gate: {', '.join(o['type'] + (' ' + str(o['days']) + ' days' if 'days' in o else '') for o in outcome.enforced)}", file=out)
+    if outcome.obligations:
+        print(f"   left to you: {', '.join(o['type'] for o in outcome.obligations)}", file=out)
+
+
 def _describe(result: Any) -> str:
     from .recognition import (
         AnalyzeResult,
@@ -207,14 +219,7 @@ def run_demo(policy_path: str | None = None, *, recognizer: str = "onnx", db: st
                     print(f"   invalid request at {v['pointer']}: {v['message']}", file=out)
                 for e in d.errors:
                     print(f"   rule error {e['rule']}: {e['error']}", file=out)
-                if outcome.status == "executed":
-                    print(f"   result: {_describe(outcome.result)}", file=out)
-                elif outcome.status == "error":
-                    print(f"   {style.bad('not executed')}: {outcome.error}", file=out)
-                if outcome.enforced:
-                    print(f"   enforced by the gate: {', '.join(o['type'] + (' ' + str(o['days']) + ' days' if 'days' in o else '') for o in outcome.enforced)}", file=out)
-                if outcome.obligations:
-                    print(f"   left to you: {', '.join(o['type'] for o in outcome.obligations)}", file=out)
+                print_outcome(outcome, style, out)
                 if sc.get("expect") and sc["expect"] != d.effect:
                     mismatches += 1
                     print(f"   {style.bad('UNEXPECTED')}: the scenario expects {sc['expect']}", file=out)

@@ -27,7 +27,7 @@ def world_scenarios() -> dict[str, Any]:
 
 def run_world_demo(policies: str | None = None, *, recognizer: str = "onnx", db: str | None = None, out: Any = None) -> int:
     """Run the multi-jurisdiction scenarios; 0 when every decision and governing set is as expected."""
-    from ._demo import _describe, load_image, shipped_pack
+    from ._demo import load_image, print_outcome, shipped_pack
     from .cli import _Style
     from .gate import Gate
 
@@ -65,12 +65,7 @@ def run_world_demo(policies: str | None = None, *, recognizer: str = "onnx", db:
                         print(style.dim(f"   {part['pack']}: does not govern ({part['reason']})"), file=out)
                 for w in d.warnings:
                     print(f"   warning [{w.get('pack', '')}]: {w['message'].get('en', '')}", file=out)
-                if outcome.status == "executed":
-                    print(f"   result: {_describe(outcome.result)}", file=out)
-                elif outcome.status == "error":
-                    print(f"   {style.bad('not executed')}: {outcome.error}", file=out)
-                if outcome.obligations:
-                    print(f"   left to you: {', '.join(o['type'] for o in outcome.obligations)}", file=out)
+                print_outcome(outcome, style, out)
                 if sc["expect"] != d.effect or sorted(sc["packs"]) != sorted(governing):
                     mismatches += 1
                     print(f"   {style.bad('UNEXPECTED')}: expected {sc['expect']} governed by {sc['packs'] or 'no pack'}", file=out)

@@ -347,9 +347,10 @@ class _Loader(DeclarationChecks):
                 program = _compile.compile_expression(expanded, schema=self._schema, backend=self.backend, functions=self.functions)
                 self.compiled[expanded] = program
         except _compile.CompileError as exc:
-            where = f" (expression line {exc.line}, column {exc.column})" if exc.line is not None else ""
-            message = _diagnose.cel_hint(exc.message, self._schema, variables)
-            self.problems.append(Problem(doc.path, line, col, ptr, f"{what}: {message}{where}"))
+            for problem in (exc, *exc.others):  # every problem of the condition, in text order
+                where = f" (expression line {problem.line}, column {problem.column})" if problem.line is not None else ""
+                message = _diagnose.cel_hint(problem.message, self._schema, variables)
+                self.problems.append(Problem(doc.path, line, col, ptr, f"{what}: {message}{where}"))
             return None
         return Condition(text, expanded, program, (doc.path, line, col))
 

@@ -63,13 +63,16 @@ class PolicyError(FacegateError):
 
 
 class CompileError(FacegateError):
-    """A CEL condition failed to parse or check; ``line``/``column`` are 1-based within its text."""
+    """A CEL condition failed to parse or check; ``line``/``column`` are 1-based within its text;
+    ``others``: the further problems found in the same condition (``CompileError`` each)."""
 
-    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+    def __init__(self, message: str, line: int | None = None, column: int | None = None,
+                 others: tuple[CompileError, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
         self.column = column
+        self.others = others
 
 
 class RequestError(FacegateError):

@@ -72,19 +72,28 @@ class Checker:
         self.call_counters: list[int] = [0]
         self.bounds: list[int | None] = []
         self.out = Checked()
+        self.problems: list[CELCheckError] = []
 
     # -- entry point ---------------------------------------------------------------
 
     def run(self, node: ast.Node) -> Checked:
         self.visit(node, prefix=False)
+        if self.problems:  # every problem of the expression in one run: the first, carrying the rest
+            first, *rest = sorted(self.problems, key=lambda e: (e.line, e.column))
+            first.others = tuple(rest)
+            raise first
         self.out.static_calls = self.call_counters[0]
         if self.out.cost is not None:
             self.out.cost += self.out.static_calls
         return self.out
 
     def fail(self, message: str, node: Any, *, limit: bool = False) -> T:
-        if self.check or limit:
+        """Record a problem and go on with a dynamic type (so one mistake is not reported again
+        where its value is used); a static limit stops the check at once."""
+        if limit:
             raise CELCheckError(message, node.line, node.column)
+        if self.check and len(self.problems) < 20:
+            self.problems.append(CELCheckError(message, node.line, node.column))
         return DYN
 
     # -- scopes and names ------------------------------------------------------------

@@ -25,19 +25,24 @@ class CELUsageError(FacegateError, ValueError):
 
 
 class CELCompileError(FacegateError):
-    """An expression that cannot become a program."""
+    """An expression that cannot become a program.
 
-    def __init__(self, message: str, line: int = 1, column: int = 1) -> None:
+    ``others``: the further problems the checker found in the same expression, in text order
+    (it reports them all in one run; this error is the first).
+    """
+
+    def __init__(self, message: str, line: int = 1, column: int = 1, others: tuple[CELCompileError, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
         self.column = column
+        self.others = others
 
     def __str__(self) -> str:
         return self.message
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.message, self.line, self.column))
+        return (type(self), (self.message, self.line, self.column, self.others))
 
 
 class CELSyntaxError(CELCompileError):

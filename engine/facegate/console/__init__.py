@@ -22,8 +22,10 @@ Threat model (what it defends, what it does not):
 - Not defended: a user who can write the pack folder or the store directly (approvals in the
   chain are then still tamper-evident, see ``facegate audit verify``); TLS itself (run the
   console behind ``facegate serve``'s TLS or a reverse proxy: cookies are ``Secure``, so a
-  browser sends them only over HTTPS or to ``localhost``/``127.0.0.1``); sessions live in
-  memory (a restart logs everyone out; several worker processes each need their own login).
+  browser sends them only over HTTPS or to ``localhost``/``127.0.0.1``).  Sessions and
+  failed-login counts live in the users file (sessions under the SHA-256 of their token), so all
+  worker processes share them and a restart logs nobody out; whoever can read that file can
+  read user names and hashes, never a usable session token.
 """
 
 from __future__ import annotations

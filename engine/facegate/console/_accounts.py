@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import sqlite3
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +45,20 @@ CREATE TABLE IF NOT EXISTS console_user (
     created TEXT NOT NULL
 );
 """
+
+
+_FAILURES = """
+CREATE TABLE IF NOT EXISTS console_failure (key TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS console_failure_key ON console_failure (key, at);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A short connection to the users file (users, sessions, failed logins): one per call, so
+    threads and worker processes share the file safely, SQLite serialising the writers."""
+    conn = sqlite3.connect(path, timeout=5.0)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
 
 
 @dataclass(frozen=True)
@@ -73,9 +85,7 @@ class Accounts:
             raise ConfigError(f"cannot open users file `{self.path}`: {exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=5.0)
-        conn.execute("PRAGMA busy_timeout = 5000")
-        return conn
+        return connect(self.path)
 
     def add(self, name: str, role: str, password: str) -> User:
         if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum() or len(name) > 64:
@@ -130,41 +140,38 @@ class Accounts:
 
 
 class Throttle:
-    """Failed logins per key (user name, client address) in a sliding window."""
+    """Failed logins per key (user name, client address) in a sliding window, kept in the users
+    file (``console_failure``), so every worker process counts the same failures."""
 
-    def __init__(self, max_failures: int = 5, window: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, path: str | Path, max_failures: int = 5, window: float = 300.0, clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
         self.max_failures = max_failures
         self.window = window
         self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+        with self._connect() as conn:
+            conn.executescript(_FAILURES)
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._failures.setdefault(key, deque())
-        while q and now - q[0] >= self.window:
-            q.popleft()
-        return q
+    def _connect(self) -> sqlite3.Connection:
+        return connect(self.path)
 
     def blocked(self, *keys: str) -> float:
         """Seconds until another attempt is allowed for all of ``keys`` (0 when allowed now)."""
         now = self._clock()
         wait = 0.0
-        with self._lock:
+        with self._connect() as conn:
             for key in keys:
-                q = self._recent(key, now)
-                if len(q) >= self.max_failures:
-                    wait = max(wait, self.window - (now - q[0]))
+                times = [t for (t,) in conn.execute("SELECT at FROM console_failure WHERE key = ? AND at > ? ORDER BY at",
+                                                    (key, now - self.window))]
+                if len(times) >= self.max_failures:
+                    wait = max(wait, self.window - (now - times[-self.max_failures]))
         return wait
 
     def failed(self, *keys: str) -> None:
         now = self._clock()
-        with self._lock:
-            for key in keys:
-                self._recent(key, now).append(now)
-            if len(self._failures) > 10_000:  # bounded memory under a spray of names
-                for k in [k for k, q in self._failures.items() if not q]:
-                    del self._failures[k]
+        with self._connect() as conn:
+            conn.executemany("INSERT INTO console_failure (key, at) VALUES (?, ?)", [(key, now) for key in keys])
+            conn.execute("DELETE FROM console_failure WHERE at <= ?", (now - self.window,))  # bounded by the window
 
     def succeeded(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
+        with self._connect() as conn:
+            conn.execute("DELETE FROM console_failure WHERE key = ?", (key,))

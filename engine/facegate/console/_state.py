@@ -54,10 +54,10 @@ class ConsoleState:
     def __init__(self, settings: Settings, store: Any | None = None) -> None:
         self.settings = settings
         self.accounts = Accounts(settings.users)
-        self.sessions = Sessions(idle=settings.idle_seconds)
-        self.throttle = Throttle(settings.max_failures, settings.throttle_window)
+        self.sessions = Sessions(settings.users, idle=settings.idle_seconds)
+        self.throttle = Throttle(settings.users, settings.max_failures, settings.throttle_window)
         # one address may be many people behind one NAT: it gets more tries before it is held
-        self.client_throttle = Throttle(settings.max_failures * 4, settings.throttle_window)
+        self.client_throttle = Throttle(settings.users, settings.max_failures * 4, settings.throttle_window)
         if store is None:
             from ..store import SQLiteStore
 

@@ -32,6 +32,7 @@ class Item:
     run: Any  # (activation, budget) -> value
     paths: frozenset[tuple[str, ...]]  # request fields it reads or tests (without the "request" root)
     reads: frozenset[tuple[str, ...]] = frozenset()  # of those, the ones whose value it reads
+    program: Any = None  # the compiled program (its checked tree): items are fused per operation (._unmet)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class PolicyItems:
         from ._facts import actionable_for
 
         self.actionable = actionable_for(policy)  # remedies.yaml, or the default list
+        self.functions = pack.functions
+        self.fused: dict[tuple[str, tuple[str, ...]], Any] = {}  # (operation, permit ids) -> fused items (._unmet)
         self.rules: dict[str, RuleItems] = {}
         for rule in pack.rules:
             when = tuple(i for c in rule.when for i in self.split(c.text, c.expanded, c.program))
@@ -75,7 +78,8 @@ class PolicyItems:
 
     def split(self, text: str, expanded: str, program: Any) -> list[Item]:
         """The items of one condition; the whole condition when it cannot be split safely."""
-        whole = Item(text, expanded, self.words(text), program.program.run, _paths(program.program), _reads(program.program))
+        whole = Item(text, expanded, self.words(text), program.program.run, _paths(program.program), _reads(program.program),
+                     program.program)
         try:
             parts = self.conjuncts(text)
         except _Unsupported:
@@ -89,7 +93,7 @@ class PolicyItems:
                 compiled = _compile.compile_expression(exp, schema=self.schema, functions=_functions()).program
             except _compile.CompileError:
                 return [whole]  # e.g. a plugin function: keep the rule's own program
-            items.append(Item(part, exp, self.words(shown), compiled.run, _paths(compiled), _reads(compiled)))
+            items.append(Item(part, exp, self.words(shown), compiled.run, _paths(compiled), _reads(compiled), compiled))
         return items
 
     def conjuncts(self, text: str) -> list[tuple[str, str]]:
