@@ -272,7 +272,7 @@ def test_fused_unmet_items_have_each_items_own_value(name):
     permits equal those of the interpreter backend (no fusing there)."""
     from facegate import _compile
     from facegate.explain._items import items_for
-    from facegate.explain._unmet import _fused, _permits_of
+    from facegate.explain._unmet import _permits_of, _plan
 
     folder = CAC.parent / name
     policy = facegate.load_policy(folder)
@@ -286,14 +286,12 @@ def test_fused_unmet_items_have_each_items_own_value(name):
             if trace.activation is None:  # invalid or not in force: no items were evaluated
                 continue
             permits, _, order = _permits_of(policy._procedure.candidates(request["operation"]))
-            fused = _fused(table, permits, order, trace.activation)(trace.activation, _compile.new_budget())
-            for rule in permits:
-                items = table.rules[rule.id]
-                own = ([i.run(trace.activation, _compile.new_budget()) for i in items.when],
-                       [i.run(trace.activation, _compile.new_budget()) for i in items.unless])
-                assert [_values(v) for v in fused[rule.id][0]] == [_values(v) for v in own[0]], (name, case["id"], rule.id)
-                assert [_values(v) for v in fused[rule.id][1]] == [_values(v) for v in own[1]], (name, case["id"], rule.id)
-                compared += len(own[0]) + len(own[1])
+            plan = _plan(table, permits, order, trace.activation)
+            fused = plan.run(trace.activation, _compile.new_budget())
+            own = [i.run(trace.activation, _compile.new_budget()) for i in plan.flat]  # each item's own program
+            assert [_values(v) for v in fused] == [_values(v) for v in own], (name, case["id"])
+            assert len(plan.flat) == sum(len(table.rules[r.id].when) + len(table.rules[r.id].unless) for r in permits)
+            compared += len(own)
             if decision.effect == "deny" and variant == 0:  # the interpreter is slow: the cases themselves
                 denies += 1
                 assert decision.unmet == reference.decide(request).unmet, (name, case["id"])

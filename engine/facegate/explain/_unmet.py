@@ -39,33 +39,27 @@ def unmet_permits(policy: Any, candidates: Iterable[Any], activation: Any, budge
     ``candidates`` are the rules the decision evaluated for this operation; ``outcomes`` the
     rule outcomes it recorded (rules it did not record did not apply).
     """
-    permits, ids, order = _permits_of(candidates)
-    if not permits or any(o == APPLIED and rule_id in ids for rule_id, o in outcomes.items()):
+    permits, _ids, order = _permits_of(candidates)
+    if not permits:
         return ()
-    table = _items_for(policy)
-    values = _fused(table, permits, order, activation)(activation, budget)
+    for rule_id in order:
+        if outcomes.get(rule_id) == APPLIED:
+            return ()
+    plan = _plan(_items_for(policy), permits, order, activation)
+    values = plan.run(activation, budget)
     out = []
-    for rule in permits:
-        outcome = outcomes.get(rule.id, "not_applicable")
-        entry: dict[str, Any] = {
-            "rule": rule.id,
-            "provision": rule.provision,
-            "article": rule.article,
-            "title": rule.title,
-            "outcome": outcome,
-            "failed": [],
-            "excepted_by": [],
-        }
+    for rule_id, head, when, unless, at in plan.rules:
+        outcome = outcomes.get(rule_id, "not_applicable")
         if outcome == SKIPPED:
-            entry["failed"].append({"condition": "valid_from/valid_until", "plain": "the rule is not in force on this day", "value": False})
-            out.append(entry)
+            failed: list[dict[str, Any]] = [{"condition": "valid_from/valid_until", "plain": "the rule is not in force on this day", "value": False}]
+            out.append({**head, "outcome": outcome, "failed": failed, "excepted_by": []})
             continue
-        items = table.rules[rule.id]
-        when, unless = values[rule.id]
-        entry["failed"] = [_shown(i, v) for i, v in zip(items.when, when, strict=True) if v is not True]
-        if not entry["failed"] and items.unless:
-            entry["excepted_by"] = [_shown(i, v) for i, v in zip(items.unless, unless, strict=True) if v is True]
-        out.append(entry)
+        failed = [_shown(i, v) for i, v in zip(when, values[at:at + len(when)], strict=True) if v is not True]
+        excepted: list[dict[str, Any]] = []
+        if not failed and unless:
+            start = at + len(when)
+            excepted = [_shown(i, v) for i, v in zip(unless, values[start:start + len(unless)], strict=True) if v is True]
+        out.append({**head, "outcome": outcome, "failed": failed, "excepted_by": excepted})
     return tuple(out)
 
 
@@ -94,9 +88,43 @@ def _items_for(policy: Any) -> PolicyItems:
     return items_for(policy)
 
 
-def _fused(table: PolicyItems, permits: Sequence[Any], order: tuple[str, ...], activation: Any) -> Any:
-    """``run(activation, budget) -> {rule id: (when values, unless values)}`` for ``permits``, the
-    items of all of them fused into one generated function (built once per operation and kept)."""
+class _Plan:
+    """The unmet-permit report of one operation's permits: a function computing every item's
+    value (a flat list), and each rule's place in it with the parts of its entry that never change."""
+
+    def __init__(self, table: PolicyItems, permits: Sequence[Any], operation: str) -> None:
+        self.rules: list[tuple[str, dict[str, Any], tuple[Item, ...], tuple[Item, ...], int]] = []
+        flat: list[Item] = []
+        for r in permits:
+            items = table.rules[r.id]
+            head = {"rule": r.id, "provision": r.provision, "article": r.article, "title": r.title}
+            self.rules.append((r.id, head, items.when, items.unless, len(flat)))
+            flat.extend((*items.when, *items.unless))
+        self.flat = tuple(flat)
+        self.run = self._fused(table, operation) if all(hasattr(i.program, "tree") and hasattr(i.program, "checked") for i in flat) \
+            else self._one_by_one  # the interpreter backend: no checked trees to fuse
+
+    def _fused(self, table: PolicyItems, operation: str) -> Any:
+        from ..cel._shared import Side, compile_rule_set
+
+        known: dict[tuple[str, ...], str | int | bool] | None = {("request", "operation"): operation} if operation else None
+        fused = compile_rule_set([(Side((i.program.tree,), (i.program.checked,)), None) for i in self.flat], table.functions, known).run
+        size = len(self.flat)
+
+        def run(activation: Any, budget: Any) -> list[Any]:
+            values: list[Any] = [False] * size  # an item left out of the results folded to, or is, false
+            for index, value, _ in fused(activation, budget):
+                values[index] = value
+            return values
+
+        return run
+
+    def _one_by_one(self, activation: Any, budget: Any) -> list[Any]:
+        return [i.run(activation, budget) for i in self.flat]
+
+
+def _plan(table: PolicyItems, permits: Sequence[Any], order: tuple[str, ...], activation: Any) -> _Plan:
+    """The plan for ``permits`` of the request's operation, built once and kept on the policy's items."""
     request = activation.get("request") if isinstance(activation, dict) else None
     operation = request.get("operation") if isinstance(request, dict) else None
     key = (operation if isinstance(operation, str) else "", order)
@@ -105,42 +133,13 @@ def _fused(table: PolicyItems, permits: Sequence[Any], order: tuple[str, ...], a
         with _lock:
             found = table.fused.get(key)
             if found is None:
-                found = table.fused[key] = _build(table, permits, key[0])
+                found = table.fused[key] = _Plan(table, permits, key[0])
     return found
 
 
-def _build(table: PolicyItems, permits: Sequence[Any], operation: str) -> Any:
-    shapes = [(r.id, table.rules[r.id].when, table.rules[r.id].unless) for r in permits]
-    flat = [i for _, when, unless in shapes for i in (*when, *unless)]
-    if not all(hasattr(i.program, "tree") and hasattr(i.program, "checked") for i in flat):
-        return _one_by_one(shapes)  # the interpreter backend: no checked trees to fuse
-    from ..cel._shared import Side, compile_rule_set
-
-    known: dict[tuple[str, ...], str | int | bool] | None = {("request", "operation"): operation} if operation else None
-    fused = compile_rule_set([(Side((i.program.tree,), (i.program.checked,)), None) for i in flat], table.functions, known)
-
-    def run(activation: Any, budget: Any) -> dict[str, tuple[list[Any], list[Any]]]:
-        values: list[Any] = [False] * len(flat)  # an item left out of the results folded to, or is, false
-        for index, value, _ in fused.run(activation, budget):
-            values[index] = value
-        out, at = {}, 0
-        for rule_id, when, unless in shapes:
-            out[rule_id] = (values[at:at + len(when)], values[at + len(when):at + len(when) + len(unless)])
-            at += len(when) + len(unless)
-        return out
-
-    return run
-
-
-def _one_by_one(shapes: list[tuple[str, tuple[Item, ...], tuple[Item, ...]]]) -> Any:
-    def run(activation: Any, budget: Any) -> dict[str, tuple[list[Any], list[Any]]]:
-        return {rule_id: ([i.run(activation, budget) for i in when], [i.run(activation, budget) for i in unless])
-                for rule_id, when, unless in shapes}
-
-    return run
-
-
 def _shown(item: Item, value: Any) -> dict[str, Any]:
+    if value is False:
+        return {"condition": item.text, "plain": item.plain, "value": False}
     if isinstance(value, (EvalError, CELError)):
         shown: Any = {"error": value.message}
     elif isinstance(value, bool):
