@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from . import _parse
-from ._check import Checker
+from ._check import Checker, Converted
 from ._compiler import compile_function
 from ._errors import CELCheckError, CELEvalError, CELUsageError
 from ._functions import BUILTINS, CelFunction
@@ -116,7 +116,7 @@ class Program:
 def compile(
     text: str,
     *,
-    schema: Mapping[str, Any] | None = None,
+    schema: Mapping[str, Any] | Converted | None = None,
     functions: Mapping[str, CelFunction] | None = None,
     backend: str = "native",
     limits: Limits | None = None,
@@ -124,7 +124,8 @@ def compile(
 ) -> Program:
     """Compile CEL ``text`` into a :class:`Program`.
 
-    ``schema`` is a JSON Schema of the activation (its ``properties`` are the variables);
+    ``schema`` is a JSON Schema of the activation (its ``properties`` are the variables), or
+    ``Converted(schema)`` when many expressions are compiled against one schema;
     with it, undefined fields and operators on incompatible types are compile errors.
     ``check=False`` skips those type checks (errors then surface as values at run time),
     like the conformance suite's ``disable_check``; static limits always apply.
