@@ -2,18 +2,22 @@
 
     .venv/bin/python benchmarks/service_load.py                      # workers=2, 1/8/64 clients, ~1-2 minutes
     .venv/bin/python benchmarks/service_load.py --seconds 5 --requests 3000 --workers 2 --clients 1 8 64
-    .venv/bin/python benchmarks/service_load.py --json out.json
+    .venv/bin/python benchmarks/service_load.py --http h11 --json out.json
 
 Bounded and self-stopping: every phase ends at ``--requests`` answers or ``--seconds``, whichever
 comes first, and the server is stopped at the end.  Only 127.0.0.1 is contacted.
 
 * **decide**: ``POST /v1/decide`` with a CAC-2023 case request the pack permits; each answer is
   a decision whose audit record is durable (SQLite, synchronous=FULL) before it is sent.
-  Clients are asyncio tasks on keep-alive connections in *one* client process, written on raw
-  sockets (an HTTP library's per-request cost would be measured instead of the service's).  The
-  client shares the machine's cores with the server's workers: on 2 cores that is a real
-  handicap, stated rather than hidden.  Baseline in the same run: the same decide-and-audit in
-  process, one thread (``_decisions.decide``), measured before and after the HTTP phases.
+  Clients are asyncio tasks (on uvloop when installed) on keep-alive connections in *one* client
+  process, written on raw sockets (an HTTP library's per-request cost would be measured instead
+  of the service's).  The client shares the machine's cores with the server's workers: on 2
+  cores that is a real handicap, stated rather than hidden -- each phase reports the CPU time the
+  server's workers and the client used per answer, and their share of the machine.  Audit records
+  per commit (fsync) come from the service's own ``/metrics`` (workers summed).  Baselines in the
+  same run, measured before and after the HTTP phases: ``Gate.decide`` in process, one thread
+  (each decision waits for its own commit), and ``Gate.decide_async`` with 64 concurrent callers
+  on one event loop (what the service does, without HTTP).
 * **process**: ``POST /v1/process`` (multipart: request + two JPEGs) running ONNX verify on real
   photos (obama.jpg vs obama2.jpg), one client, against ``Gate.process`` in this process on the
   same photos decoded from the same JPEGs, same store settings; one HTTP call and one in-process
@@ -96,7 +100,7 @@ def _raw_post(path: str, key: str, body: bytes, ctype: str = "application/json")
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
-async def _decide_phase(port: int, key: str, clients: int, requests: int, seconds: float) -> dict[str, Any]:
+async def _decide_phase(port: int, key: str, clients: int, requests: int, seconds: float, server_pids: list[int]) -> dict[str, Any]:
     raw = _raw_post("/v1/decide", key, json.dumps(_request()).encode())
     conns = [await RawClient.open(port) for _ in range(clients)]
     latencies: list[float] = []
@@ -116,37 +120,66 @@ async def _decide_phase(port: int, key: str, clients: int, requests: int, second
 
     for conn in conns:  # warm each connection (and each worker's first decision)
         await conn.call(raw)
+    server_cpu, client_cpu = _cpu_seconds(server_pids), time.process_time()
     started = time.perf_counter()
     deadline = started + seconds
     await asyncio.gather(*(worker(c) for c in conns))
     elapsed = time.perf_counter() - started
+    server_cpu, client_cpu = _cpu_seconds(server_pids) - server_cpu, time.process_time() - client_cpu
     for conn in conns:
         conn.close()
     latencies.sort()
     return {"clients": clients, "answered": len(latencies), "failed": bad, "seconds": round(elapsed, 2),
             "per_second": round(len(latencies) / elapsed, 1),
             "p50_ms": round(1000 * latencies[len(latencies) // 2], 2),
-            "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2)}
+            "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
+            "server_cpu_us": round(1e6 * server_cpu / len(latencies), 1), "client_cpu_us": round(1e6 * client_cpu / len(latencies), 1),
+            "server_share": round(server_cpu / (elapsed * (os.cpu_count() or 1)), 3),
+            "client_share": round(client_cpu / (elapsed * (os.cpu_count() or 1)), 3)}
 
 
 def _in_process_decide(folder: Path, requests: int, seconds: float) -> dict[str, Any]:
-    from facegate.service._decisions import decide
+    """``Gate.decide`` in one thread (each decision waits for its own commit), then ``decide_async``
+    from 64 concurrent tasks on one event loop (decisions share commits, as in the service)."""
     from facegate.service._runtime import build
 
     rt = build(_config(folder))
     req = _request()
+    out: dict[str, Any] = {}
     try:
         for _ in range(50):
-            decide(rt.gate, rt.audit, req)
+            rt.gate.decide(req)
         n, started = 0, time.perf_counter()
         deadline = started + seconds
         while n < requests and time.perf_counter() < deadline:
-            decide(rt.gate, rt.audit, req)
+            rt.gate.decide(req)
             n += 1
         elapsed = time.perf_counter() - started
+        out["sync"] = {"answered": n, "per_second": round(n / elapsed, 1), "mean_ms": round(1000 * elapsed / n, 3)}
+
+        async def concurrent() -> tuple[int, float]:
+            done = 0
+            end = time.perf_counter() + seconds
+
+            async def caller() -> None:
+                nonlocal done
+                while done < requests and time.perf_counter() < end:
+                    decision, receipt = await rt.gate.decide_async(req)
+                    assert receipt is not None
+                    done += 1
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(caller() for _ in range(64)))
+            return done, time.perf_counter() - t0
+
+        commits = rt.audit.commits
+        cpu = time.process_time()
+        n, elapsed = _run(concurrent())
+        out["async64"] = {"answered": n, "per_second": round(n / elapsed, 1), "cpu_us": round(1e6 * (time.process_time() - cpu) / n, 1),
+                          "records_per_commit": round(n / max(1, rt.audit.commits - commits), 1)}
     finally:
         rt.store.close()
-    return {"answered": n, "per_second": round(n / elapsed, 1), "mean_ms": round(1000 * elapsed / n, 3)}
+    return out
 
 
 def _multipart(req: dict[str, Any], image: bytes, reference: bytes) -> tuple[bytes, str]:
@@ -195,6 +228,48 @@ async def _process_interleaved(port: int, key: str, folder: Path, rounds: int) -
     return http_times, local_times
 
 
+def _run(coro: Any) -> Any:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - without the serve extra
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes (Linux /proc), in seconds."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _server_pids(root: int) -> list[int]:
+    """The server process and its children (the workers)."""
+    pids = [root]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == root:
+                    pids.append(int(entry.name))
+            except (OSError, ValueError):
+                continue
+    return pids
+
+
+def _audit_counts(port: int, key: str) -> tuple[float, float]:
+    """(records appended, commits) summed over the workers, from /metrics."""
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {key}"}, timeout=30).text
+    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line.startswith("facegate_audit_")}
+    return values.get("facegate_audit_records", 0.0), values.get("facegate_audit_commits", 0.0)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
@@ -202,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=4000, help="most answers per decide phase")
     ap.add_argument("--seconds", type=float, default=10.0, help="longest decide phase")
     ap.add_argument("--process-rounds", type=int, default=15)
-    ap.add_argument("--http", choices=("h11", "httptools"), default="h11", help="the server's HTTP parser")
+    ap.add_argument("--http", choices=("h11", "httptools"), default="httptools", help="the server's HTTP parser")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
 
@@ -212,13 +287,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="facegate-load-") as tmp:
         folder = Path(tmp)
         config = _config(folder)
-        key = make_key(config, "decide", "process")
+        key = make_key(config, "decide", "process", "metrics")
+        metrics_dir = folder / "metrics"
+        metrics_dir.mkdir()
         port = _free_port()
         log = open(folder / "serve.log", "wb")  # noqa: SIM115 -- closed below, after the server
         server = subprocess.Popen([sys.executable, "-c", "import sys; from facegate.cli import main; sys.exit(main())", "serve",
                                    "--config", str(config), "--port", str(port), "--workers", str(args.workers),
                                    "--http", args.http],
-                                  stdout=log, stderr=subprocess.STDOUT)
+                                  stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
         try:
             for _ in range(1200):  # wait up to 2 min for start-up
                 try:
@@ -230,12 +307,23 @@ def main(argv: list[str] | None = None) -> int:
             base_folder = folder / "inproc"
             base_folder.mkdir()
             before = _in_process_decide(base_folder, args.requests, args.seconds)
-            results["decide"] = [asyncio.run(_decide_phase(port, key, c, args.requests, args.seconds)) for c in args.clients]
+            pids = _server_pids(server.pid)
+            results["decide"] = []
+            for c in args.clients:
+                records, commits = _audit_counts(port, key)
+                row = _run(_decide_phase(port, key, c, args.requests, args.seconds, pids))
+                time.sleep(1.5)  # every worker refreshes its audit gauges once a second
+                records2, commits2 = _audit_counts(port, key)
+                row["records_per_commit"] = round((records2 - records) / max(1.0, commits2 - commits), 1)
+                results["decide"].append(row)
             after = _in_process_decide(base_folder, args.requests, args.seconds)
-            results["decide_in_process"] = {"before": before, "after": after,
-                                            "per_second": round((before["per_second"] + after["per_second"]) / 2, 1),
-                                            "mean_ms": round((before["mean_ms"] + after["mean_ms"]) / 2, 3)}
-            http_times, local_times = asyncio.run(_process_interleaved(port, key, base_folder, args.process_rounds))
+            results["decide_in_process"] = {
+                "before": before, "after": after,
+                "per_second": round((before["sync"]["per_second"] + after["sync"]["per_second"]) / 2, 1),
+                "mean_ms": round((before["sync"]["mean_ms"] + after["sync"]["mean_ms"]) / 2, 3),
+                "async64_per_second": round((before["async64"]["per_second"] + after["async64"]["per_second"]) / 2, 1),
+                "async64_cpu_us": round((before["async64"]["cpu_us"] + after["async64"]["cpu_us"]) / 2, 1)}
+            http_times, local_times = _run(_process_interleaved(port, key, base_folder, args.process_rounds))
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(120)
@@ -243,16 +331,20 @@ def main(argv: list[str] | None = None) -> int:
     h, p = statistics.median(http_times), statistics.median(local_times)
     results["process"] = {"rounds": args.process_rounds, "http_median_ms": round(1000 * h, 1), "in_process_median_ms": round(1000 * p, 1),
                           "ratio": round(h / p, 3)}
-    base = results["decide_in_process"]["per_second"]
+    dip = results["decide_in_process"]
+    base = dip["async64_per_second"]
     print(f"facegate serve on 127.0.0.1, {args.workers} worker(s), --http {args.http}, {results['cpus']} CPUs (client on the same machine)\n")
-    print("| clients | answered | decisions/s | p50 ms | p99 ms | failed | vs in-process (1 thread) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| clients | answered | decisions/s | p50 ms | p99 ms | failed | records/commit | server CPU µs/answer | client CPU µs/answer "
+          "| server / client share of the machine | vs in-process decide_async ×64 |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in results["decide"]:
         print(f"| {row['clients']} | {row['answered']} | {row['per_second']:,} | {row['p50_ms']} | {row['p99_ms']} | {row['failed']} | "
-              f"{row['per_second'] / base:.2f}× |")
-    dip = results["decide_in_process"]
-    print(f"\nin-process decide + durable audit record, one thread: {base:,}/s ({dip['mean_ms']} ms each; "
-          f"{dip['before']['per_second']:,}/s before the HTTP phases, {dip['after']['per_second']:,}/s after)")
+              f"{row['records_per_commit']} | {row['server_cpu_us']} | {row['client_cpu_us']} | "
+              f"{100 * row['server_share']:.0f} % / {100 * row['client_share']:.0f} % | {row['per_second'] / base:.2f}× |")
+    print(f"\nin process, same machine: Gate.decide one thread {dip['per_second']:,}/s ({dip['mean_ms']} ms each, its own commit; "
+          f"{dip['before']['sync']['per_second']:,}/s before the HTTP phases, {dip['after']['sync']['per_second']:,}/s after); "
+          f"Gate.decide_async ×64 on one loop {base:,}/s ({dip['async64_cpu_us']} µs CPU each; "
+          f"{dip['before']['async64']['per_second']:,}/s before, {dip['after']['async64']['per_second']:,}/s after)")
     pr = results["process"]
     print(f"process (ONNX verify obama vs obama2, multipart, 1 client): HTTP median {pr['http_median_ms']} ms, "
           f"in-process Gate.process (JPEG decode included), calls interleaved, {pr['in_process_median_ms']} ms: ratio {pr['ratio']}×")

@@ -82,8 +82,8 @@ def register(sub: Any) -> None:
     p.add_argument("--require-client-cert", action="store_true", help="mutual TLS: refuse clients without a certificate from --ssl-ca-certs")
     p.add_argument("--log-json", action="store_true", help="log JSON lines (also `service: {log: {json: true}}`)")
     p.add_argument("--graceful-seconds", type=float, default=30.0, help="on SIGTERM, wait this long for in-flight requests")
-    p.add_argument("--http", choices=("h11", "httptools"), default="h11",
-                   help="HTTP parser: h11 (default; bounds header size) or httptools (faster; bounds nothing: use behind a proxy)")
+    p.add_argument("--http", choices=("h11", "httptools"), default="httptools",
+                   help="HTTP parser: httptools (default; C, request head bounded to 64 KiB) or h11 (pure Python, same bound, slower)")
     p.set_defaults(func=cmd_serve)
 
     k = sub.add_parser("keys", help="create, list and revoke the service's API keys")

@@ -72,6 +72,7 @@ def test_server_stopped_under_load_denies_with_audit_unavailable_then_recovers_b
             own_server.stop("immediate")  # as a crash would: no clean shutdown
             phase["name"] = "down"
             _until(lambda: sum(p == "down" and _unavailable(o) for p, _, o in outcomes) >= 8, "denials while down")
+            phase["name"] = "restarting"  # a call that ends after this may have reached the restarted server
             own_server.start()
             phase["name"] = "back"
             _until(lambda: sum(p == "back" and o.status == "executed" for p, _, o in outcomes) >= 20,

@@ -5,10 +5,12 @@ next decision and next identify -- with no waiting, on both backends."""
 from __future__ import annotations
 
 import numpy as np
+import psycopg
 import pytest
 
 from facegate import Gate
 from facegate._plugins import load_registry
+from facegate.store import open_store
 from facegate.testing import fake_info, fake_plugin, synthetic_face_image
 from facegate.testing._conformance import conformance_policy
 
@@ -141,3 +143,67 @@ def test_identify_never_returns_a_template_erased_on_another_node_while_it_runs(
     worker.join()
     assert violations == []
     assert np.all([b.gallery.identify(people[s], threshold=0.9) == [] for s in list(people)[::2]])
+
+
+def _counting_loads(node, monkeypatch) -> list[str]:
+    loads: list[str] = []
+    real = node.gallery._load
+
+    def load(model_id: str):
+        loads.append(model_id)
+        return real(model_id)
+
+    monkeypatch.setattr(node.gallery, "_load", load)
+    return loads
+
+
+@pytest.fixture
+def pg_target(pg_server) -> str:
+    """A fresh PostgreSQL database (SQLite processes reload the matrix after another's change)."""
+    import uuid
+
+    return pg_server.create_database(f"n_{uuid.uuid4().hex[:12]}")
+
+
+def test_another_nodes_changes_are_applied_to_the_matrix_without_a_reload(pg_target, unit, monkeypatch):
+    """PostgreSQL: enrolments, erasures and withdrawals on node A reach node B's loaded matrix in
+    place (from ``gallery_change``); B's identify and subject count are right and B never reloads."""
+    with open_store(pg_target) as a, open_store(pg_target) as b:
+        people = _people(unit, 20)
+        a.gallery.enroll_many([{"subject_id": s, "vector": v, "consent_id": None, **STAMPS} for s, v in people.items()])
+        cid = a.consent.grant("carol", type="separate", given_by="subject", purposes=["access_control"])
+        carol = unit()
+        a.gallery.enroll("carol", carol, consent_id=cid, **STAMPS)
+        _heard(b, a)
+        assert b.gallery.identify(people["p3"], threshold=0.9)[0].subject_id == "p3"
+        loads = _counting_loads(b, monkeypatch)
+        dave = unit()
+        a.gallery.enroll("dave", dave, consent_id=None, **STAMPS)      # add
+        assert a.gallery.erase_subject("p3") == 1                       # remove
+        a.consent.withdraw("carol")                                     # restrict
+        _heard(b, a)
+        assert [m.subject_id for m in b.gallery.identify(dave, threshold=0.9)] == ["dave"]
+        assert b.gallery.identify(people["p3"], threshold=0.9) == []
+        assert b.gallery.identify(carol, threshold=0.9) == []
+        assert b.gallery.count_subjects() == a.gallery.count_subjects() == 21  # 19 + carol (withdrawn, not erased) + dave
+        assert loads == []  # all of it applied in place
+        # B's own view agrees with a fresh load of the database, row for row.
+        with open_store(pg_target) as c:
+            for probe in (*people.values(), dave, carol):
+                assert ([m.template_id for m in b.gallery.identify(probe, threshold=0.2, k=30)]
+                        == [m.template_id for m in c.gallery.identify(probe, threshold=0.2, k=30)])
+
+
+def test_a_node_too_far_behind_the_change_records_reloads(pg_target, unit, monkeypatch):
+    with open_store(pg_target) as a, open_store(pg_target) as b:
+        first, second = unit(), unit()
+        a.gallery.enroll("alice", first, consent_id=None, **STAMPS)
+        _heard(b, a)
+        assert b.gallery.identify(first, threshold=0.9)[0].subject_id == "alice"
+        loads = _counting_loads(b, monkeypatch)
+        a.gallery.enroll("bob", second, consent_id=None, **STAMPS)
+        with psycopg.connect(pg_target, autocommit=True) as conn:  # as if more than CHANGES_KEPT generations had passed
+            conn.execute("DELETE FROM gallery_change")
+        _heard(b, a)
+        assert [m.subject_id for m in b.gallery.identify(second, threshold=0.9)] == ["bob"]
+        assert loads == ["m1"]

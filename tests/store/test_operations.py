@@ -11,8 +11,10 @@ import psycopg
 import pytest
 from pgserver import PASSWORD
 
-from facegate.store import PostgresStore, SQLiteStore, StoreError, open_store
+from facegate.store import AuditWriteError, PostgresStore, SQLiteStore, StoreError, open_store
+from facegate.store._chain import chain_hash
 from facegate.store._cli import add_audit_commands
+from facegate.store._postgres import MIGRATIONS, SCHEMA_VERSION
 from facegate.store._store_cli import register
 
 
@@ -39,7 +41,7 @@ def test_migrate_creates_the_schema_once_and_is_idempotent(empty_db):
     with pytest.raises(StoreError, match="empty database: run `facegate store migrate"):
         PostgresStore(empty_db, create=False)
     where = empty_db.replace(":" + PASSWORD, "")
-    assert run(["store", "migrate", empty_db])[:2] == (0, f"ok: store `{where}` schema version 1 (was 0)\n")
+    assert run(["store", "migrate", empty_db])[:2] == (0, f"ok: store `{where}` schema version {SCHEMA_VERSION} (was 0)\n")
     code, out, _ = run(["store", "migrate", empty_db])
     assert code == 0 and "(already current)" in out
     with PostgresStore(empty_db, create=False) as store:
@@ -50,7 +52,7 @@ def test_a_schema_from_another_version_is_refused_with_what_to_do(empty_db):
     run(["store", "migrate", empty_db])
     with psycopg.connect(empty_db, autocommit=True) as conn:
         conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(StoreError, match="schema version 99, newer than this facegate's 1"):
+    with pytest.raises(StoreError, match=f"schema version 99, newer than this facegate's {SCHEMA_VERSION}"):
         PostgresStore(empty_db)
     code, _, err = run(["store", "migrate", empty_db])
     assert code == 2 and "upgrade facegate" in err
@@ -59,6 +61,40 @@ def test_a_schema_from_another_version_is_refused_with_what_to_do(empty_db):
     with pytest.raises(StoreError, match="cannot migrate store .*already exists") as exc:
         PostgresStore(empty_db)
     assert "\n" not in str(exc.value)
+
+
+def test_a_version_1_log_is_refused_until_migrated_then_chained_after(empty_db):
+    """Version 2 adds the server-side append; records written under version 1 stay, the chain goes on."""
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute(MIGRATIONS[1])
+        conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '1')")
+        prev = "0" * 64
+        for seq in (1, 2):
+            body = f'{{"kind":"decision","n":{seq},"time":"2025-06-01T08:00:0{seq}.000000Z"}}'
+            digest = chain_hash(seq, prev, body)
+            conn.execute("INSERT INTO audit_log (seq, prev, hash, time, kind, body) VALUES (%s, %s, %s, %s, %s, %s)",
+                         (seq, prev, digest, f"2025-06-01T08:00:0{seq}.000000Z", "decision", body))
+            prev = digest
+        conn.execute("UPDATE audit_head SET seq = 2, hash = %s", (prev,))
+    with pytest.raises(StoreError, match=f"schema version 1, this facegate needs {SCHEMA_VERSION}: run `facegate store migrate"):
+        PostgresStore(empty_db)
+    assert run(["store", "migrate", empty_db])[0] == 0
+    with PostgresStore(empty_db) as store:
+        receipt = store.audit.append({"kind": "decision", "time": "2025-06-01T08:00:03Z", "note": "ü €"})
+        assert receipt.seq == 3
+        report = store.audit.verify(anchor=receipt)
+        assert report.ok and report.checked == 3, report.problems
+
+
+def test_a_database_not_in_utf8_is_refused(pg_server):
+    """The chain hashes UTF-8 bytes, on the server too: another encoding is refused at open."""
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE latin ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    try:
+        with pytest.raises(StoreError, match="encoding LATIN1; facegate needs UTF8"):
+            PostgresStore(pg_server.url("latin"))
+    finally:
+        pg_server.drop_database("latin")
 
 
 def test_nodes_opening_an_empty_database_together_create_the_schema_once(empty_db):
@@ -199,3 +235,15 @@ def test_open_store_picks_the_backend_by_its_argument(tmp_path, pg_server):
     with open_store(url, readonly=True, listen=False) as s:
         assert isinstance(s, PostgresStore) and PASSWORD not in repr(s)
     assert np.isfinite(0.0)
+
+
+def test_a_server_that_chains_other_bytes_fails_the_batch_closed(empty_db):
+    """The receipts are checked against the hashes facegate computes: a server-side function that
+    hashed differently (here: a space in the envelope) denies its callers instead of receipting."""
+    with PostgresStore(empty_db) as store:
+        assert store.audit.append({"kind": "decision", "time": "2025-06-01T08:00:00Z"}).seq == 1
+        with psycopg.connect(empty_db, autocommit=True) as conn:
+            conn.execute(MIGRATIONS[2].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
+                         .replace("""',"seq":'""", """',"seq": '"""))
+        with pytest.raises(AuditWriteError, match="other hashes than facegate computes"):
+            store.audit.append({"kind": "decision", "time": "2025-06-01T08:00:01Z"})

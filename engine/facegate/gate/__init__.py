@@ -17,7 +17,7 @@ import sys
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,16 +26,19 @@ from .._plugins import Registry, load_registry
 from ..errors import ConfigError
 from ..policy import Decision, Policy
 from ..recognition import Recognizer, RecognizerInfo, Result
-from . import _contract, _operations, _records, _worker
+from . import _contract, _decide, _operations, _records, _worker
 from ._confine import Confinement, Limits
 from ._contract import Refused
 from ._evidence import CONSENT_MODES, facts_for
 from ._operations import EXECUTABLE, NEEDS_RECOGNIZER
 
+if TYPE_CHECKING:
+    from ..store import AuditReceipt
+
 #: Obligations the gate itself carries out; every other obligation is returned to the integrator.
 ENGINE_ENFORCED = frozenset({"discard_raw_image", "store_on_device_only", "retention_max_days", "record_processing"})
 ISOLATION_MODES = ("required", "none")
-_decision_record = _records.decision_record  # the service writes its decide-only records with the gate's builder
+_decision_record = _records.decision_record  # tests write records with the gate's own builder
 
 __all__ = ["CONSENT_MODES", "ENGINE_ENFORCED", "EXECUTABLE", "ISOLATION_MODES", "NEEDS_RECOGNIZER", "Gate", "Outcome"]
 
@@ -218,6 +221,19 @@ class Gate:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    # -- deciding without running (the service's /v1/decide) ---------------------------------
+    def decide(self, request: Mapping[str, Any], *, explain: bool = False) -> tuple[Decision, AuditReceipt | None]:
+        """Decide ``request`` with the gate's evidence and durably record the decision; run nothing.
+
+        Returns the decision and its audit receipt.  Fails closed: no receipt means the record
+        could not be written, and the decision is then a deny (see :mod:`._decide`).
+        """
+        return _decide.decide(self, request, explain)
+
+    async def decide_async(self, request: Mapping[str, Any], *, explain: bool = False) -> tuple[Decision, AuditReceipt | None]:
+        """``decide`` for an event loop: waits for the durable record without blocking the loop or a thread."""
+        return await _decide.decide_async(self, request, explain)
 
     # -- the one path --------------------------------------------------------------------
     def process(self, request: Mapping[str, Any], image: np.ndarray | None = None, *, reference: np.ndarray | None = None, top_k: int = 5) -> Outcome:

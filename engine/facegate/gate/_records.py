@@ -11,15 +11,22 @@ from typing import Any, NoReturn
 from ..policy import Decision
 
 
-def decision_record(decision: Decision, facts: Any) -> dict[str, Any]:
+def decision_record(decision: Decision, facts: Any, *, copy_request: bool = True) -> dict[str, Any]:
+    """The write-ahead record of ``decision`` on ``facts``.
+
+    ``copy_request=False`` shares the request's objects with the record: only for a caller that
+    encodes the record before anything can change them (``append_later`` does, on its own thread).
+    Effect and reason are plain strings, so the audit log's fast JSON path takes the record.
+    """
+    request = (copy.deepcopy(dict(facts)) if copy_request else dict(facts)) if isinstance(facts, Mapping) else {"invalid": type(facts).__name__}
     return {
         "kind": "decision",
         "decision_id": decision.decision_id,
         "time": decision.evaluated_at,
         "policy": dict(decision.policy),
-        "request": copy.deepcopy(dict(facts)) if isinstance(facts, Mapping) else {"invalid": type(facts).__name__},
-        "effect": decision.effect,
-        "reason": decision.reason,
+        "request": request,
+        "effect": str(decision.effect),
+        "reason": str(decision.reason),
         "determining": [{"rule": d["rule"], "provision": d["provision"], "article": d["article"]} for d in decision.determining],
         "obligations": [{k: v for k, v in o.items() if k != "sources"} for o in decision.obligations],
         "errors": [dict(e) for e in decision.errors],

@@ -6,7 +6,6 @@ Layout (one job per module)::
     _routes     the thin routes under /v1/ (plus health, metrics, OpenAPI, docs)
     _auth       API keys (hashed), scopes, principals; console users/roles plug in here
     _limits     body/image/pixel/time/concurrency bounds, each a clear 4xx
-    _decisions  decide-only: the gate's policy and evidence, written ahead to the audit log
     _runtime    the loaded gate and settings; reload keeps the last good one
     _metrics    Prometheus metrics
     _logs       logging (plain or JSON lines), request ids, never biometric data

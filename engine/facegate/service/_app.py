@@ -7,8 +7,10 @@ responses, request ids, access logs and latency metrics -- is here, once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as _dt
+import itertools
 import json
 import math
 import signal
@@ -18,10 +20,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from ..errors import FacegateError
 from . import _logs
@@ -42,7 +45,8 @@ class Service:
         #: Tried in order; the console (issue 18) appends its session authenticator here.
         self.authenticators: list[Authenticator] = [key_authenticator(self.keys)]
         self.concurrency = KeyConcurrency()
-        self.metrics = Metrics(audit_pending=lambda: self.holder.current.audit.pending, worker_restarts=worker_restarts)
+        self.metrics = Metrics(audit_pending=lambda: self.holder.current.audit.pending, worker_restarts=worker_restarts,
+                               audit_counts=lambda: (self.holder.current.audit.appended, self.holder.current.audit.commits))
         self.draining = False
 
     @property
@@ -103,7 +107,12 @@ class Service:
         extra = dict(headers or {})
         if exc.status == 429:
             extra["Retry-After"] = "1"
-        return JSONResponse(body, status_code=exc.status, media_type="application/problem+json", headers=extra)
+        return Response(orjson.dumps(body), status_code=exc.status, media_type="application/problem+json", headers=extra)
+
+    @staticmethod
+    def json_response(body: Any, status: int = 200) -> Response:
+        """JSON encoded by orjson (a twentieth of ``json.dumps``' time for a decision; same JSON values)."""
+        return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
     async def json_body(self, request: Request, runtime: Runtime) -> Any:
         """The body as JSON: 415 for another content type, 400 for malformed or non-finite JSON."""
@@ -130,7 +139,20 @@ def _constant(name: str) -> Any:
     raise ValueError(f"`{name}` is not JSON")
 
 
+#: Digits as one byte, to find a run of 20 (an integer that may exceed 64 bits, which orjson reads as a float).
+_DIGITS = bytes(0x30 if 0x30 <= i <= 0x39 else i for i in range(256))
+_LONG_NUMBER = b"0" * 20
+
+
 def parse_json(body: bytes) -> Any:
+    """The body as JSON.  orjson first (about a third of ``json.loads``' time); whenever it refuses a
+    body, or the body may hold an integer beyond 64 bits, the standard parser decides -- so every
+    body is read exactly as ``json.loads`` reads it, and refused with the same message."""
+    if _LONG_NUMBER not in body.translate(_DIGITS):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return json.loads(body.decode("utf-8"), parse_float=_finite, parse_constant=_constant)
     except UnicodeDecodeError:
@@ -139,6 +161,15 @@ def parse_json(body: bytes) -> Any:
         raise HTTPProblem(400, "Malformed JSON", "the body nests too deeply") from None
     except ValueError as exc:
         raise HTTPProblem(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from None
+
+
+_ID_PREFIX = uuid.uuid4().hex[:16]  # per process: ids stay unique across workers and restarts
+_ID_COUNTER = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    """A unique request id (32 hex digits) without a system call per request, unlike ``uuid4``."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 class _RequestIds:
@@ -152,8 +183,12 @@ class _RequestIds:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope.get("headers") or ()).get(b"x-request-id", b"").decode("latin-1")
-        rid = given if 0 < len(given) <= 64 and given.replace("-", "").isalnum() else uuid.uuid4().hex
+        given = ""
+        for name, value in scope.get("headers") or ():
+            if name == b"x-request-id":
+                given = value.decode("latin-1")
+                break
+        rid = given if 0 < len(given) <= 64 and given.replace("-", "").isalnum() else _new_request_id()
         token = _logs.request_id.set(rid)
         started = time.perf_counter()
         status = [500]
@@ -173,10 +208,8 @@ class _RequestIds:
             metrics.inflight.dec()
             elapsed = time.perf_counter() - started
             route = scope.get("facegate.route") or ("unmatched" if status[0] == 404 else scope["path"][:40])
-            metrics.requests.labels(route, scope["method"], str(status[0])).observe(elapsed)
-            _logs.log.info("%s %s %s", scope["method"], route, status[0],
-                           extra={"method": scope["method"], "path": route, "status": status[0], "ms": round(elapsed * 1000, 2),
-                                  "key": scope.get("facegate.key")})
+            metrics.observe_request(route, scope["method"], status[0], elapsed)
+            _logs.access(scope["method"], route, status[0], elapsed, scope.get("facegate.key"))
             _logs.request_id.reset(token)
 
 
@@ -198,14 +231,14 @@ def create_app(config_path: str | Path, *, worker_restarts: int = 0, install_sig
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if install_signals:
-            import asyncio
-
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload_now(service)))
         _logs.log.info("serving", extra={"event": "start", "revision": service.runtime.revision})
+        refresher = asyncio.get_running_loop().create_task(_refresh_metrics(service))
         try:
             yield
         finally:
+            refresher.cancel()
             service.draining = True
             _logs.log.info("stopped; closing the store", extra={"event": "stop"})
             service.keys.close()
@@ -218,6 +251,12 @@ def create_app(config_path: str | Path, *, worker_restarts: int = 0, install_sig
     mount_console(app, service, config_path)  # the legal teams' console under /console (issue 18)
     app.add_middleware(_RequestIds, service=service)
     return app
+
+
+async def _refresh_metrics(service: Service) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        service.metrics.refresh()
 
 
 async def reload_now(service: Service) -> tuple[bool, str]:

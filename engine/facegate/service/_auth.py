@@ -4,8 +4,10 @@ A key reads ``fgk_<key id>_<secret>``.  The key id (12 hex digits) is public: it
 listings, logs and audit records.  The secret (32 random bytes) is shown once at creation and
 stored only as its SHA-256 digest; a stolen key file lets nobody call the service.  A plain hash
 (not a slow password hash) is enough because the secret has 256 bits of entropy: there is nothing
-to guess.  Every request reads the key's row afresh, so a revocation from ``facegate keys revoke``
-takes effect on the next request, without a restart.
+to guess.  A revocation from ``facegate keys revoke`` takes effect on the next request, without a
+restart: keys found valid are cached per thread, but every check first asks SQLite for the file's
+``PRAGMA data_version``, which changes whenever another connection (the CLI, another worker)
+commits to it, and the cache is dropped then -- as it is on this store's own writes.
 
 The same layer serves the legal teams' console: an authenticator is any callable from a request
 to a :class:`Principal` (or ``None`` to let the next one try).  Keys come first; the console adds
@@ -86,6 +88,7 @@ class KeyStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._local = threading.local()
+        self._writes = 0  # this store's own creates/revokes: they do not change its connections' data_version
         try:
             conn = self._conn()
             conn.execute(
@@ -115,6 +118,7 @@ class KeyStore:
         with conn:
             conn.execute("INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, NULL)",
                          (key_id, _digest(secret), name, json.dumps(wanted), _now()))
+        self._writes += 1
         return key_id, f"fgk_{key_id}_{secret}"
 
     def list(self) -> list[dict[str, Any]]:
@@ -125,23 +129,39 @@ class KeyStore:
         conn = self._conn()
         with conn:
             cur = conn.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (_now(), key_id))
+        self._writes += 1
         return cur.rowcount == 1
 
     def check(self, key: str) -> Principal | Refusal:
-        """The principal a presented key stands for, or why it is refused (read afresh every call)."""
+        """The principal a presented key stands for, or why it is refused (never from a stale cache)."""
         m = _KEY.match(key)
         if m is None:
             return Refusal(401, "malformed_key", "the API key is malformed")
         key_id, secret = m.groups()
         try:
-            row = self._conn().execute("SELECT digest, name, scopes, revoked_at FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
+            conn = self._conn()
+            stamp = (conn.execute("PRAGMA data_version").fetchone()[0], self._writes)
         except sqlite3.Error as exc:  # fail closed: no key store, no access
+            return Refusal(503, "key_store_unavailable", f"key store unavailable: {exc}")
+        cache: dict[str, tuple[str, Principal]] | None = getattr(self._local, "cache", None)
+        if cache is None or self._local.stamp != stamp:
+            cache = self._local.cache = {}
+            self._local.stamp = stamp
+        known = cache.get(key_id)
+        if known is not None:
+            return known[1] if hmac.compare_digest(known[0], _digest(secret)) else Refusal(401, "unknown_key", "the API key is not known")
+        try:
+            row = conn.execute("SELECT digest, name, scopes, revoked_at FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
+        except sqlite3.Error as exc:
             return Refusal(503, "key_store_unavailable", f"key store unavailable: {exc}")
         if row is None or not hmac.compare_digest(row[0], _digest(secret)):
             return Refusal(401, "unknown_key", "the API key is not known")
         if row[3] is not None:
             return Refusal(401, "revoked_key", f"API key `{key_id}` was revoked at {row[3]}")
-        return Principal("key", key_id, frozenset(json.loads(row[2])), name=row[1])
+        principal = Principal("key", key_id, frozenset(json.loads(row[2])), name=row[1])
+        if len(cache) < 4096:  # only valid keys are cached (the digest, never the key): bounded by the file
+            cache[key_id] = (row[0], principal)
+        return principal
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

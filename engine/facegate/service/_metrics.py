@@ -18,7 +18,8 @@ _LATENCY = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 
 
 
 class Metrics:
-    def __init__(self, *, audit_pending: Callable[[], float], worker_restarts: int = 0) -> None:
+    def __init__(self, *, audit_pending: Callable[[], float], worker_restarts: int = 0,
+                 audit_counts: Callable[[], tuple[int, int]] | None = None) -> None:
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry(auto_describe=True)
         reg = None if self.multiprocess else self.registry
@@ -47,13 +48,42 @@ class Metrics:
                                    registry=reg, multiprocess_mode="livesum")
         self.inflight = Gauge("facegate_requests_in_flight", "Requests being handled", registry=reg, multiprocess_mode="livesum")
         self._audit_pending = audit_pending
+        # Group commit at work: records / commits is the mean number of records sharing one fsync.
+        self.audit_records = Gauge("facegate_audit_records", "Audit records this process's requests appended since start",
+                                   registry=reg, multiprocess_mode="livesum")
+        self.audit_commits = Gauge("facegate_audit_commits", "Commits (each one fsync) this process's audit writer made since start",
+                                   registry=reg, multiprocess_mode="livesum")
+        self._audit_counts = audit_counts
+
+        self._children: dict[tuple[Any, ...], Any] = {}  # labelled series, looked up once (``labels`` takes a lock each call)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = metric.labels(*labels)
+            if len(self._children) < 10_000:  # label values are bounded (routes, statuses, provisions); this is a guard
+                self._children[key] = child
+        return child
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self._child(self.requests, route, method, str(status)).observe(seconds)
 
     def count_decision(self, d: Any) -> None:
         provisions = sorted({det["provision"] for det in d.determining}) or [""]
         for provision in provisions:
-            self.decisions.labels(d.effect, d.reason, provision).inc()
+            self._child(self.decisions, str(d.effect), str(d.reason), provision).inc()
         self.decide_seconds.observe(d.duration_us / 1e6)
 
-    def render(self) -> bytes:
+    def refresh(self) -> None:
+        """Set the gauges read from the audit log.  Each worker does this every second (``_app``),
+        so a multiprocess scrape sums every worker's values, not only those of the one answering."""
         self.audit_pending.set(self._audit_pending())
+        if self._audit_counts is not None:
+            records, commits = self._audit_counts()
+            self.audit_records.set(records)
+            self.audit_commits.set(commits)
+
+    def render(self) -> bytes:
+        self.refresh()
         return generate_latest(self.registry)

@@ -73,10 +73,12 @@ class ReceiptingAudit:
         self._local = threading.local()
         self._count_lock = threading.Lock()
         self.pending = 0  # records handed to the log and not yet durably committed
+        self.appended = 0  # records handed to the log since start (``commits`` is the log's: the group-commit ratio)
 
     def append(self, record: Mapping[str, Any]) -> Any:
         with self._count_lock:
             self.pending += 1
+            self.appended += 1
         try:
             receipt = self._log.append(record)
         finally:
@@ -86,6 +88,24 @@ class ReceiptingAudit:
         if sink is not None:
             sink.append(receipt)
         return receipt
+
+    def append_later(self, record: Mapping[str, Any], done: Any) -> None:
+        """The log's ``append_later`` (the gate's ``decide_async`` uses it), counted while pending."""
+        with self._count_lock:
+            self.pending += 1
+            self.appended += 1
+
+        def finished(receipt: Any, error: str | None) -> None:
+            with self._count_lock:
+                self.pending -= 1
+            done(receipt, error)
+
+        try:
+            self._log.append_later(record, finished)
+        except BaseException:
+            with self._count_lock:
+                self.pending -= 1
+            raise
 
     @contextlib.contextmanager
     def collect(self) -> Iterator[list[Any]]:

@@ -1,9 +1,15 @@
 """Running the service: uvicorn, one or more worker processes, TLS/mTLS, signals.
 
 * One worker: uvicorn serves the app in this process.
-* ``workers > 1``: this process binds the socket once and supervises that many worker processes
-  (each its own gate, store connection and recognizer), restarting any that dies and forwarding
-  SIGHUP (reload, each worker keeping its last good pack) and SIGTERM/SIGINT (drain) to all.
+* ``workers > 1``: this process supervises that many worker processes (each its own gate, store
+  connection and recognizer), restarting any that dies and forwarding SIGHUP (reload, each worker
+  keeping its last good pack) and SIGTERM/SIGINT (drain) to all.  On Linux each worker listens on
+  its own socket bound with ``SO_REUSEPORT``, and the kernel spreads new connections evenly
+  across them; the supervisor holds the port bound (not listening) so nothing else takes it.
+  (One shared listening socket let whichever worker woke first accept a whole burst of
+  connections: under a benchmark's 64 connections one worker often got all of them and one core
+  idled.)  A connection still in a dying worker's accept queue is reset; the client retries.
+  Elsewhere, the workers share one socket the supervisor binds.
 * SIGTERM: uvicorn stops accepting, lets every in-flight request finish (each decision's audit
   record is written before its response), then the lifespan closes the store, which flushes the
   audit writer.  ``graceful_seconds`` bounds the wait.
@@ -13,6 +19,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -36,20 +43,30 @@ class ServerOptions:
     require_client_cert: bool = False
     log_json: bool | None = None  # None: the configuration's service.log.json
     graceful_seconds: float = 30.0
-    http: str = "h11"  # h11 bounds header size (64 KiB); httptools is faster and bounds nothing: only behind a proxy
+    http: str = "httptools"  # llhttp with the head bound of ``_http``; h11: the same bound in pure Python, slower
     keep_alive_seconds: float = 5.0
 
 
 def _uvicorn_config(app: Any, opts: ServerOptions) -> Any:
     import uvicorn
 
+    from ._http import MAX_HEAD_BYTES
+
     return uvicorn.Config(
         app, host=opts.host, port=opts.port, lifespan="on", log_config=None, access_log=False,
         ssl_certfile=opts.ssl_certfile, ssl_keyfile=opts.ssl_keyfile, ssl_ca_certs=opts.ssl_ca_certs,
         ssl_cert_reqs=ssl.CERT_REQUIRED if opts.require_client_cert else ssl.CERT_NONE,
         timeout_graceful_shutdown=int(opts.graceful_seconds), timeout_keep_alive=int(opts.keep_alive_seconds),
-        h11_max_incomplete_event_size=64 * 1024, server_header=False, http=opts.http,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES, server_header=False, http=_protocol(opts.http),
     )
+
+
+def _protocol(http: str) -> Any:
+    if http == "httptools":
+        from ._http import BoundedHttpToolsProtocol
+
+        return BoundedHttpToolsProtocol  # uvicorn takes a protocol class as well as a name
+    return http
 
 
 def _serve_one(opts: ServerOptions, sock: socket.socket | None, restarts: int) -> None:
@@ -75,9 +92,9 @@ def _exit_cleanly(signum: int, _frame: Any) -> None:
     raise SystemExit(0)
 
 
-def _worker_main(opts: ServerOptions, sock: socket.socket, restarts: int) -> None:
+def _worker_main(opts: ServerOptions, sock: socket.socket | None, restarts: int) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the app installs its reload handler
-    _serve_one(opts, sock, restarts)
+    _serve_one(opts, sock if sock is not None else _bind(opts, reuse_port=True), restarts)
 
 
 def serve(opts: ServerOptions) -> int:
@@ -92,18 +109,29 @@ def serve(opts: ServerOptions) -> int:
     return _supervise(opts)
 
 
-def _bind(opts: ServerOptions) -> socket.socket:
+#: One listening socket per worker, spread by the kernel (Linux; elsewhere SO_REUSEPORT does not balance).
+REUSE_PORT = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def _bind(opts: ServerOptions, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
     family = socket.AF_INET6 if ":" in opts.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # only sockets of this user can join the port
     sock.bind((opts.host, opts.port))
-    sock.listen(2048)
+    if listen:
+        sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
 
 def _supervise(opts: ServerOptions) -> int:
-    sock = _bind(opts)
+    # With REUSE_PORT the supervisor's socket only holds the port (bound, never listening: it gets
+    # no connections); each worker binds and listens on its own.
+    sock = _bind(opts, reuse_port=REUSE_PORT, listen=not REUSE_PORT)
+    shared = None if REUSE_PORT else sock
+    opts = dataclasses.replace(opts, port=sock.getsockname()[1])  # `--port 0`: the workers join the port it drew
     os.environ["FACEGATE_SUPERVISOR_PID"] = str(os.getpid())
     ctx = multiprocessing.get_context("spawn")
     stopping = False
@@ -111,7 +139,7 @@ def _supervise(opts: ServerOptions) -> int:
     procs: list[Any] = []
 
     def start() -> Any:
-        p = ctx.Process(target=_worker_main, args=(opts, sock, restarts), daemon=False)
+        p = ctx.Process(target=_worker_main, args=(opts, shared, restarts), daemon=False)
         p.start()
         return p
 

@@ -18,12 +18,19 @@ acknowledged that is not on disk.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 from _thread import allocate_lock as _allocate_lock
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: writers rely on SQLite's locking alone
+    fcntl = None  # type: ignore[assignment]
 
 from ._canonical import GENESIS, canonical_json, iso, utc_now
 from ._chain import ChainChecker, chain_hash
@@ -51,6 +58,23 @@ class _Batch:
     def finish(self) -> None:
         for waiter in self.waiters:
             waiter.release()
+
+
+class _Later:
+    """A waiter that calls back instead of blocking (``append_later``): ``release`` hands over the result."""
+
+    __slots__ = ("batch", "done", "index")
+
+    def __init__(self, batch: _Batch, index: int, done: Callable[[AuditReceipt | None, str | None], None]) -> None:
+        self.batch, self.index, self.done = batch, index, done
+
+    def release(self) -> None:
+        batch, index = self.batch, self.index
+        error = batch.error if batch.error is not None else batch.failed.get(index)
+        try:
+            self.done(None if error is not None else batch.receipts[index], error)
+        except Exception:  # noqa: BLE001 - a caller's callback (its event loop gone) must not stop the writer
+            pass
 
 
 def index_fields(record: Mapping[str, Any]) -> tuple[str, str | None, str | None, str | None, str | None]:
@@ -132,6 +156,9 @@ class SQLiteAuditLog:
         self._thread: threading.Thread | None = None
         self.commits = 0  # batches committed by this process (the group-commit ratio is appends/commits)
         self._head: tuple[int, str] | None = None  # (seq, hash) of the last record, as the writer knows it
+        self._seen_version: int | None = None  # the writer connection's data_version when it last knew the head
+        self._turn_fd: int | None = None  # the writers' turn lock (see ``_append_rows``), opened on the first commit
+        self._turn_unavailable = False
         if not store.readonly:
             self._conn = self._open_writer()
             self._thread = threading.Thread(target=self._run, name="facegate-audit-writer", daemon=True)
@@ -148,6 +175,9 @@ class SQLiteAuditLog:
             self._conn.close()
         except sqlite3.Error:
             pass
+        if self._turn_fd is not None:
+            os.close(self._turn_fd)
+            self._turn_fd = None
 
     # -- writing -----------------------------------------------------------------------------
     def append(self, record: Mapping[str, Any]) -> AuditReceipt:
@@ -162,6 +192,31 @@ class SQLiteAuditLog:
         # Masking and encoding run in the writer thread, one batch at a time: many threads each
         # doing that Python work would spend more on handing the GIL around than on the work.
         return self._submit([record])[0]
+
+    def append_later(self, record: Mapping[str, Any], done: Callable[[AuditReceipt | None, str | None], None]) -> None:
+        """Queue ``record`` for the writer thread and return at once, never waiting on a lock or the disk.
+
+        ``done(receipt, None)`` -- or ``done(None, why)`` if the record could not be written -- is
+        called on the writer thread once the record's batch is durably committed (or failed).  For
+        event loops (``facegate serve``): many requests in flight share one commit, and no thread
+        waits per request.  The record is masked and encoded on the calling thread (an event loop
+        is one thread: no GIL hand-offs to save, and the writer thread then holds the GIL only to
+        chain hashes, never for long while the loop waits for it).  Raises ``AuditWriteError`` at
+        once if the record cannot be encoded or the log is closed or read-only.
+        """
+        if not isinstance(record, Mapping):
+            raise AuditWriteError(f"cannot log record to `{self._store.path}`: an audit record must be a mapping, "
+                                  f"not {type(record).__name__}")
+        row = self._prepare(record)  # masked and encoded here: the record may change once this returns
+        with self._cv:
+            if self._closed:
+                raise self._closed_error()
+            batch = self._open
+            start = len(batch.items)
+            batch.items.append(row)
+            batch.waiters.append(_Later(batch, start, done))
+            if start == 0:
+                self._cv.notify()
 
     def mask(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """``record`` as the log would hold it (identifiers pseudonymised, biometric data removed)."""
@@ -293,12 +348,43 @@ class SQLiteAuditLog:
     def _append_rows(self, prepared: list[_Row]) -> list[AuditReceipt]:
         """Chain ``prepared`` after the head and commit them; return their receipts.
 
-        First optimistically, after the head this process last wrote (one statement, no lock
-        held while reading).  If another process appended meanwhile, the insert clashes on
-        ``seq``: then the head is read and the rows written inside one ``BEGIN IMMEDIATE``
-        transaction, which holds the file's write lock throughout -- no other writer can take
-        the next number, so that attempt cannot clash (it waits up to the busy timeout).
+        Audit writers of one file (a process each) take turns through an advisory lock on a
+        file beside it (``flock`` on ``<db>-audit.lock``): one waiting for its turn sleeps in the
+        kernel and wakes the moment the other's commit ends, where SQLite's busy handler would
+        poll, sleeping 1, 2, 5, 10... ms -- with two busy service workers that polling made the
+        tail latency.  Holding the turn, ``PRAGMA data_version`` says whether any other
+        connection committed since this writer's last commit; only then is the head read again.
+
+        Then optimistically, after the known head (one statement).  Should the insert still
+        clash on ``seq`` (a writer that takes no turn: another program, an older facegate), the
+        head is read and the rows written inside one ``BEGIN IMMEDIATE`` transaction, which holds
+        the file's write lock throughout -- no other writer can take the next number, so that
+        attempt cannot clash (it waits up to the busy timeout).
         """
+        with self._turn():
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._seen_version:
+                self._head, self._seen_version = None, version
+            return self._append_in_turn(prepared)
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        fd = self._turn_fd
+        if fd is None and not self._turn_unavailable and fcntl is not None:
+            try:
+                fd = self._turn_fd = os.open(f"{self._store.path}-audit.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError:  # e.g. an in-memory database or a folder we may not create in: SQLite's locking alone
+                self._turn_unavailable = True
+        if fd is None:
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _append_in_turn(self, prepared: list[_Row]) -> list[AuditReceipt]:
         conn = self._conn
         if self._head is None:
             self._head = self._read_head(conn)

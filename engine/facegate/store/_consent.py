@@ -120,7 +120,7 @@ class SQLiteConsentRegistry:
                     "SELECT id FROM consent WHERE subject_id = ? AND withdrawn_at IS NULL ORDER BY granted_at", (ref,))]
             if ids:
                 conn.executemany("UPDATE consent SET withdrawn_at = ? WHERE id = ?", [(when, i) for i in ids])
-                before = self._store.bump_gallery_generation(conn)
+                before = self._store.bump_gallery_generation(conn, ("restrict", ids, when))
             subjects = {r[0] for r in conn.execute(
                 f"SELECT subject_id FROM consent WHERE id IN ({','.join('?' * len(ids))})", ids)} if ids else set()
         if ids:

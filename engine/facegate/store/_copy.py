@@ -105,8 +105,9 @@ def _copy_rows(src: sqlite3.Connection, dst: Any) -> tuple[int, int, int]:
 
 
 def _stream(src: sqlite3.Connection, dst: Any, select: str, into: str, types: str) -> int:
-    """Copy the rows of ``select`` into ``into``, ``BATCH`` rows per statement."""
-    casts = ", ".join(f"%s::{t}[]" for t in types.split())
+    """Copy the rows of ``select`` into ``into``, ``BATCH`` rows per statement (binary arrays:
+    text-format arrays would be escaped element by element in Python, see ``_pg_audit``)."""
+    casts = ", ".join(f"%b::{t}[]" for t in types.split())
     sql = f"INSERT INTO {into} SELECT * FROM unnest({casts})"
     cursor = src.execute(select)
     count = 0

@@ -216,7 +216,7 @@ class SQLiteGallery:
             conn.executemany(
                 "INSERT INTO template (id, subject_id, model_id, dim, vector, purpose, consent_id, location, "
                 "enrolled_at, expires_at, decision_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            before = self._store.bump_gallery_generation(conn)
+            before = self._store.bump_gallery_generation(conn, ("add", [row[0] for row in rows], None))
 
         def add(cache: MatrixCache) -> None:
             for model, model_rows in cached.items():
@@ -456,7 +456,7 @@ class SQLiteGallery:
             rows = conn.execute(f"SELECT id, subject_id, consent_id FROM template WHERE {where}", params).fetchall()
             if rows:
                 conn.execute(f"DELETE FROM template WHERE {where}", params)
-                before = self._store.bump_gallery_generation(conn)
+                before = self._store.bump_gallery_generation(conn, ("remove", [r[0] for r in rows], None))
         if rows:
             self._cache.apply(before, lambda cache: cache.remove(r[0] for r in rows))
         if rows or self._store._scrub_pending:

@@ -23,6 +23,9 @@ import numpy as np
 
 #: One template as the cache holds it: id, subject, consent id, float32 bytes, valid until (µs).
 Row = tuple[str, str, str | None, bytes, int]
+#: What one gallery generation changed: ("add", template ids, None), ("remove", template ids,
+#: None) or ("restrict", consent ids, the ISO time they ended) -- for other processes' caches.
+GalleryChange = tuple[str, list[str], str | None]
 NEVER = np.iinfo(np.int64).max
 
 
@@ -50,7 +53,7 @@ class ModelMatrix:
         self.ids: list[str] = []
         self.subjects: list[str] = []
         self.consents: list[str | None] = []
-        self._allocate(max(64, len(rows)))
+        self._allocate(max(64, len(rows) + len(rows) // 8))  # room for enrolments after a (re)load
         self.append(rows)
 
     def _allocate(self, capacity: int) -> None:

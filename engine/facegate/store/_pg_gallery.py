@@ -5,7 +5,11 @@ in its transaction and sends ``NOTIFY facegate_gallery, '<generation>'``, which 
 delivers to every listening node at commit.  ``GalleryListener`` (one thread and connection
 per store) keeps the highest generation heard; identify compares its matrix against that
 generation without a database round trip: this node's own changes are applied in place
-(``_matrix``), another node's change drops the matrix and the next identify reloads it.
+(``_matrix``), and so are other nodes' -- each change transaction also records what it changed
+in ``gallery_change`` (templates added or removed, consents ended), and a node whose matrix is
+behind reads the records since its generation and applies them (``_catch_up``: one query, plus
+one for the vectors of templates added).  Only if a record is missing (more than
+``CHANGES_KEPT`` generations behind) is the matrix dropped and reloaded whole.
 ``stored_persons`` (``count_subjects``) reads the generation from the database on every call,
 so the next decision counts what is committed.
 
@@ -25,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from ._canonical import iso, utc_now
-from ._gallery import _FOREVER, SQLiteGallery, _generation
+from ._gallery import _FOREVER, SQLiteGallery, _generation, _micros
 from ._interface import Match, Metric
 from ._postgres import CHANNEL, connect
 
@@ -91,9 +95,47 @@ class PostgresGallery(SQLiteGallery):
         listener = self._store.listener
         known = None if listener is None else listener.generation
         if known is None:
-            return self._generation_in_database()
+            known = self._generation_in_database()
         # A reload may have read a newer generation than the listener has heard yet: keep it.
-        return max(known, self._cache.generation)
+        generation = max(known, self._cache.generation)
+        if 0 <= self._cache.generation < generation:
+            self._catch_up()  # if it cannot (a record missing), the cache stays behind: dropped, reloaded
+            generation = max(generation, self._cache.generation)
+        return generation
+
+    def _catch_up(self) -> None:
+        """Bring the matrices from their generation to the database's by applying the recorded
+        changes in order -- unless a record is missing, or the cache moved meanwhile (another
+        thread caught it up, or this node changed the gallery itself)."""
+        start = self._cache.generation
+        with self._store.snapshot() as conn:
+            generation = _generation(conn)
+            changes = conn.execute("SELECT generation, kind, ids, until FROM gallery_change "
+                                   "WHERE generation > :start ORDER BY generation", {"start": start}).fetchall()
+            if [c[0] for c in changes] != list(range(start + 1, generation + 1)):
+                return
+            added = [i for c in changes if c[1] == "add" for i in c[2]]
+            rows = conn.execute(
+                f"SELECT t.id, t.subject_id, t.consent_id, t.model_id, t.vector, {self._valid_until} FROM template t "
+                "LEFT JOIN consent c ON c.id = t.consent_id WHERE t.id = ANY(:ids)",
+                {"ids": added, "forever": _FOREVER}).fetchall() if added else []
+        by_id = {r[0]: (r[3], (r[0], r[1], r[2], r[4], _micros(r[5]))) for r in rows}  # as of ``generation``
+        with self._cache.lock:
+            if self._cache.generation != start:
+                return
+            for _, kind, ids, until in changes:
+                if kind == "add":  # a template erased by a later change is not in ``by_id``: skipped
+                    for model in {by_id[i][0] for i in ids if i in by_id}:
+                        self._cache.add(model, [by_id[i][1] for i in ids if i in by_id and by_id[i][0] == model])
+                elif kind == "remove":
+                    self._cache.remove(ids)
+                else:
+                    self._cache.restrict(ids, _micros(until))
+            self._cache.generation, self._cache.subjects = generation, None
+
+    def count_subjects(self) -> int:
+        self._generation_now()  # catch the cache up to what this node heard, so the count does not drop it
+        return super().count_subjects()
 
     def identify(
         self,

@@ -24,6 +24,7 @@ from ._consent import SQLiteConsentRegistry
 from ._errors import StoreError
 from ._interface import LOCATIONS
 from ._masking import Masker, Masking
+from ._matrix import GalleryChange
 from ._sqlite import SQLiteStore, choose_mask_key
 
 try:
@@ -33,7 +34,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the optional extra is not installed
     raise StoreError("a PostgreSQL store needs psycopg 3 and psycopg_pool: pip install 'facegate[postgres]'") from exc
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 _LOCK_KEY = 0x66616365  # pg_advisory_lock key for schema changes ("face")
 CHANNEL = "facegate_gallery"  # NOTIFY channel: payload is the gallery generation just committed
 
@@ -106,7 +107,50 @@ CREATE INDEX template_consent ON template (consent_id);
 CREATE INDEX template_model ON template (model_id);
 CREATE INDEX template_expires ON template (expires_at);
 """,
+    # 2: a batch of audit records chained and inserted by one call, so the chain's lock is held
+    # for server-side work only (no client round trip inside it) -- see _pg_audit.
+    2: r"""
+CREATE FUNCTION facegate_append(
+    bodies TEXT[], times TEXT[], kinds TEXT[], effects TEXT[], decision_ids TEXT[], provisions TEXT[],
+    provision_names TEXT[], provision_rows INTEGER[],
+    OUT head_seq BIGINT, OUT head_hash TEXT, OUT hashes TEXT[]
+) LANGUAGE plpgsql AS $$
+DECLARE
+    n INTEGER := cardinality(bodies);
+    prev TEXT;
+    prevs TEXT[] := '{}';
+BEGIN
+    -- The chain's one lock: batches from every node queue here, one total order, no forks.
+    SELECT seq, hash INTO head_seq, head_hash FROM audit_head WHERE id = 1 FOR UPDATE;
+    prev := head_hash;
+    hashes := '{}';
+    FOR i IN 1 .. n LOOP
+        -- sha256 of the envelope, exactly as _canonical.envelope builds it (see _chain.chain_hash)
+        prevs[i] := prev;
+        prev := encode(sha256(convert_to(
+            '{"prev":"' || prev || '","record":' || bodies[i] || ',"seq":' || (head_seq + i) || '}', 'UTF8')), 'hex');
+        hashes[i] := prev;
+    END LOOP;
+    INSERT INTO audit_log (seq, prev, hash, time, kind, effect, decision_id, provisions, body)
+        SELECT head_seq + r, prevs[r], hashes[r], times[r], kinds[r], effects[r], decision_ids[r], provisions[r], bodies[r]
+        FROM generate_series(1, n) AS r;
+    INSERT INTO audit_provision (provision, seq)
+        SELECT p.provision_name, head_seq + p.r FROM unnest(provision_names, provision_rows) AS p(provision_name, r);
+    UPDATE audit_head SET seq = head_seq + n, hash = prev WHERE id = 1;
+END $$;
+""",
+    # 3: what each gallery generation changed, so another node's matrix follows it in place
+    # instead of reloading (see _pg_gallery); the last CHANGES_KEPT generations are kept.
+    3: """
+CREATE TABLE gallery_change (
+    generation BIGINT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('add', 'remove', 'restrict')),
+    ids TEXT[] NOT NULL,  -- template ids (add, remove) or consent ids (restrict)
+    until TEXT            -- restrict: the time the consents ended
+);
+""",
 }
+CHANGES_KEPT = 1000
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _TRANSLATED: dict[str, str] = {}
@@ -291,6 +335,10 @@ class PostgresStore:
         self._scrub_pending = False  # the gallery asks; PostgreSQL has nothing to checkpoint (see scrub)
         self._setup = connect(url, timeout=timeout)
         try:
+            encoding = self._setup.info.parameter_status("server_encoding")
+            if encoding != "UTF8":  # the chain hashes UTF-8 bytes, on the server too (facegate_append)
+                raise StoreError(f"store `{self.path}` is a database with encoding {encoding}; facegate needs UTF8 "
+                                 "(CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0)")
             version = schema_version(self._setup)
             if version == 0 and create and not readonly:
                 _migrate(self._setup, self.path)
@@ -365,10 +413,16 @@ class PostgresStore:
             raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             yield _Conn(raw)
 
-    def bump_gallery_generation(self, conn: _Conn) -> int:
-        """Mark the gallery changed, in the caller's transaction, and tell every node at commit."""
+    def bump_gallery_generation(self, conn: _Conn, change: GalleryChange | None = None) -> int:
+        """Mark the gallery changed, in the caller's transaction, record what changed (for other
+        nodes' matrices), and tell every node at commit.  Returns the generation before."""
         new = int(one(conn.raw.execute("UPDATE meta SET value = (value::bigint + 1)::text "
                                        "WHERE key = 'gallery_generation' RETURNING value"))[0])
+        if change is not None:  # without it the generation has no record: other nodes reload
+            kind, ids, until = change
+            conn.raw.execute("INSERT INTO gallery_change (generation, kind, ids, until) VALUES (%s, %s, %b, %s)",
+                             (new, kind, list(ids), until))
+        conn.raw.execute("DELETE FROM gallery_change WHERE generation <= %s", (new - CHANGES_KEPT,))
         conn.raw.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(new)))
         return new - 1
 

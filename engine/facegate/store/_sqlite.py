@@ -33,6 +33,7 @@ from ._errors import StoreError
 from ._gallery import SQLiteGallery
 from ._interface import LOCATIONS, Timestamp
 from ._masking import Masker, Masking
+from ._matrix import GalleryChange
 
 SCHEMA_VERSION = 1
 
@@ -314,8 +315,9 @@ class SQLiteStore:
         return self._conn
 
     @staticmethod
-    def bump_gallery_generation(conn: sqlite3.Connection) -> int:
-        """Mark the gallery changed, in the caller's transaction; return the generation before."""
+    def bump_gallery_generation(conn: sqlite3.Connection, change: GalleryChange | None = None) -> int:
+        """Mark the gallery changed, in the caller's transaction; return the generation before.
+        (``change``, what changed, is not kept here: another process's cache reloads.)"""
         row = conn.execute(
             "INSERT INTO meta (key, value) VALUES ('gallery_generation', '1') ON CONFLICT (key) "
             "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) RETURNING value"
