@@ -87,7 +87,11 @@ def render(results: Mapping[str, Any]) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
     missing = ", ".join(k for k, v in m["versions"].items() if not v)
     add(f"- versions: Python {m['python']}, SQLite {m['sqlite']}, {versions}" + (f"; not installed: {missing}" if missing else ""))
-    add(f"- facegate CEL backends available: {', '.join(m['cel_backends'])}\n")
+    add(f"- facegate CEL backends available: {', '.join(m['cel_backends'])}")
+    for name, origin in results.get("carried", {}).items():
+        add(f"- section `{name}` is carried over from an earlier run (`--merge`): {origin['date']}, revision {origin['revision']}, "
+            f"`{origin['command']}` — not measured in this one")
+    add("")
     out += _render_headlines(results)
     renderers: dict[str, tuple[str, Callable[[Mapping[str, Any]], list[str]]]] = {
         "decisions": ("1. Decisions", _render_decisions),
@@ -150,12 +154,17 @@ def _render_headlines(results: Mapping[str, Any]) -> list[str]:
     if sp := _ok(results, "speed"):
         p = sp["processes"]
         ser = sp["serialisation"]["permit"]
-        out.append(f"- **Speed** (section 9): {sp['full_permit']['median_us']['median']:,.1f} µs for the fullest permit request "
+        floor = f" (hand-written floor {sp['floor']['median_us']['median']:.2f} µs)" if "floor" in sp else ""
+        out.append(f"- **Speed** (section 9): {sp['cases']['median_us']['median']:,.1f} µs per case request{floor}, "
+                   f"{sp['full_permit']['median_us']['median']:,.1f} µs for the fullest permit request "
                    f"(validation and Decision included); `to_dict()` {ser['to_dict alone']['median']:.1f} µs, `to_json()` "
                    f"{ser['to_json alone']['median']:.1f} µs; `facegate decide` "
                    f"{sp['startup']['facegate decide (CAC-2023, one request)']['median']:.2f} s wall time "
-                   f"({sp['startup']['python -c pass']['median']:.2f} s for a bare Python start); two worker processes decide "
-                   f"{p['ratio']['median']:.2f}× as many requests per second as one.")
+                   f"({sp['startup']['python -c pass']['median']:.2f} s for a bare Python start); "
+                   + (f"two processes (the caller and one worker) decide {p['ratio']['median']:.2f}× as many requests per second "
+                      f"as one, two workers the caller feeds {p['workers_ratio']['median']:.2f}× (load average "
+                      f"{p['load_average'][0]:.1f} on {p['cores']} cores)." if "workers_ratio" in p else
+                      f"two worker processes decide {p['ratio']['median']:.2f}× as many requests per second as one."))
     if g := _ok(results, "gate"):
         rows = [r for r in g["rows"] if r["row"] != "direct"]
         own = {r["row"]: r for r in g.get("own", ())}

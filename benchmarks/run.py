@@ -489,6 +489,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--output", type=Path, default=None, help=f"the Markdown report (default: {DOC.relative_to(ROOT)} for a full run)")
     parser.add_argument("--json", type=Path, default=None,
                         help=f"also write the raw results as JSON (a full run writes {LAST_RUN.relative_to(ROOT)})")
+    parser.add_argument("--merge", type=Path, default=None, metavar="JSON",
+                        help="with --only: carry the other sections over from results saved by an earlier run (the report says "
+                             "which sections come from which run) and write the report and the raw results as a full run does")
     parser.add_argument("--render", type=Path, default=None, metavar="JSON",
                         help="measure nothing: rewrite the report from results saved by an earlier run")
     args = parser.parse_args(argv)
@@ -528,11 +531,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 results[name] = {"status": f"error: {type(exc).__name__}: {exc}"}
                 print(f"  {results[name]['status']}")
     results["seconds"] = time.perf_counter() - started
-    output = args.output or (None if args.quick or args.only else DOC)
+    if args.merge is not None:
+        saved = json.loads(args.merge.read_text(encoding="utf-8"))
+        carried = dict(saved.get("carried", {}))
+        for name in SECTIONS:
+            if name not in chosen and name in saved:
+                results[name] = saved[name]
+                results.setdefault("carried", {})[name] = carried.get(name) or {
+                    "date": saved["date"], "revision": saved["machine"]["revision"], "command": saved["command"]}
+    complete = args.merge is not None or not args.only
+    output = args.output or (DOC if complete and not args.quick else None)
     if output is not None:
         _write_doc(results, output)
         print(f"\nwrote {output}")
-    raw = args.json or (None if args.quick or args.only else LAST_RUN)
+    raw = args.json or (LAST_RUN if complete and not args.quick else None)
     if raw is not None:
         raw.write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
         print(f"wrote {raw}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 
+import pytest
+
 import facegate
 from facegate._pool import DecisionPool
 from fg_paths import ROOT
@@ -17,21 +19,24 @@ def _requests():
     return [case["request"] for case, _, _ in load_cases(CAC)]
 
 
-def test_pool_decides_like_one_process_in_order():
+@pytest.mark.parametrize("caller_helps", [True, False])
+def test_pool_decides_like_one_process_in_order(caller_helps):
     policy = facegate.load_policy(CAC)
     requests = _requests() * 3
-    alone = [(d.effect, [x["rule"] for x in d.determining], dict(d.rules)) for d in policy.decide_many(requests)]
-    with DecisionPool(policy, processes=2) as pool:
+    alone = [(d.effect, [x["rule"] for x in d.determining], dict(d.rules), d.obligations, d.warnings) for d in policy.decide_many(requests)]
+    with DecisionPool(policy, processes=2, caller_helps=caller_helps) as pool:
         pooled = pool.decide_many(requests, chunksize=16)
-    assert [(d.effect, [x["rule"] for x in d.determining], dict(d.rules)) for d in pooled] == alone
+    assert [(d.effect, [x["rule"] for x in d.determining], dict(d.rules), d.obligations, d.warnings) for d in pooled] == alone
     assert len({d.decision_id for d in pooled}) == len(requests)
+    if not caller_helps:  # every decision came back from a worker
+        assert all(d._trace.activation is None for d in pooled)
     assert policy.decide_many(requests[:5], processes=2)[0].effect == alone[0][0]
 
 
 def test_spawned_workers_load_the_same_revision():
     policy = facegate.load_policy(CAC)
     requests = _requests()[:10]
-    with DecisionPool(policy, processes=1, start_method="spawn") as pool:
+    with DecisionPool(policy, processes=1, start_method="spawn", caller_helps=False) as pool:
         pooled = pool.decide_many(requests)
     assert [d.effect for d in pooled] == [d.effect for d in policy.decide_many(requests)]
 

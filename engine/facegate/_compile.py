@@ -20,7 +20,7 @@ from . import cel
 from .errors import CompileError
 
 __all__ = ["BACKENDS", "DECISION_BUDGET", "DEFAULT_BACKEND", "LIMITS", "CompileError", "Compiled", "EvalError",
-           "activation_factory", "check_syntax", "compile_expression", "new_budget"]
+           "activation_factory", "check_syntax", "compile_expression", "new_budget", "schema_types"]
 
 BACKENDS = ("native", "interpreter")
 DEFAULT_BACKEND = "native"
@@ -57,11 +57,12 @@ class Compiled:
 def compile_expression(
     text: str,
     *,
-    schema: Mapping[str, Any] | None = None,
+    schema: Mapping[str, Any] | Any | None = None,
     backend: str = DEFAULT_BACKEND,
     functions: Mapping[str, Any] | None = None,
 ) -> Compiled:
-    """Parse and check one CEL expression against ``schema`` (the activation's JSON Schema).
+    """Parse and check one CEL expression against ``schema`` (the activation's JSON Schema, or
+    :func:`schema_types` of it when many expressions are compiled against one schema).
 
     ``functions`` maps names to registered :class:`facegate._plugins.CelFunction` objects.
     """
@@ -75,13 +76,22 @@ def compile_expression(
     return Compiled(text, backend, program)
 
 
+def schema_types(schema: Mapping[str, Any]) -> Any:
+    """``schema`` converted once for the checker (``compile_expression(schema=...)``); read now."""
+    from .cel._check import Converted
+
+    return Converted(schema)
+
+
 def check_syntax(text: str) -> None:
     """Raise :class:`CompileError` with the position of a syntax error in ``text``, if any."""
+    from .cel import _parse  # parsing is all it takes: nothing is generated for the text as written
+
     try:
-        cel.compile(text, check=False, limits=LIMITS)
+        _parse.parse(text, LIMITS.max_depth)
     except cel.CELSyntaxError as exc:
         raise CompileError(exc.message, exc.line, exc.column) from exc
-    except cel.CELCompileError:
+    except (cel.CELCompileError, RecursionError):
         pass  # not a syntax error: the expanded text is checked in full
 
 

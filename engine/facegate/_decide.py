@@ -55,6 +55,7 @@ TABLE: dict[tuple[str, str], str] = {
     ("advice", ERROR): "warn",
 }
 MODES = ("enforce", "warn", "audit")
+_MERGED_KEPT = 4096  # sets of attached rules whose merged obligations are kept (requests choose them)
 
 
 def counts(effect: str, mode: str, outcome: str) -> str:
@@ -157,7 +158,9 @@ class Procedure:
         self.template = dict.fromkeys(self.ids, NOT_APPLICABLE)
         # per rule index: its reference (message and provenance) and obligations, built now
         self.refs = tuple(_ref(r) for r in pack.rules)
+        self.details = tuple(r.message_expr is not None for r in pack.rules)  # a message detail is evaluated per decision
         self.sourced = tuple(tuple({**ob, "sources": [{"rule": r.id, "provision": r.provision}]} for ob in r.obligations) for r in pack.rules)
+        self._merged: dict[tuple[int, ...], tuple[dict[str, Any], ...]] = {}  # attached rules -> their merged obligations
         self.on_applied = tuple(COUNTS[(r.effect, r.mode, APPLIED)] for r in pack.rules)
         self.on_error = tuple(COUNTS[(r.effect, r.mode, ERROR)] for r in pack.rules)
         self.windowed = tuple(i for i, r in enumerate(pack.rules) if r.valid_from or r.valid_until)
@@ -196,31 +199,35 @@ class Procedure:
         permits: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         warnings: list[dict[str, Any]] = []
-        obligations: list[dict[str, Any]] = []
-        ids, rules, on_applied, on_error = self.ids, self.rules, self.on_applied, self.on_error
+        attached: list[int] = []  # the rules whose obligations attach, in pack order
+        ids, counted_as, refs, details = self.ids, self.on_applied, self.refs, self.details
+        result: str
         for index, when, unless in results:
-            if when is SKIPPED:
+            if when is True and (unless is None or unless is False):  # the common case, as outcome() says
+                result = APPLIED
+            elif when is SKIPPED:
                 outcomes[ids[index]] = SKIPPED
                 continue
-            result, error = outcome(when, unless)
-            if result is NOT_APPLICABLE:
-                continue
+            else:
+                result, error = outcome(when, unless)
+                if result is NOT_APPLICABLE:
+                    continue
             outcomes[ids[index]] = result
             if result is ERROR:
-                rule = rules[index]
+                rule = self.rules[index]
                 errors.append({"rule": rule.id, "provision": rule.provision, "mode": rule.mode, "error": error})
-                counted = on_error[index]
+                counted = self.on_error[index]
             else:
-                counted = on_applied[index]
+                counted = counted_as[index]
             if counted == "deny":
-                deny.append(self.refer(index, activation, budget))
+                deny.append(self.refer(index, activation, budget) if details[index] else {**refs[index]})
             elif counted == "permit":
-                permits.append(self.refer(index, activation, budget))
-                obligations.extend(self.sourced[index])
+                permits.append(self.refer(index, activation, budget) if details[index] else {**refs[index]})
+                attached.append(index)
             elif counted == "attach":
-                obligations.extend(self.sourced[index])
+                attached.append(index)
             elif counted == "warn":
-                warnings.append(self.refer(index, activation, budget))
+                warnings.append(self.refer(index, activation, budget) if details[index] else {**refs[index]})
         trace.outcomes = outcomes
         if explanation is not None:
             explanation = {"rules": explanation}
@@ -230,7 +237,18 @@ class Procedure:
             decision.__dict__["_origin"] = (self.policy, request, at)  # for Decision.remedies (facegate.explain)
             return decision
         return self.finish(Effect.PERMIT, Reason.PERMITTED, started, trace, determining=tuple(permits), errors=tuple(errors),
-                           warnings=tuple(warnings), obligations=tuple(merge_obligations(obligations)), explanation=explanation)
+                           warnings=tuple(warnings), obligations=self.obligations(attached), explanation=explanation)
+
+    def obligations(self, attached: list[int]) -> tuple[dict[str, Any], ...]:
+        """The merged obligations of these rules: merged once per set of rules, copied per decision
+        (a decision's obligations are its own, as if merged afresh)."""
+        key = tuple(attached)
+        merged = self._merged.get(key)
+        if merged is None:
+            merged = tuple(merge_obligations(ob for i in attached for ob in self.sourced[i]))
+            if len(self._merged) < _MERGED_KEPT:
+                self._merged[key] = merged
+        return tuple([{**ob, "sources": ob["sources"][:]} for ob in merged])
 
     def finish(self, effect: str, reason: str, started: float, trace: Trace, *, determining: tuple[dict[str, Any], ...] = (),
                errors: tuple[dict[str, Any], ...] = (), warnings: tuple[dict[str, Any], ...] = (),

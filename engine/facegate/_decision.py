@@ -10,13 +10,13 @@ reading ``decision_id`` twice, from any thread, gives the same id.
 from __future__ import annotations
 
 import datetime as _dt
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._stamps import new_id, utc_iso
+
 NOT_APPLICABLE = "not_applicable"
-_UTC = _dt.UTC
 
 
 class RuleOutcomes(Mapping[str, str]):
@@ -122,8 +122,7 @@ class Decision:
         trace = self._trace
         found = trace.fixed.get("evaluated_at")
         if found is None:
-            when = trace.at if trace.at is not None else _dt.datetime.fromtimestamp(trace.clock, _UTC)
-            found = trace.fixed.setdefault("evaluated_at", when.isoformat())
+            found = trace.fixed.setdefault("evaluated_at", trace.at.isoformat() if trace.at is not None else utc_iso(trace.clock))
         return found  # type: ignore[no-any-return]
 
     @property
@@ -166,19 +165,22 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, JSON-ready dict; nothing in it is shared with the policy or other decisions."""
+        determining, errors, warnings, obligations, violations, unmet = (
+            self.determining, self.errors, self.warnings, self.obligations, self.violations, self.unmet)
         out: dict[str, Any] = {
             "decision": self.effect,
             "reason": self.reason,
-            "determining": [{**d, "message": {**d["message"]}} for d in self.determining],
-            "errors": [{**e} for e in self.errors],
-            "warnings": [{**w, "message": {**w["message"]}} for w in self.warnings],
-            "obligations": [{**o, "sources": [{**s} for s in o.get("sources", ())]} for o in self.obligations],
-            "violations": [{**v} for v in self.violations],
+            "determining": [{**d, "message": {**d["message"]}} for d in determining],
+            "errors": [{**e} for e in errors] if errors else [],
+            "warnings": [{**w, "message": {**w["message"]}} for w in warnings] if warnings else [],
+            "obligations": [{**o, "sources": [{**s} for s in o.get("sources", ())]} for o in obligations] if obligations else [],
+            "violations": [{**v} for v in violations] if violations else [],
             "policy": {**self.policy},
             "decision_id": self.decision_id,
             "evaluated_at": self.evaluated_at,
             "rules": self.rules.as_dict(),
-            "unmet": [{**u, "failed": [{**f} for f in u["failed"]], "excepted_by": [{**e} for e in u["excepted_by"]]} for u in self.unmet],
+            "unmet": [{**u, "failed": [{**f} for f in u["failed"]], "excepted_by": [{**e} for e in u["excepted_by"]]} for u in unmet]
+            if unmet else [],
         }
         if self.explanation is not None:
             out["explanation"] = self.explanation
@@ -186,8 +188,6 @@ class Decision:
 
     def to_json(self) -> bytes:
         """The decision as UTF-8 JSON bytes, the same document as ``to_dict()`` (orjson)."""
-        import orjson
-
         out: dict[str, Any] = {
             "decision": self.effect,
             "reason": self.reason,
@@ -204,7 +204,7 @@ class Decision:
         }
         if self.explanation is not None:
             out["explanation"] = self.explanation
-        return orjson.dumps(out)
+        return _dumps(out)
 
 
 def _restore(cls: type[Decision], fields: dict[str, Any], decision_id: str, evaluated_at: str, rules: dict[str, str],
@@ -214,10 +214,14 @@ def _restore(cls: type[Decision], fields: dict[str, Any], decision_id: str, eval
     return cls._make(**fields, _trace=trace, _outcomes=RuleOutcomes(rules, tuple(rules), {}))
 
 
-def new_id() -> str:
-    """A random (version 4) UUID string; the same as ``str(uuid.uuid4())``, at half the cost."""
-    b = bytearray(os.urandom(16))
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+def _dumps(value: Any) -> bytes:
+    """orjson.dumps (orjson is imported on first use: deciding alone does not need it)."""
+    dumps = _ORJSON.get("dumps")
+    if dumps is None:
+        import orjson
+
+        dumps = _ORJSON["dumps"] = orjson.dumps
+    return dumps(value)
+
+
+_ORJSON: dict[str, Callable[[Any], bytes]] = {}

@@ -251,6 +251,7 @@ class _Loader(DeclarationChecks):
                 parameters[name] = spec["value"]
                 parameter_docs[name] = spec
         self._schema = self._activation_schema(parameters)  # what every condition is checked against
+        self._types = _compile.schema_types(self._schema)  # converted once, not once per condition
         for doc in docs:
             for i, var in enumerate(doc.data.get("variables", [])):
                 ptr = f"/variables/{i}"
@@ -344,7 +345,7 @@ class _Loader(DeclarationChecks):
             if program is None:
                 if expanded != text:  # syntax errors are located in the text as written, not as expanded
                     _compile.check_syntax(text)
-                program = _compile.compile_expression(expanded, schema=self._schema, backend=self.backend, functions=self.functions)
+                program = _compile.compile_expression(expanded, schema=self._types, backend=self.backend, functions=self.functions)
                 self.compiled[expanded] = program
         except _compile.CompileError as exc:
             for problem in (exc, *exc.others):  # every problem of the condition, in text order

@@ -6,7 +6,6 @@ callbacks owned here validate everything a plugin hands over and refuse duplicat
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -180,7 +179,9 @@ def validate_cel_function(fn: CelFunction) -> None:
         raise PluginError(f"cel function `{fn.name}`: unknown cel types {bad}; use {sorted(CEL_TYPES)}")
 
 
-def installed_entry_points() -> list[md.EntryPoint]:
+def installed_entry_points() -> list[Any]:
+    import importlib.metadata as md  # reads every installed distribution: only when plugins are listed or loaded
+
     return sorted(md.entry_points(group=GROUP), key=lambda ep: ep.name)
 
 
@@ -216,6 +217,8 @@ def load_registry(allow: Iterable[str] = (), *, builtins: bool = True, extra: It
 
 
 def _version(dist: str) -> str:
+    import importlib.metadata as md
+
     try:
         return md.version(dist)
     except md.PackageNotFoundError:
@@ -228,6 +231,10 @@ _BUILTIN: dict[str, CelFunction] | None = None
 def builtin_functions() -> dict[str, CelFunction]:
     """The CEL functions of the built-in plugin (registered through the same hook as any plugin)."""
     global _BUILTIN
-    if _BUILTIN is None:
-        _BUILTIN = dict(load_registry(()).functions)
+    if _BUILTIN is None:  # the built-in plugin alone: no entry point is looked at (deciding starts fast)
+        from . import _builtins
+
+        registry = Registry()
+        registry.add(_builtins, "facegate.builtins", "facegate")
+        _BUILTIN = dict(registry.functions)
     return dict(_BUILTIN)

@@ -3,7 +3,9 @@
 One Python process decides on one core (the GIL).  :class:`DecisionPool` forks worker processes
 that inherit the loaded :class:`facegate.Policy` (nothing is parsed or compiled again, and the
 pack cannot differ from the parent's); requests go to them in chunks and decisions come back as
-:class:`facegate.Decision` objects with their id, timestamp and rule outcomes fixed.
+:class:`facegate.Decision` objects with their id, timestamp and rule outcomes fixed.  The calling
+process decides too (``caller_helps``): while the workers take chunks from the front, it takes
+those no worker has started from the back, so no core waits for the caller to unpack results.
 
 Forking copies the parent as it is: create the pool before starting threads (a lock another
 thread holds at the fork stays held in the child).  Where ``fork`` is unavailable, or with
@@ -20,6 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from itertools import islice
 from typing import Any
 
+from ._decision import Decision, RuleOutcomes, Trace
 from .errors import FacegateError
 
 _POLICIES: dict[int, Any] = {}  # token -> policy, read by forked workers
@@ -29,9 +32,11 @@ _WORKER: Any = None
 class DecisionPool:
     """``with DecisionPool(policy, processes=2) as pool: decisions = pool.decide_many(requests)``."""
 
-    def __init__(self, policy: Any, processes: int | None = None, *, start_method: str | None = None) -> None:
+    def __init__(self, policy: Any, processes: int | None = None, *, start_method: str | None = None,
+                 caller_helps: bool = True) -> None:
         self.policy = policy
         self.processes = processes or _cores()
+        self.caller_helps = caller_helps
         method = start_method or ("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
         policy._procedure.prepare()  # every operation compiled before the fork: workers compile nothing
         if method == "fork":
@@ -47,12 +52,21 @@ class DecisionPool:
         self._token = args[1] if method == "fork" else None
 
     def decide_many(self, requests: Iterable[Mapping[str, Any]], *, chunksize: int = 128) -> list[Any]:
-        """Decide every request, in order, on the pool's processes."""
-        chunks = _chunks(iter(requests), chunksize)
+        """Decide every request, in order, on the pool's processes (and on this one)."""
+        chunks = list(_chunks(iter(requests), chunksize))
+        futures = [self._executor.submit(_decide_chunk, chunk) for chunk in chunks]
+        mine: dict[int, list[Any]] = {}
+        if self.caller_helps:
+            decide = self.policy._procedure.decide
+            for j in range(len(chunks) - 1, -1, -1):
+                if not futures[j].cancel():  # a worker has it (or it is done): the rest are theirs
+                    break
+                mine[j] = [decide(r, False, None) for r in chunks[j]]
         procedure = self.policy._procedure
         out: list[Any] = []
-        for part in self._executor.map(_decide_chunk, chunks):
-            out.extend(_rebuild(procedure, item) for item in part)
+        for j, future in enumerate(futures):
+            found = mine.get(j)
+            out.extend(found if found is not None else _rebuild_all(procedure, future.result()))
         return out
 
     def close(self) -> None:
@@ -113,10 +127,12 @@ def _decide_chunk(requests: list[Any]) -> list[Any]:
     return out
 
 
-def _rebuild(procedure: Any, item: tuple[Any, ...]) -> Any:
-    from ._decision import Decision, RuleOutcomes, Trace
-
-    values, clock, outcomes = item
-    trace = Trace(procedure.policy, None, outcomes, None, clock)
-    return Decision._make(**dict(zip(_SENT, values, strict=True)), policy=procedure.ident, _trace=trace,
-                          _outcomes=RuleOutcomes(outcomes or {}, procedure.ids, procedure.template))
+def _rebuild_all(procedure: Any, items: list[tuple[Any, ...]]) -> list[Any]:
+    policy, ident, ids, template = procedure.policy, procedure.ident, procedure.ids, procedure.template
+    make = Decision._make
+    out = []
+    for (effect, reason, determining, errors, warnings, obligations, violations, duration_us, explanation), clock, outcomes in items:
+        out.append(make(effect=effect, reason=reason, determining=determining, errors=errors, warnings=warnings, obligations=obligations,
+                        violations=violations, duration_us=duration_us, explanation=explanation, policy=ident,
+                        _trace=Trace(policy, None, outcomes, None, clock), _outcomes=RuleOutcomes(outcomes or {}, ids, template)))
+    return out

@@ -61,13 +61,14 @@ class Policy:
         return self._procedure.decide(request, explain, at)
 
     def decide_many(self, requests: Iterable[Mapping[str, Any]], *, processes: int = 1) -> list[Decision]:
-        """Decide every request, in order; ``processes > 1`` spreads them over worker processes
-        (:class:`facegate._pool.DecisionPool`; keep a pool open to reuse its workers)."""
+        """Decide every request, in order; ``processes > 1`` spreads them over that many processes:
+        this one and ``processes - 1`` forked workers (:class:`facegate._pool.DecisionPool`; keep a
+        pool open to reuse its workers)."""
         if processes <= 1:
             return [self._procedure.decide(r, False, None) for r in requests]
         from ._pool import DecisionPool
 
-        with DecisionPool(self, processes) as pool:
+        with DecisionPool(self, processes - 1) as pool:
             return pool.decide_many(requests)
 
 

@@ -56,10 +56,23 @@ class Checked:
     unknown_functions: set[str] = field(default_factory=set)
 
 
+class Converted:
+    """An activation's JSON Schema converted to the checker's types once, for compiling many
+    expressions against it (``compile(text, schema=Converted(schema))``, as a pack's conditions are):
+    the conversion walks the whole schema, which costs more than checking a condition.  The schema
+    is read now; changing it afterwards does not change the types."""
+
+    __slots__ = ("schema", "types")
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        self.schema = schema
+        self.types = SchemaTypes(schema).convert(schema, "")
+
+
 class Checker:
     def __init__(
         self,
-        schema: Mapping[str, Any] | None,
+        schema: Mapping[str, Any] | Converted | None,
         functions: Mapping[str, CelFunction],
         check: bool,
         max_comprehension_nesting: int,
@@ -67,7 +80,8 @@ class Checker:
         self.check = check
         self.functions = functions
         self.max_nesting = max_comprehension_nesting
-        self.variables: T | None = SchemaTypes(schema).convert(schema, "") if schema is not None else None
+        self.variables: T | None = (schema.types if isinstance(schema, Converted)
+                                    else SchemaTypes(schema).convert(schema, "") if schema is not None else None)
         self.scopes: list[dict[str, T]] = []
         self.call_counters: list[int] = [0]
         self.bounds: list[int | None] = []

@@ -19,6 +19,7 @@ import lark
 from lark.exceptions import LarkError, UnexpectedInput
 
 from . import _ast as ast
+from . import _tables
 from ._errors import CELCheckError, CELSyntaxError
 from ._values import INT64_MAX, INT64_MIN, UINT64_MAX, UInt
 
@@ -73,22 +74,20 @@ def _lark() -> lark.Lark:
     if _parser is None:
         with _parser_lock:
             if _parser is None:
-                grammar = _grammar_path().read_text()
-                for old, new in _GRAMMAR_PATCHES:
-                    if old not in grammar:  # pragma: no cover - guards a cel-python upgrade
-                        raise RuntimeError(f"cel-python grammar changed: `{old}` not found")
-                    grammar = grammar.replace(old, new, 1)
-                _parser = lark.Lark(
-                    grammar,
-                    parser="lalr",
-                    start="expr",
-                    g_regex_flags=re.MULTILINE,
-                    lexer_callbacks={"IDENT": _ambiguous_literals},
-                    propagate_positions=True,
-                    maybe_placeholders=False,
-                    priority="invert",
-                )
+                grammar = grammar_text()
+                callbacks = {"IDENT": _ambiguous_literals}
+                _parser = _tables.load(grammar, callbacks) or _tables.build(grammar, callbacks)
     return _parser
+
+
+def grammar_text() -> str:
+    """cel-python's grammar with facegate's patches applied."""
+    grammar = _grammar_path().read_text()
+    for old, new in _GRAMMAR_PATCHES:
+        if old not in grammar:  # pragma: no cover - guards a cel-python upgrade
+            raise RuntimeError(f"cel-python grammar changed: `{old}` not found")
+        grammar = grammar.replace(old, new, 1)
+    return grammar
 
 
 def _grammar_path() -> Path:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from . import _parse
-from ._check import Checker
+from ._check import Checker, Converted
 from ._compiler import compile_function
 from ._errors import CELCheckError, CELEvalError, CELUsageError
 from ._functions import BUILTINS, CelFunction
@@ -68,7 +68,7 @@ class Program:
         "reference_paths",
         "references",
         "run",
-        "source",
+        "_source",
         "text",
         "tree",
     )
@@ -79,7 +79,7 @@ class Program:
     reference_paths: frozenset[tuple[str, ...]]
     presence_paths: frozenset[tuple[str, ...]]
     cost_bound: int | None
-    source: str | None
+    _source: str | None
     run: Callable[..., Any]
     tree: Any  # the parsed tree (``_ast.Node``), for tools that read the expression's structure
     checked: Any  # what the checker found (``_check.Checked``), keyed by the tree's nodes
@@ -90,6 +90,14 @@ class Program:
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Program is immutable")
+
+    @property
+    def source(self) -> str | None:
+        """The generated Python (native backend), generated now if it was not yet."""
+        run = self.run
+        if isinstance(run, _Deferred):
+            run.generate()
+        return self._source
 
     def __delattr__(self, name: str) -> None:
         raise AttributeError("Program is immutable")
@@ -108,7 +116,7 @@ class Program:
 def compile(
     text: str,
     *,
-    schema: Mapping[str, Any] | None = None,
+    schema: Mapping[str, Any] | Converted | None = None,
     functions: Mapping[str, CelFunction] | None = None,
     backend: str = "native",
     limits: Limits | None = None,
@@ -116,7 +124,8 @@ def compile(
 ) -> Program:
     """Compile CEL ``text`` into a :class:`Program`.
 
-    ``schema`` is a JSON Schema of the activation (its ``properties`` are the variables);
+    ``schema`` is a JSON Schema of the activation (its ``properties`` are the variables), or
+    ``Converted(schema)`` when many expressions are compiled against one schema;
     with it, undefined fields and operators on incompatible types are compile errors.
     ``check=False`` skips those type checks (errors then surface as values at run time),
     like the conformance suite's ``disable_check``; static limits always apply.
@@ -145,8 +154,9 @@ def compile(
             raise CELCheckError(
                 f"worst-case cost of `{checked.cost}` steps exceeds the limit of `{limits.max_cost}`"
             )
+        run: Callable[..., Any]
         if backend == "native":
-            run, source = compile_function(tree, checked, functions)
+            run, source = _Deferred(tree, checked, functions), None  # generated on first use: loading is checking
         else:
             from ._interp import InterpreterRunner
 
@@ -155,15 +165,47 @@ def compile(
         raise CELCheckError("expression too deeply nested") from exc
     references = frozenset(checked.references)
     presence = frozenset(checked.presence - checked.references)
-    return Program(
+    program = Program(
         text=text,
         backend=backend,
         references=frozenset(".".join(p) for p in references | presence),
         reference_paths=references,
         presence_paths=presence,
         cost_bound=checked.cost,
-        source=source,
+        _source=source,
         run=run,
         tree=tree,
         checked=checked,
     )
+    if isinstance(run, _Deferred):
+        run.program = program
+    return program
+
+
+class _Deferred:
+    """A native program's function before its Python is generated: the first call (or a read of
+    ``Program.source``) generates and compiles it and puts it in the program's place, so later
+    calls go to it directly.  A pack's rules are decided by one generated function per operation
+    (:mod:`._shared`); a condition's own function serves explanations and message details only,
+    so most are never generated.  Generating cannot fail for a checked tree; two threads racing
+    here generate the same function twice, harmlessly."""
+
+    __slots__ = ("checked", "functions", "made", "program", "tree")
+
+    def __init__(self, tree: Any, checked: Any, functions: Mapping[str, CelFunction]) -> None:
+        self.tree, self.checked, self.functions = tree, checked, functions
+        self.program: Program | None = None
+        self.made: Callable[..., Any] | None = None  # for callers that kept this object, not the program
+
+    def generate(self) -> Callable[..., Any]:
+        made = self.made
+        if made is None:
+            made, source = compile_function(self.tree, self.checked, self.functions)
+            if self.program is not None:
+                object.__setattr__(self.program, "_source", source)
+                object.__setattr__(self.program, "run", made)
+            self.made = made
+        return made
+
+    def __call__(self, act: Any, budget: Budget | None = None) -> Any:
+        return self.generate()(act, budget)
