@@ -138,7 +138,7 @@ def processes(policy: facegate.Policy, count: int, repeats: int) -> dict[str, An
 
     base = [r for _, r in case_requests()]
     requests = (base * (count // len(base) + 1))[:count]
-    one, two, workers = [], [], []
+    one, two, workers, one_json, two_json = [], [], [], [], []
     with DecisionPool(policy, processes=1) as pool, DecisionPool(policy, processes=2, caller_helps=False) as fed:
         pool.decide_many(requests[:512], chunksize=256)  # workers started and warm
         fed.decide_many(requests[:512], chunksize=256)
@@ -152,9 +152,17 @@ def processes(policy: facegate.Policy, count: int, repeats: int) -> dict[str, An
             t0 = time.perf_counter()
             fed.decide_many(requests, chunksize=256)
             workers.append(count / (time.perf_counter() - t0))
+            t0 = time.perf_counter()  # decisions as JSON bytes (a batch answer, a file of decisions)
+            [policy.decide(r).to_json() for r in requests]
+            one_json.append(count / (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            pool.decide_many(requests, chunksize=256, as_json=True)
+            two_json.append(count / (time.perf_counter() - t0))
     return {"requests": count, "one": spread(one), "two": spread(two), "workers": spread(workers),
             "ratio": spread([b / a for a, b in zip(one, two, strict=True)]),
             "workers_ratio": spread([b / a for a, b in zip(one, workers, strict=True)]),
+            "one_json": spread(one_json), "two_json": spread(two_json),
+            "json_ratio": spread([b / a for a, b in zip(one_json, two_json, strict=True)]),
             "cores": len(os.sched_getaffinity(0)), "load_average": list(os.getloadavg())}
 
 
@@ -194,7 +202,8 @@ def measure(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
     result["processes"] = processes(policy, 2000 if quick else 40000, repeats)
     p = result["processes"]
     print(f"  decisions/s: 1 process {fmt(p['one'], 0)}, 2 processes (caller + 1 worker) {fmt(p['two'], 0)} ({fmt(p['ratio'], 2)}×), "
-          f"2 workers fed by the caller {fmt(p['workers'], 0)} ({fmt(p['workers_ratio'], 2)}×); load average {p['load_average']}")
+          f"2 workers fed by the caller {fmt(p['workers'], 0)} ({fmt(p['workers_ratio'], 2)}×); as JSON bytes: 1 process "
+          f"{fmt(p['one_json'], 0)}, caller + 1 worker {fmt(p['two_json'], 0)} ({fmt(p['json_ratio'], 2)}×); load average {p['load_average']}")
     return result
 
 
@@ -228,7 +237,12 @@ def render(s: Mapping[str, Any]) -> list[str]:
         out += [f"| decisions/s, two processes: the caller and one forked worker (`DecisionPool(policy, processes=1)`) | {f(p['two'], 0)} | /s |",
                 f"| two processes ÷ one ({p['cores']} usable cores; load average {', '.join(f'{x:.1f}' for x in p['load_average'])} at this row) | {f(p['ratio'], 2)} | × |",
                 f"| decisions/s, two forked workers the caller only feeds (`processes=2, caller_helps=False`) | {f(p['workers'], 0)} | /s |",
-                f"| two workers ÷ one process | {f(p['workers_ratio'], 2)} | × |", ""]
+                f"| two workers ÷ one process | {f(p['workers_ratio'], 2)} | × |"]
+        if "json_ratio" in p:
+            out += [f"| decisions as JSON bytes/s, one process (`decide(r).to_json()`) | {f(p['one_json'], 0)} | /s |",
+                    f"| … the caller and one worker (`decide_many(..., as_json=True)`, encoded where decided) | {f(p['two_json'], 0)} | /s |",
+                    f"| two processes ÷ one, as JSON bytes | {f(p['json_ratio'], 2)} | × |"]
+        out += [""]
     else:
         out += [f"| decisions/s, two worker processes (`DecisionPool(policy, processes=2)`) | {f(p['two'], 0)} | /s |",
                 f"| two processes ÷ one ({p['cores']} usable cores, shared with other workers) | {f(p['ratio'], 2)} | × |", ""]

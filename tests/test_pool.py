@@ -47,3 +47,49 @@ def test_a_decision_pickles_with_its_id_time_and_outcomes():
     copy = pickle.loads(pickle.dumps(d))
     assert copy.decision_id == d.decision_id and copy.evaluated_at == d.evaluated_at
     assert dict(copy.rules) == dict(d.rules) and copy.to_dict() == d.to_dict()
+
+
+def _comparable(raw: bytes) -> dict:
+    import json
+
+    d = json.loads(raw)
+    for key in ("decision_id", "evaluated_at", "duration_us"):
+        d.pop(key, None)
+    return d
+
+
+def test_decisions_as_json_bytes_are_the_decisions_to_json_in_order():
+    policy = facegate.load_policy(CAC)
+    requests = _requests() * 2
+    alone = [_comparable(policy.decide(r).to_json()) for r in requests]
+    with DecisionPool(policy, processes=1) as pool:
+        pooled = pool.decide_many(requests, chunksize=8, as_json=True)
+    assert all(isinstance(b, bytes) for b in pooled)
+    assert [_comparable(b) for b in pooled] == alone
+
+
+def test_a_worker_that_dies_makes_decide_many_raise_not_lose_decisions():
+    policy = facegate.load_policy(CAC)
+    pool = DecisionPool(policy, processes=1, caller_helps=False)
+    try:
+        assert len(pool.decide_many(_requests()[:4])) == 4
+        pool._procs[0].kill()
+        pool._procs[0].join()
+        with pytest.raises(facegate.FacegateError, match="worker died"):
+            pool.decide_many(_requests(), chunksize=4)
+    finally:
+        pool.close()
+
+
+def test_a_worker_that_cannot_load_the_pack_reports_it(tmp_path):
+    import shutil
+
+    pack = tmp_path / CAC.name
+    shutil.copytree(CAC, pack)
+    policy = facegate.load_policy(pack)
+    text = (pack / "pack.yaml").read_text(encoding="utf-8")
+    (pack / "pack.yaml").write_text(text.replace("as code\"", "as code, edited\"", 1), encoding="utf-8")
+    assert facegate.load_policy(pack).revision != policy.revision
+    with DecisionPool(policy, processes=1, start_method="spawn", caller_helps=False) as pool, \
+            pytest.raises(facegate.FacegateError, match="changed since it was loaded"):
+        pool.decide_many(_requests()[:3])
