@@ -18,14 +18,14 @@ import re
 import weakref
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from typing import Any, Self
+from typing import Any
 
 from ._consent import SQLiteConsentRegistry
 from ._errors import StoreError
 from ._interface import LOCATIONS
 from ._masking import Masker, Masking
 from ._matrix import GalleryChange
-from ._sqlite import SQLiteStore, choose_mask_key
+from ._sqlite import SQLiteStore, StoreLifecycle, choose_mask_key
 
 try:
     import psycopg
@@ -294,7 +294,7 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class PostgresStore:
+class PostgresStore(StoreLifecycle):
     """Audit log, consent registry and gallery in one PostgreSQL database (``postgresql://…``).
 
     Arguments as ``SQLiteStore``'s, plus ``pool_size`` (connections for consent, gallery and
@@ -462,17 +462,3 @@ class PostgresStore:
         """In a forked child: the parent's connections and threads are not ours -- fail closed."""
         self._closed = self._fork_orphan = True
         self.audit.forked()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else ("read-only" if self.readonly else "open")
-        return f"<PostgresStore {self.path!r} {state}>"

@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, Self
@@ -117,6 +117,29 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class StoreLifecycle:
+    """What every store class shares: ``closed``, use as a context manager, and its repr."""
+
+    _closed: bool
+    readonly: bool
+    path: Any
+    close: Callable[[], None]  # each store's own
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("read-only" if self.readonly else "open")
+        return f"<{type(self).__name__} {self.path!r} {state}>"
+
+
 class MetaStore(Protocol):
     """What ``choose_mask_key`` needs of a store: its name, mode and ``meta`` table."""
 
@@ -155,7 +178,7 @@ def choose_mask_key(store: MetaStore, given: bytes | None) -> bytes | None:
     return given
 
 
-class SQLiteStore:
+class SQLiteStore(StoreLifecycle):
     """The default store: audit log, consent registry and gallery in one SQLite file.
 
     ``masking`` configures what the audit log masks (default ``Masking()``); ``mask_key`` is
@@ -407,17 +430,3 @@ class SQLiteStore:
         self._closed = self._fork_orphan = True
         self.audit.forked()
         _INHERITED.append((self._conn, self.audit))  # keep them referenced: never closed here
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else ("read-only" if self.readonly else "open")
-        return f"<SQLiteStore {self.path!r} {state}>"
