@@ -12,10 +12,9 @@ import argparse
 import sys
 from typing import IO, Any
 
+from ._cli import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 from ._errors import StoreError
 from ._open import is_url
-
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
