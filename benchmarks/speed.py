@@ -4,6 +4,7 @@ Called by ``run.py`` (section "9. Speed" of ``docs/performance.md``); on its own
 
     .venv/bin/python benchmarks/speed.py            # prints the figures (about a minute)
     .venv/bin/python benchmarks/speed.py --quick
+    .venv/bin/python benchmarks/speed.py --processes 40000 --repeats 5   # only the decisions/s rows
 
 Every ratio is taken between figures of this one run.  Nothing here is a test.
 """
@@ -130,39 +131,58 @@ def load_times(repeats: int) -> dict[str, Any]:
     return {"import_and_load_s": spread(loads), "compile_all_operations_s": spread(prepares)}
 
 
+def _independent(policy: facegate.Policy, requests: list[Any], processes: int) -> None:
+    """The ceiling: ``processes`` forked processes, each deciding its share and sending nothing back."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    size = -(-len(requests) // processes)
+    procs = [context.Process(target=policy.decide_many, args=(requests[i * size:(i + 1) * size],), daemon=True) for i in range(processes)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+
+
 def processes(policy: facegate.Policy, count: int, repeats: int) -> dict[str, Any]:
-    """Decisions per second: one process (decide_many) against two processes deciding -- the caller
-    and one forked worker (``DecisionPool(policy, processes=1)``, the caller deciding the chunks the
-    worker has not started) -- and against two forked workers the caller only feeds."""
+    """Decisions per second on one process and on two, for the documented paths, in blocks: each
+    block times every row once (so a busy moment hits every row), and each ratio is taken within
+    its block.  Two processes: ``Policy.decide_many(requests, processes=2)`` (one worker forked
+    for the batch, after the requests are known) and a kept ``DecisionPool(policy, processes=1)``
+    (the caller and one worker, requests sent over a pipe), as ``Decision`` objects and as JSON
+    bytes.  The ceiling: two independent forked processes, each deciding half and returning nothing."""
     from facegate._pool import DecisionPool
 
     base = [r for _, r in case_requests()]
     requests = (base * (count // len(base) + 1))[:count]
-    one, two, workers, one_json, two_json = [], [], [], [], []
-    with DecisionPool(policy, processes=1) as pool, DecisionPool(policy, processes=2, caller_helps=False) as fed:
-        pool.decide_many(requests[:512], chunksize=256)  # workers started and warm
-        fed.decide_many(requests[:512], chunksize=256)
-        for _ in range(repeats):  # interleaved: a busy moment hits every row
-            t0 = time.perf_counter()
-            policy.decide_many(requests)
-            one.append(count / (time.perf_counter() - t0))
-            t0 = time.perf_counter()
-            pool.decide_many(requests, chunksize=256)
-            two.append(count / (time.perf_counter() - t0))
-            t0 = time.perf_counter()
-            fed.decide_many(requests, chunksize=256)
-            workers.append(count / (time.perf_counter() - t0))
-            t0 = time.perf_counter()  # decisions as JSON bytes (a batch answer, a file of decisions)
-            [policy.decide(r).to_json() for r in requests]
-            one_json.append(count / (time.perf_counter() - t0))
-            t0 = time.perf_counter()
-            pool.decide_many(requests, chunksize=256, as_json=True)
-            two_json.append(count / (time.perf_counter() - t0))
-    return {"requests": count, "one": spread(one), "two": spread(two), "workers": spread(workers),
-            "ratio": spread([b / a for a, b in zip(one, two, strict=True)]),
-            "workers_ratio": spread([b / a for a, b in zip(one, workers, strict=True)]),
-            "one_json": spread(one_json), "two_json": spread(two_json),
-            "json_ratio": spread([b / a for a, b in zip(one_json, two_json, strict=True)]),
+    rows: dict[str, list[float]] = {k: [] for k in ("one", "forked", "pool", "one_json", "forked_json", "pool_json", "ceiling")}
+    with DecisionPool(policy, processes=1) as pool:
+        pool.decide_many(requests[:512], chunksize=64)  # the worker started and warm
+        calls: dict[str, Callable[[], Any]] = {
+            "one": lambda: policy.decide_many(requests),
+            "forked": lambda: policy.decide_many(requests, processes=2),
+            "pool": lambda: pool.decide_many(requests, chunksize=64),
+            "one_json": lambda: policy.decide_many(requests, as_json=True),
+            "forked_json": lambda: policy.decide_many(requests, processes=2, as_json=True),
+            "pool_json": lambda: pool.decide_many(requests, chunksize=64, as_json=True),
+            "ceiling": lambda: _independent(policy, requests, 2),
+        }
+        for block in range(repeats):
+            order = list(calls)
+            order = order[block % len(order):] + order[:block % len(order)]  # no row always first or last
+            for name in order:
+                gc.collect()
+                t0 = time.perf_counter()
+                calls[name]()
+                rows[name].append(count / (time.perf_counter() - t0))
+
+    def ratio(two: str, one: str) -> dict[str, float]:
+        return spread([b / a for a, b in zip(rows[one], rows[two], strict=True)])
+
+    return {"requests": count, **{k: spread(v) for k, v in rows.items()},
+            "forked_ratio": ratio("forked", "one"), "pool_ratio": ratio("pool", "one"),
+            "forked_json_ratio": ratio("forked_json", "one_json"), "pool_json_ratio": ratio("pool_json", "one_json"),
+            "ceiling_ratio": ratio("ceiling", "one"),
             "cores": len(os.sched_getaffinity(0)), "load_average": list(os.getloadavg())}
 
 
@@ -199,11 +219,13 @@ def measure(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
     result["startup"] = startup(2 if quick else 5)
     for label, s in result["startup"].items():
         print(f"  {label}: {fmt(s, 3)} s")
-    result["processes"] = processes(policy, 2000 if quick else 40000, repeats)
+    result["processes"] = processes(policy, 6000 if quick else 40000, repeats)
     p = result["processes"]
-    print(f"  decisions/s: 1 process {fmt(p['one'], 0)}, 2 processes (caller + 1 worker) {fmt(p['two'], 0)} ({fmt(p['ratio'], 2)}×), "
-          f"2 workers fed by the caller {fmt(p['workers'], 0)} ({fmt(p['workers_ratio'], 2)}×); as JSON bytes: 1 process "
-          f"{fmt(p['one_json'], 0)}, caller + 1 worker {fmt(p['two_json'], 0)} ({fmt(p['json_ratio'], 2)}×); load average {p['load_average']}")
+    print(f"  decisions/s: 1 process {fmt(p['one'], 0)}; 2 processes, decide_many(processes=2) {fmt(p['forked'], 0)} "
+          f"({fmt(p['forked_ratio'], 2)}×), a kept DecisionPool {fmt(p['pool'], 0)} ({fmt(p['pool_ratio'], 2)}×); as JSON bytes: "
+          f"1 process {fmt(p['one_json'], 0)}, decide_many(processes=2, as_json=True) {fmt(p['forked_json'], 0)} "
+          f"({fmt(p['forked_json_ratio'], 2)}×), the pool {fmt(p['pool_json'], 0)} ({fmt(p['pool_json_ratio'], 2)}×); "
+          f"ceiling, 2 independent processes {fmt(p['ceiling_ratio'], 2)}×; load average {p['load_average']}")
     return result
 
 
@@ -253,7 +275,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--processes", type=int, metavar="N", help="only the decisions/s rows, on N requests")
     args = parser.parse_args(argv)
+    if args.processes:
+        policy = facegate.load_policy(PACK)
+        policy._procedure.prepare()
+        p = processes(policy, args.processes, args.repeats)
+        for key in ("forked_ratio", "pool_ratio", "forked_json_ratio", "pool_json_ratio", "ceiling_ratio"):
+            print(f"  {key}: {fmt(p[key], 2)}")
+        print(f"  one process {fmt(p['one'], 0)}/s, as JSON {fmt(p['one_json'], 0)}/s; load average {p['load_average']}")
+        return
     measure(args.repeats, args.quick)
 
 

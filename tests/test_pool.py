@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
+import threading
+import time
 
 import pytest
 
 import facegate
+from facegate import _forked, _stamps
+from facegate import _pool_codec as codec
 from facegate._pool import DecisionPool
 from fg_paths import ROOT
 
@@ -28,8 +34,8 @@ def test_pool_decides_like_one_process_in_order(caller_helps):
         pooled = pool.decide_many(requests, chunksize=16)
     assert [(d.effect, [x["rule"] for x in d.determining], dict(d.rules), d.obligations, d.warnings) for d in pooled] == alone
     assert len({d.decision_id for d in pooled}) == len(requests)
-    if not caller_helps:  # every decision came back from a worker
-        assert all(d._trace.activation is None for d in pooled)
+    if not caller_helps:  # every decision came back from a worker, rebuilt here: the same documents
+        assert [_plain(d) for d in pooled] == [_plain(d) for d in policy.decide_many(requests)]
     assert policy.decide_many(requests[:5], processes=2)[0].effect == alone[0][0]
 
 
@@ -93,3 +99,157 @@ def test_a_worker_that_cannot_load_the_pack_reports_it(tmp_path):
     with DecisionPool(policy, processes=1, start_method="spawn", caller_helps=False) as pool, \
             pytest.raises(facegate.FacegateError, match="changed since it was loaded"):
         pool.decide_many(_requests()[:3])
+
+
+# -- Policy.decide_many(requests, processes=N): workers forked for the batch -----------------------
+
+def _plain(decision) -> dict:
+    """A decision's document, less what differs between any two decisions (id, time)."""
+    d = decision.to_dict()
+    del d["decision_id"], d["evaluated_at"]
+    return d
+
+
+def _plain_json(raw: bytes) -> dict:
+    d = json.loads(raw)
+    del d["decision_id"], d["evaluated_at"]
+    return d
+
+
+@pytest.fixture
+def no_stealing(monkeypatch):
+    """The caller decides its own share only, so the workers' shares surely come from the workers,
+    however late they start."""
+    claims = _forked._claims
+
+    def own_share_only(memory, party, processes, count):
+        if party:
+            yield from claims(memory, party, processes, count)
+            return
+        for index in range(count // processes):  # the caller's share, claimed as _claims does
+            if memory[index] == 0:
+                memory[index] = 1
+                yield index
+
+    monkeypatch.setattr(_forked, "_claims", own_share_only)
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+def test_forked_decisions_are_the_decisions_of_one_process_in_order(no_stealing, processes):
+    policy = facegate.load_policy(CAC)
+    requests = _requests() * 3
+    alone = [policy.decide(r) for r in requests]
+    pooled = _forked.decide_forked(policy, requests, processes, chunksize=5)
+    assert len(pooled) == len(requests)
+    assert [_plain(d) for d in pooled] == [_plain(d) for d in alone]  # unmet (computed here) included
+    assert [dict(d.rules) for d in pooled] == [dict(d.rules) for d in alone]
+    from_workers = [d for d in pooled if d._trace.activation is None and d.permitted]
+    assert from_workers, "no decision came back from a worker"
+    denied = [i for i, d in enumerate(pooled) if d.reason in ("forbidden", "no_permit") and i >= len(requests) // processes]
+    assert denied and all(pooled[i].__dict__.get("_origin", (None, None))[1] is requests[i] for i in denied)
+
+
+def test_forked_json_bytes_are_the_decisions_to_json_in_order(no_stealing):
+    policy = facegate.load_policy(CAC)
+    requests = _requests() * 3
+    alone = [_plain_json(policy.decide(r).to_json()) for r in requests]
+    pooled = _forked.decide_forked(policy, requests, 2, as_json=True, chunksize=7)
+    assert all(type(b) is bytes for b in pooled)
+    assert [_plain_json(b) for b in pooled] == alone
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_decide_many_with_two_processes_through_the_public_call(as_json):
+    policy = facegate.load_policy(CAC)
+    requests = _requests() * 4  # enough chunks to fork for
+    pooled = policy.decide_many(requests, processes=2, as_json=as_json)
+    alone = policy.decide_many(requests, as_json=as_json)
+    plain = _plain_json if as_json else _plain
+    assert [plain(d) for d in pooled] == [plain(d) for d in alone]
+    assert policy.decide_many(iter(requests[:3]), processes=2, as_json=as_json)  # any iterable; too few to fork
+
+
+def test_forked_workers_inherit_the_requests_nothing_is_pickled(no_stealing):
+    policy = facegate.load_policy(CAC)
+    requests = _requests()
+    requests[-1] = {**requests[-1], "held": threading.Lock()}  # cannot be pickled, so could not be sent to a worker
+    pooled = _forked.decide_forked(policy, requests, 2, chunksize=5)
+    assert [_plain(d) for d in pooled] == [_plain(policy.decide(r)) for r in requests]
+    assert pooled[-1].effect == "deny" and pooled[-1].violations
+    share = pooled[len(pooled) // 2:]
+    assert any(d.permitted and d._trace.activation is None for d in share)  # the worker decided its share
+    with DecisionPool(policy, processes=1, caller_helps=False) as pool, pytest.raises(TypeError):
+        pool.decide_many(requests)
+
+
+def test_forked_decisions_have_unique_ids_and_their_own_times(no_stealing):
+    policy = facegate.load_policy(CAC)
+    requests = _requests() * 2
+    _stamps.new_id()  # this process holds ids made and not yet handed out when the worker is forked
+    before = time.time()
+    as_json = _forked.decide_forked(policy, requests, 2, as_json=True, chunksize=5)
+    objects = _forked.decide_forked(policy, requests, 2, chunksize=5)
+    after = time.time()
+    ids = [json.loads(b)["decision_id"] for b in as_json] + [d.decision_id for d in objects]
+    assert len(set(ids)) == len(ids)
+    times = [json.loads(b)["evaluated_at"] for b in as_json] + [d.evaluated_at for d in objects]
+    import datetime as dt
+
+    assert all(before - 1e-3 <= dt.datetime.fromisoformat(t).timestamp() <= after + 1e-3 for t in times)
+
+
+def test_a_forked_worker_killed_mid_run_makes_decide_many_raise(no_stealing, monkeypatch):
+    policy = facegate.load_policy(CAC)
+    parent, encode = os.getpid(), codec.encode
+
+    def die_in_the_worker(*args):
+        if os.getpid() != parent:
+            os.kill(os.getpid(), 9)
+        return encode(*args)
+
+    monkeypatch.setattr(codec, "encode", die_in_the_worker)
+    with pytest.raises(facegate.FacegateError, match="worker died .*killed by signal 9"):
+        _forked.decide_forked(policy, _requests() * 2, 2, chunksize=5)
+
+
+def test_a_forked_worker_that_fails_makes_decide_many_raise(no_stealing, monkeypatch):
+    policy = facegate.load_policy(CAC)
+    parent, encode = os.getpid(), codec.encode
+
+    def fail_in_the_worker(*args):
+        if os.getpid() != parent:
+            raise RuntimeError("disk on fire")
+        return encode(*args)
+
+    monkeypatch.setattr(codec, "encode", fail_in_the_worker)
+    with pytest.raises(facegate.FacegateError, match="worker failed: RuntimeError: disk on fire"):
+        policy.decide_many(_requests() * 4, processes=2)
+
+
+def test_claims_cover_every_chunk_once_per_claimant():
+    import mmap
+
+    memory = mmap.mmap(-1, 10)
+    mine = list(_forked._claims(memory, 0, 2, 10))  # alone: its share in order, then the rest from the back
+    assert mine == [0, 1, 2, 3, 4, 9, 8, 7, 6, 5]
+    assert list(_forked._claims(memory, 1, 2, 10)) == []  # all claimed: nothing left for a late worker
+
+
+def test_the_collector_is_paused_for_a_batch_and_restored():
+    import gc
+
+    policy = facegate.load_policy(CAC)
+    seen = []
+    procedure = policy._procedure
+    decide = procedure.decide
+    procedure.decide = lambda *a: (seen.append(gc.isenabled()), decide(*a))[1]
+    try:
+        assert gc.isenabled()
+        policy.decide_many(_requests()[:2])
+        assert seen == [False, False] and gc.isenabled()
+        gc.disable()
+        policy.decide_many(_requests()[:1])
+        assert not gc.isenabled()  # paused by the caller: left paused
+    finally:
+        gc.enable()
+        del procedure.decide

@@ -22,6 +22,7 @@ raise :class:`facegate.FacegateError`; nothing is silently dropped.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections.abc import Iterable, Mapping
@@ -29,7 +30,7 @@ from itertools import islice
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from ._decision import Decision, RuleOutcomes, Trace
+from . import _pool_codec as codec
 from .errors import FacegateError
 
 _POLICIES: dict[int, Any] = {}  # token -> policy, read by forked workers
@@ -76,7 +77,7 @@ class DecisionPool:
         done: list[Any] = [None] * len(chunks)
         front, back = 0, len(chunks) - 1
         waiting: dict[Connection, int] = dict.fromkeys(self._conns, 0)
-        decide = self.policy._procedure.decide
+        procedure = self.policy._procedure
 
         def feed(conn: Connection) -> None:
             nonlocal front
@@ -91,12 +92,13 @@ class DecisionPool:
         def collect(conns: list[Any]) -> None:
             for conn in conns:
                 try:
-                    index, answer = conn.recv()
+                    message = conn.recv_bytes()
                 except (EOFError, OSError) as exc:
                     raise FacegateError(f"a decision worker died ({exc or 'pipe closed'}); its chunk was not decided") from exc
+                index = codec.index_of(message)
                 if index < 0:
-                    raise FacegateError(f"a decision worker failed: {answer}")
-                done[index] = answer if as_json else _rebuild_all(self.policy._procedure, answer)
+                    raise FacegateError(f"a decision worker failed: {codec.failure_text(message)}")
+                done[index] = codec.decode(procedure, message, chunks[index], as_json)
                 waiting[conn] -= 1
                 feed(conn)
 
@@ -107,8 +109,7 @@ class DecisionPool:
                 collect(wait(self._conns, timeout=0))  # answers in: send those workers more first
                 if front > back:
                     continue
-                chunk = chunks[back]
-                done[back] = [decide(r, False, None).to_json() for r in chunk] if as_json else [decide(r, False, None) for r in chunk]
+                done[back] = codec.decide_here(procedure, chunks[back], as_json)
                 back -= 1
             else:
                 collect(wait([c for c, n in waiting.items() if n]))
@@ -168,6 +169,7 @@ def _adopt(how: str, *args: Any) -> Any:
 
 def _serve(conn: Connection, args: tuple[Any, ...]) -> None:
     """A worker: decide each chunk it is sent until told to stop (``None``) or the pipe closes."""
+    gc.freeze()  # a forked worker's inherited heap is never collected: no page of it copied for that
     try:
         policy = _adopt(*args)
     except Exception as exc:  # noqa: BLE001 - reported to the caller, who raises
@@ -183,33 +185,6 @@ def _serve(conn: Connection, args: tuple[Any, ...]) -> None:
         try:
             if policy is None:
                 raise FacegateError(failure)
-            answer = [policy.decide(r).to_json() for r in requests] if as_json else _decide_chunk(policy, requests)
-            conn.send((index, answer))
+            conn.send_bytes(codec.encode(policy._procedure, index, requests, as_json))
         except Exception as exc:  # noqa: BLE001 - the caller raises it, naming the worker
-            conn.send((-1, f"{type(exc).__name__}: {exc}"))
-
-
-#: What crosses back per decision: its fields, less what the parent's copy of the policy can
-#: supply (the per-rule map of outcomes is sent as the evaluated rules only; the id is drawn in
-#: the parent when first read, as for any decision).
-_SENT = ("effect", "reason", "determining", "errors", "warnings", "obligations", "violations", "duration_us", "explanation")
-
-
-def _decide_chunk(policy: Any, requests: list[Any]) -> list[Any]:
-    out = []
-    for request in requests:
-        d = policy.decide(request)
-        fields = d.__dict__
-        out.append((tuple(fields[k] for k in _SENT), d._trace.clock, d._trace.outcomes))
-    return out
-
-
-def _rebuild_all(procedure: Any, items: list[tuple[Any, ...]]) -> list[Any]:
-    policy, ident, ids, template = procedure.policy, procedure.ident, procedure.ids, procedure.template
-    make = Decision._make
-    out = []
-    for (effect, reason, determining, errors, warnings, obligations, violations, duration_us, explanation), clock, outcomes in items:
-        out.append(make(effect=effect, reason=reason, determining=determining, errors=errors, warnings=warnings, obligations=obligations,
-                        violations=violations, duration_us=duration_us, explanation=explanation, policy=ident,
-                        _trace=Trace(policy, None, outcomes, None, clock), _outcomes=RuleOutcomes(outcomes or {}, ids, template)))
-    return out
+            conn.send_bytes(codec.failure(f"{type(exc).__name__}: {exc}"))

@@ -60,16 +60,14 @@ class Policy:
         """
         return self._procedure.decide(request, explain, at)
 
-    def decide_many(self, requests: Iterable[Mapping[str, Any]], *, processes: int = 1) -> list[Decision]:
-        """Decide every request, in order; ``processes > 1`` spreads them over that many processes:
-        this one and ``processes - 1`` forked workers (:class:`facegate._pool.DecisionPool`; keep a
-        pool open to reuse its workers)."""
-        if processes <= 1:
-            return [self._procedure.decide(r, False, None) for r in requests]
-        from ._pool import DecisionPool
+    def decide_many(self, requests: Iterable[Mapping[str, Any]], *, processes: int = 1, as_json: bool = False) -> list[Any]:
+        """Decide every request, in order: the decisions ``decide`` gives (or, ``as_json``, their
+        ``to_json()`` bytes).  ``processes > 1`` forks ``processes - 1`` workers for this batch,
+        after the requests are known, and decides on all of them and this process
+        (:mod:`facegate._forked`; to reuse workers across batches, :class:`facegate._pool.DecisionPool`)."""
+        from ._forked import decide_many
 
-        with DecisionPool(self, processes - 1) as pool:
-            return pool.decide_many(requests)
+        return decide_many(self, requests, processes, as_json)
 
 
 class _RequestChecker:
