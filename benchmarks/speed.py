@@ -144,6 +144,13 @@ def _independent(policy: facegate.Policy, requests: list[Any], processes: int) -
         proc.join()
 
 
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers this process forked and joined
+    return usage.ru_utime + usage.ru_stime
+
+
 def processes(policy: facegate.Policy, count: int, repeats: int) -> dict[str, Any]:
     """Decisions per second on one process and on two, for the documented paths, in blocks: each
     block times every row once (so a busy moment hits every row), and each ratio is taken within
@@ -167,22 +174,29 @@ def processes(policy: facegate.Policy, count: int, repeats: int) -> dict[str, An
             "pool_json": lambda: pool.decide_many(requests, chunksize=64, as_json=True),
             "ceiling": lambda: _independent(policy, requests, 2),
         }
+        cpu: dict[str, list[float]] = {k: [] for k in ("one", "forked", "one_json", "forked_json")}
         for block in range(repeats):
             order = list(calls)
             order = order[block % len(order):] + order[:block % len(order)]  # no row always first or last
             for name in order:
                 gc.collect()
+                own, children = time.process_time(), _children_cpu()
                 t0 = time.perf_counter()
                 calls[name]()
                 rows[name].append(count / (time.perf_counter() - t0))
+                if name in cpu:  # the longer of the two processes' CPU times: the wall time with a core each
+                    cpu[name].append(max(time.process_time() - own, _children_cpu() - children))
+        for two, one in (("forked", "one"), ("forked_json", "one_json")):
+            rows[f"{two}_cpu_ratio"] = [a / b for a, b in zip(cpu[one], cpu[two], strict=True)]
 
     def ratio(two: str, one: str) -> dict[str, float]:
         return spread([b / a for a, b in zip(rows[one], rows[two], strict=True)])
 
-    return {"requests": count, **{k: spread(v) for k, v in rows.items()},
+    return {"requests": count, **{k: spread(v) for k, v in rows.items() if not k.endswith("_ratio")},
             "forked_ratio": ratio("forked", "one"), "pool_ratio": ratio("pool", "one"),
             "forked_json_ratio": ratio("forked_json", "one_json"), "pool_json_ratio": ratio("pool_json", "one_json"),
-            "ceiling_ratio": ratio("ceiling", "one"),
+            "ceiling_ratio": ratio("ceiling", "one"), "forked_cpu_ratio": spread(rows["forked_cpu_ratio"]),
+            "forked_json_cpu_ratio": spread(rows["forked_json_cpu_ratio"]),
             "cores": len(os.sched_getaffinity(0)), "load_average": list(os.getloadavg())}
 
 
@@ -255,7 +269,20 @@ def render(s: Mapping[str, Any]) -> list[str]:
         out.append(f"| wall time: `{label}` (facegate's bytecode compiled, as installed) | {f(t, 3)} | s |")
     p = s["processes"]
     out += [f"| decisions/s, one process (`Policy.decide_many`, {p['requests']:,} requests) | {f(p['one'], 0)} | /s |"]
-    if "workers" in p:
+    if "forked" in p:
+        load = ", ".join(f"{x:.1f}" for x in p["load_average"])
+        out += [f"| … two processes: `decide_many(requests, processes=2)` (one worker forked for the batch) | {f(p['forked'], 0)} | /s |",
+                f"| two processes ÷ one ({p['cores']} usable cores; load average {load} at this row) | {f(p['forked_ratio'], 2)} | × |",
+                f"| … two processes: a kept `DecisionPool(policy, processes=1)` (requests sent over a pipe) | {f(p['pool'], 0)} | /s |",
+                f"| kept pool ÷ one process | {f(p['pool_ratio'], 2)} | × |",
+                f"| decisions as JSON bytes/s, one process (`decide_many(requests, as_json=True)`) | {f(p['one_json'], 0)} | /s |",
+                f"| … two processes (`decide_many(requests, processes=2, as_json=True)`) | {f(p['forked_json'], 0)} | /s |",
+                f"| two processes ÷ one, as JSON bytes | {f(p['forked_json_ratio'], 2)} | × |",
+                f"| … a kept pool, as JSON bytes ÷ one process | {f(p['pool_json_ratio'], 2)} | × |",
+                f"| the ceiling: two independent forked processes, each deciding half and returning nothing, ÷ one | {f(p['ceiling_ratio'], 2)} | × |",
+                f"| CPU time, one process ÷ the busier of the two (`processes=2`): the ratio with a core each | {f(p['forked_cpu_ratio'], 2)} | × |",
+                f"| … the same, as JSON bytes | {f(p['forked_json_cpu_ratio'], 2)} | × |", ""]
+    elif "workers" in p:
         out += [f"| decisions/s, two processes: the caller and one forked worker (`DecisionPool(policy, processes=1)`) | {f(p['two'], 0)} | /s |",
                 f"| two processes ÷ one ({p['cores']} usable cores; load average {', '.join(f'{x:.1f}' for x in p['load_average'])} at this row) | {f(p['ratio'], 2)} | × |",
                 f"| decisions/s, two forked workers the caller only feeds (`processes=2, caller_helps=False`) | {f(p['workers'], 0)} | /s |",
@@ -281,7 +308,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         policy = facegate.load_policy(PACK)
         policy._procedure.prepare()
         p = processes(policy, args.processes, args.repeats)
-        for key in ("forked_ratio", "pool_ratio", "forked_json_ratio", "pool_json_ratio", "ceiling_ratio"):
+        for key in ("forked_ratio", "pool_ratio", "forked_json_ratio", "pool_json_ratio", "ceiling_ratio", "forked_cpu_ratio",
+                    "forked_json_cpu_ratio"):
             print(f"  {key}: {fmt(p[key], 2)}")
         print(f"  one process {fmt(p['one'], 0)}/s, as JSON {fmt(p['one_json'], 0)}/s; load average {p['load_average']}")
         return
