@@ -163,10 +163,12 @@ class Tally(NamedTuple):
 class Procedure:
     """One pack's rules made ready to decide: built once, shared by every decision (and thread)."""
 
-    def __init__(self, policy: Any, violations: Callable[[Any], list[dict[str, str]]]) -> None:
+    def __init__(self, policy: Any, violations: Callable[[Any], list[dict[str, str]]],
+                 valid: Callable[[Any], bool] | None = None) -> None:
         pack = policy.pack
         self.policy = policy
-        self.violations = violations
+        self.violations = violations  # a request's violations of the request contract, explained
+        self.accepts = valid or (lambda request: not violations(request))  # the fast yes/no test (may raise)
         self.rules = pack.rules
         self.params = pack.parameters
         self.ident = {"id": policy.id, "version": policy.version, "revision": policy.revision}
@@ -194,12 +196,19 @@ class Procedure:
     def decide(self, request: Any, explain: bool, at: _dt.datetime | None) -> Decision:
         started = time.perf_counter()
         trace = Trace(self.policy, None, None, at, time.time())
-        violations = self.violations(request)
-        if violations:
-            return self.finish(Effect.DENY, Reason.INVALID_REQUEST, started, trace, violations=tuple(violations))
-        day = self.today(trace) if self.dated else ""
-        if self.dated and not self.in_force(day):
-            return self.finish(Effect.DENY, Reason.POLICY_NOT_IN_FORCE, started, trace)
+        try:  # the common case first: a plain dict the request contract accepts
+            valid = type(request) is dict and self.accepts(request)
+        except Exception:  # values JSON cannot represent: violations() says which
+            valid = False
+        if not valid:
+            violations = self.violations(request)
+            if violations:
+                return self.finish(Effect.DENY, Reason.INVALID_REQUEST, started, trace, violations=tuple(violations))
+        day = ""
+        if self.dated:
+            day = self.today(trace)
+            if not self.in_force(day):
+                return self.finish(Effect.DENY, Reason.POLICY_NOT_IN_FORCE, started, trace)
         activation = trace.activation = {"params": self.params, "request": request}
         budget = _compile.new_budget()
         explanation: dict[str, Any] | None = None
@@ -207,7 +216,8 @@ class Procedure:
             explanation = {} if explain else None
             results = self.each_item(range(len(self.rules)), activation, budget, day, explanation)
         else:
-            results = self.rule_set(request["operation"])(activation, budget)
+            run = self._runs.get(request["operation"]) or self.rule_set(request["operation"])
+            results = run(activation, budget)
             if self.windowed:
                 results = self.with_windows(results, activation, budget, day)
         tally = self.tally_of(results)
