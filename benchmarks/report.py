@@ -161,7 +161,11 @@ def _render_headlines(results: Mapping[str, Any]) -> list[str]:
                    f"{ser['to_json alone']['median']:.1f} µs; `facegate decide` "
                    f"{sp['startup']['facegate decide (CAC-2023, one request)']['median']:.2f} s wall time "
                    f"({sp['startup']['python -c pass']['median']:.2f} s for a bare Python start); "
-                   + (f"two processes (the caller and one worker) decide {p['ratio']['median']:.2f}× as many requests per second "
+                   + (f"two processes (`decide_many(requests, processes=2)`) decide {p['forked_ratio']['median']:.2f}× as many "
+                      f"requests per second as one, {p['forked_json_ratio']['median']:.2f}× as JSON bytes (two independent "
+                      f"processes {p['ceiling_ratio']['median']:.2f}×; load average {p['load_average'][0]:.1f} on {p['cores']} cores)."
+                      if "forked_ratio" in p else
+                      f"two processes (the caller and one worker) decide {p['ratio']['median']:.2f}× as many requests per second "
                       f"as one, two workers the caller feeds {p['workers_ratio']['median']:.2f}× (load average "
                       f"{p['load_average'][0]:.1f} on {p['cores']} cores)." if "workers_ratio" in p else
                       f"two worker processes decide {p['ratio']['median']:.2f}× as many requests per second as one."))

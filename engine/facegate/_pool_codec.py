@@ -100,6 +100,7 @@ def decode(procedure: Any, message: bytes, requests: Sequence[Any], as_json: boo
     policy, ident, ids, template, params, refs = (procedure.policy, procedure.ident, procedure.ids, procedure.template,
                                                   procedure.params, getattr(procedure, "refs", ()))
     new = object.__new__
+    shared: dict[int, RuleOutcomes] = {}  # one per outcomes map: decisions with the same rules applied share it, as here
     out = []
     for (fields, clock, outcomes), request in zip(items, requests, strict=True):
         for key in _REFERRING:
@@ -111,7 +112,10 @@ def decode(procedure: Any, message: bytes, requests: Sequence[Any], as_json: boo
         else:
             fields["_trace"] = Trace(policy, None, outcomes, None, clock)
         fields["policy"] = ident
-        fields["_outcomes"] = RuleOutcomes(outcomes or {}, ids, template)
+        rule_outcomes = shared.get(id(outcomes))
+        if rule_outcomes is None:
+            rule_outcomes = shared[id(outcomes)] = RuleOutcomes(outcomes or {}, ids, template)
+        fields["_outcomes"] = rule_outcomes
         decision = new(Decision)  # as Decision._make builds it
         decision.__dict__.update(fields)
         out.append(decision)
