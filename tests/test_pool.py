@@ -149,7 +149,9 @@ def test_forked_decisions_are_the_decisions_of_one_process_in_order(no_stealing,
     assert denied and all(pooled[i].__dict__.get("_origin", (None, None))[1] is requests[i] for i in denied)
 
 
-def test_forked_json_bytes_are_the_decisions_to_json_in_order(no_stealing):
+@pytest.mark.parametrize("shelf_bytes_each", [8192, 1000, 10])  # room for all; until full, then the pipe; none
+def test_forked_json_bytes_are_the_decisions_to_json_in_order(no_stealing, monkeypatch, shelf_bytes_each):
+    monkeypatch.setattr(_forked, "_SHELF_BYTES_EACH", shelf_bytes_each)
     policy = facegate.load_policy(CAC)
     requests = _requests() * 3
     alone = [_plain_json(policy.decide(r).to_json()) for r in requests]

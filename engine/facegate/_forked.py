@@ -8,8 +8,9 @@ then, when its share is done, the last unclaimed chunk of anyone's (work stealin
 slowed by other load, or by receiving, simply decides less).  A claim is a read then a write,
 not atomic: two processes may now and then decide the same chunk, and the caller keeps the
 first answer -- a wasted chunk, never a wrong or missing one.  A worker sends each chunk's
-decisions back as one message (:mod:`facegate._pool_codec`); the caller reads them between its
-own chunks, so a worker never waits on a full pipe for long.
+decisions back as one message (:mod:`facegate._pool_codec`; JSON bytes wait on a shelf of memory
+shared with the caller, the message says where); the caller reads them between its own chunks,
+so a worker never waits on a full pipe for long.
 
 A worker that fails (an exception) or dies (killed, out of memory) makes ``decide_many`` raise
 :class:`facegate.FacegateError` once the caller finds a chunk only that worker had claimed; the
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 #: fewer chunks than this per process and forking costs more than it saves: decided here
 MIN_CHUNKS_EACH = 2
 _CHUNK = 64  # requests per chunk: a few milliseconds of deciding, a message of ~200 KB as JSON
+#: JSON bytes a worker's shelf holds per request of the batch (a decision's document is ~2.5-3.5 KB;
+#: only the pages written are allocated, and what does not fit goes through the pipe)
+_SHELF_BYTES_EACH = 8192
 _PIPE_BYTES = 1 << 20  # asked for (Linux): a worker writes ~5 chunks ahead of the caller's reading
 
 
@@ -83,25 +87,30 @@ def decide_forked(policy: Any, requests: Sequence[Any], processes: int, *, as_js
     chunks = [requests[i * size:(i + 1) * size] for i in range(count)]
     context = multiprocessing.get_context("fork")
     readers: dict[Connection, Any] = {}
+    shelves: dict[Connection, codec.Shelf | None] = {}
     finished = False
     try:
         for party in range(1, processes):
             reader, writer = context.Pipe(duplex=False)
             _widen(writer)
-            proc = context.Process(target=_work, args=(procedure, chunks, claims, party, processes, as_json, writer), daemon=True)
+            shelf = shelves[reader] = codec.Shelf(len(requests) * _SHELF_BYTES_EACH) if as_json else None
+            proc = context.Process(target=_work, args=(procedure, chunks, claims, party, processes, as_json, writer, shelf), daemon=True)
             proc.start()
             writer.close()
             readers[reader] = proc
-        results = _lead(procedure, chunks, claims, processes, as_json, readers)
+        results = _lead(procedure, chunks, claims, processes, as_json, readers, shelves)
         finished = True
         return results
     finally:
         _stop(readers, finished)
         claims.close()
+        for shelf in shelves.values():
+            if shelf is not None:
+                shelf.close()
 
 
 def _lead(procedure: Any, chunks: list[Sequence[Any]], claims: mmap.mmap, processes: int, as_json: bool,
-          readers: dict[Connection, Any]) -> list[Any]:
+          readers: dict[Connection, Any], shelves: dict[Connection, codec.Shelf | None]) -> list[Any]:
     """The caller's part: decide its claims, taking in the workers' answers between them."""
     from multiprocessing.connection import wait
 
@@ -118,7 +127,7 @@ def _lead(procedure: Any, chunks: list[Sequence[Any]], claims: mmap.mmap, proces
         if index < 0:
             raise FacegateError(f"a decision worker failed: {codec.failure_text(message)}")
         if done[index] is None:  # else this chunk was decided twice (a claim race): the first answer stays
-            done[index] = codec.decode(procedure, message, chunks[index], as_json)
+            done[index] = codec.decode(procedure, message, chunks[index], as_json, shelves.get(conn))
 
     for index in _claims(claims, 0, processes, len(chunks)):
         if done[index] is None:
@@ -149,12 +158,12 @@ def _claims(claims: mmap.mmap, party: int, processes: int, count: int) -> Iterat
 
 
 def _work(procedure: Any, chunks: list[Sequence[Any]], claims: mmap.mmap, party: int, processes: int, as_json: bool,
-          conn: Connection) -> None:
+          conn: Connection, shelf: codec.Shelf | None) -> None:
     """A forked worker: decide its claims and send each chunk's answer; on an error, say so and stop."""
     gc.freeze()  # the inherited heap is never collected here: no page of it copied for the collector's sake
     try:
         for index in _claims(claims, party, processes, len(chunks)):
-            conn.send_bytes(codec.encode(procedure, index, chunks[index], as_json))
+            conn.send_bytes(codec.encode(procedure, index, chunks[index], as_json, shelf))
     except Exception as exc:  # noqa: BLE001 - the caller raises it
         try:
             conn.send_bytes(codec.failure(f"{type(exc).__name__}: {exc}"))

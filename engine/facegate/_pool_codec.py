@@ -26,7 +26,7 @@ from typing import Any
 
 from ._decision import Decision, RuleOutcomes, Trace
 
-_HEAD = struct.Struct("<iI")  # chunk index (-1: the worker failed), number of decisions
+_HEAD = struct.Struct("<iIq")  # chunk index (-1: the worker failed), number of decisions, where JSON bytes are (-1: here)
 _PRIVATE = ("_trace", "_outcomes", "_origin")
 #: fields that list rule references: an entry equal to the rule's prepared reference (no message
 #: detail) is sent as the rule's index and copied from the caller's own reference, as ``decide`` copies it
@@ -43,6 +43,31 @@ def _refer(refs: tuple[dict[str, Any], ...], index: dict[str, int], entry: dict[
     return i if i is not None and entry == refs[i] else entry
 
 
+class Shelf:
+    """Memory a worker shares with the caller (mapped before the fork) for its answers as JSON
+    bytes: the worker writes each chunk's documents after the last, the caller copies each out
+    once -- instead of both copying them through a pipe.  Only the pages written are ever
+    allocated; a chunk that no longer fits goes through the pipe."""
+
+    def __init__(self, size: int) -> None:
+        import mmap
+
+        self.memory = mmap.mmap(-1, size)
+        self.end = 0  # the worker's: where the next chunk goes
+
+    def put(self, blobs: list[bytes]) -> int:
+        total = sum(map(len, blobs))
+        at = self.end
+        if at + total > len(self.memory):
+            return -1
+        self.memory[at:at + total] = b"".join(blobs)
+        self.end = at + total
+        return at
+
+    def close(self) -> None:
+        self.memory.close()
+
+
 def decide_here(procedure: Any, requests: Iterable[Any], as_json: bool) -> list[Any]:
     """The chunk's results decided in this process, in the form asked for."""
     decide = procedure.decide
@@ -51,12 +76,17 @@ def decide_here(procedure: Any, requests: Iterable[Any], as_json: bool) -> list[
     return [decide(r, False, None) for r in requests]
 
 
-def encode(procedure: Any, index_: int, requests: Sequence[Any], as_json: bool) -> bytes:
-    """Decide a chunk (in a worker) and encode its results as one message."""
+def encode(procedure: Any, index_: int, requests: Sequence[Any], as_json: bool, shelf: Shelf | None = None) -> bytes:
+    """Decide a chunk (in a worker) and encode its results as one message; JSON bytes go on the
+    ``shelf`` (memory shared with the caller) when one is given and they fit there."""
     decide = procedure.decide
     if as_json:
         blobs = [decide(r, False, None).to_json() for r in requests]
-        return b"".join((_HEAD.pack(index_, len(blobs)), array("I", map(len, blobs)).tobytes(), *blobs))
+        lengths = array("I", map(len, blobs)).tobytes()
+        at = shelf.put(blobs) if shelf is not None else -1
+        if at >= 0:
+            return _HEAD.pack(index_, len(blobs), at) + lengths
+        return b"".join((_HEAD.pack(index_, len(blobs), -1), lengths, *blobs))
     refs, index = _references(procedure)
     out = []
     for request in requests:
@@ -69,12 +99,12 @@ def encode(procedure: Any, index_: int, requests: Sequence[Any], as_json: bool) 
             if fields[key]:
                 fields[key] = tuple(_refer(refs, index, entry) for entry in fields[key])
         out.append((fields, trace.clock, trace.outcomes))
-    return _HEAD.pack(index_, len(out)) + pickle.dumps(out, pickle.HIGHEST_PROTOCOL)
+    return _HEAD.pack(index_, len(out), -1) + pickle.dumps(out, pickle.HIGHEST_PROTOCOL)
 
 
 def failure(message: str) -> bytes:
     """The message a worker sends when it cannot decide: the caller raises it."""
-    return _HEAD.pack(-1, 0) + message.encode("utf-8", "replace")
+    return _HEAD.pack(-1, 0, -1) + message.encode("utf-8", "replace")
 
 
 def index_of(message: bytes) -> int:
@@ -85,17 +115,23 @@ def failure_text(message: bytes) -> str:
     return message[_HEAD.size:].decode("utf-8", "replace")
 
 
-def decode(procedure: Any, message: bytes, requests: Sequence[Any], as_json: bool) -> list[Any]:
+def decode(procedure: Any, message: bytes, requests: Sequence[Any], as_json: bool, shelf: Shelf | None = None) -> list[Any]:
     """A chunk's results from a worker's message, rebuilt around this process's policy and requests."""
-    count = _HEAD.unpack_from(message)[1]
+    _, count, at = _HEAD.unpack_from(message)
     if count != len(requests):
         raise ValueError(f"a worker answered {count} decisions for {len(requests)} requests")
     if as_json:
         lengths = array("I")
         lengths.frombytes(message[_HEAD.size:_HEAD.size + 4 * count])
-        start = _HEAD.size + 4 * count
-        ends = list(accumulate(lengths, initial=start))
-        return [message[a:b] for a, b in zip(ends, ends[1:])]
+        source: Any = message
+        if at < 0:
+            at = _HEAD.size + 4 * count
+        elif shelf is not None:
+            source = shelf.memory
+        else:
+            raise ValueError("a worker put its answer on a shelf this process does not have")
+        ends = list(accumulate(lengths, initial=at))
+        return [source[a:b] for a, b in zip(ends, ends[1:])]
     items = pickle.loads(memoryview(message)[_HEAD.size:])
     policy, ident, ids, template, params, refs = (procedure.policy, procedure.ident, procedure.ids, procedure.template,
                                                   procedure.params, getattr(procedure, "refs", ()))
