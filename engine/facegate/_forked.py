@@ -36,8 +36,10 @@ from .errors import FacegateError
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-#: fewer chunks than this per process and forking costs more than it saves: decided here
-MIN_CHUNKS_EACH = 2
+#: a smaller batch is decided here: a fork and its copy-on-write cost a few milliseconds, the time
+#: to decide a few hundred requests
+MIN_FORKED = 256
+MIN_CHUNKS_EACH = 2  # fewer chunks than this per process: decided here
 _CHUNK = 64  # requests per chunk: a few milliseconds of deciding, a message of ~200 KB as JSON
 #: JSON bytes a worker's shelf holds per request of the batch (a decision's document is ~2.5-3.5 KB;
 #: only the pages written are allocated, and what does not fit goes through the pipe)
@@ -48,9 +50,11 @@ _PIPE_BYTES = 1 << 20  # asked for (Linux): a worker writes ~5 chunks ahead of t
 def decide_many(policy: Any, requests: Iterable[Any], processes: int, as_json: bool) -> list[Any]:
     """``Policy.decide_many``: on this process alone, or on ``processes``; the collector paused (below)."""
     with paused_collector():
-        if processes <= 1:
-            return codec.decide_here(policy._procedure, requests, as_json)
-        return decide_forked(policy, requests if isinstance(requests, list) else list(requests), processes, as_json=as_json)
+        if processes > 1:
+            requests = requests if isinstance(requests, list) else list(requests)
+            if len(requests) >= MIN_FORKED:
+                return decide_forked(policy, requests, processes, as_json=as_json)
+        return codec.decide_here(policy._procedure, requests, as_json)
 
 
 @contextmanager
