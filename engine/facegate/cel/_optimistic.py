@@ -40,6 +40,7 @@ their type tests stay.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -58,8 +59,23 @@ _LITERAL_KINDS: Final = {str: "str", bool: "bool", int: "int", type(None): "null
 _EXACT_INT: Final = 2**53  # int literals compared plainly must be exact as floats too
 
 
+_CONTAINER_READS: Final = 3
+
+
 class Fallback(Exception):
     """The fast function cannot vouch for a value: the exact function decides."""
+
+
+class _Absent:
+    """A missing top-level object, read up front: reading through it raises, as reading the key would."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: Any) -> Any:
+        raise Fallback
+
+    def __contains__(self, key: Any) -> bool:
+        raise Fallback
 
 
 def _fail() -> Any:
@@ -144,11 +160,16 @@ class FastGen:
         self.helpers: list[str] = []
         self.sizes = sizes
         self.validated = validated
-        self.namespace: dict[str, Any] = {"Fallback": Fallback, "_fail": _fail, "_ok": _ok, "_U": _UNSET,
+        self.namespace: dict[str, Any] = {"Fallback": Fallback, "_fail": _fail, "_ok": _ok, "_U": _UNSET, "_ABSENT": _Absent(),
                                           "_SEQ": NAMESPACE["_SEQ"], "_ORD": NAMESPACE["_ORD"], "_SIZED": NAMESPACE["_SIZED"]}
         self.consts: dict[Any, str] = {}
         self.roots: dict[str, str] = {}
         self.memo: dict[Key, str] = {}
+        self.sites: Counter[Key] = Counter()  # where each memoised sub-expression is written
+        self.through: Counter[tuple[str, str]] = Counter()  # reads through each top-level object
+        #: top-level objects read through often enough to be read once, up front, into a local
+        #: (``_ABSENT`` when missing: any read through it raises, as reading the key would)
+        self.containers: dict[tuple[str, str], str] = {}
         self.counter = 0
         self.lines: list[str] = []
         self.depth = 1
@@ -193,6 +214,8 @@ class FastGen:
         if self.total_steps:
             head += [f"    if budget.steps < {self.total_steps}:", "        raise Fallback"]
         head += [f"    {name} = act[{root!r}]" for root, name in self.roots.items()]
+        head += [f"    {name} = {self.roots[variable]}[{field!r}] if {field!r} in {self.roots[variable]} else _ABSENT"
+                 for (variable, field), name in self.containers.items()]
         if self.memo:
             head.append("    " + " = ".join(self.memo.values()) + " = _U")
         self.lines[body_start:body_start] = head
@@ -245,6 +268,7 @@ class FastGen:
             name = self.memo.get(key)
             if name is None:
                 name = self.memo[key] = f"m{len(self.memo)}"
+            self.sites[key] += 1
             code, kind = self._expr(node)
             return f"({name} if {name} is not _U else ({name} := {code}))", kind
         return self._expr(node)
@@ -311,7 +335,7 @@ class FastGen:
     def _Select(self, node: ast.Select) -> tuple[str, str] | None:
         return self._chain(node)
 
-    def _chain(self, node: ast.Node) -> tuple[str, str] | None:
+    def _chain(self, node: ast.Node, container: bool = False) -> tuple[str, str] | None:
         resolved = self.checked.chains.get(id(node))
         if resolved is None or id(node) in self.checked.denotations:
             return None
@@ -321,10 +345,17 @@ class FastGen:
             root = self.roots[variable] = f"a{len(self.roots)}"
         schema = self.validated.get(variable)
         kind = proven_kind(schema, schema, fields) if schema is not None else None
+        if len(fields) > (0 if container else 1) and schema is not None and proven_kind(schema, schema, fields[:1]) == "dict":
+            # read through an object: from a local read once, up front (see ``containers``)
+            self.through[(variable, fields[0])] += 1
+            local = self.containers.get((variable, fields[0]))
+            if local is not None:
+                return local + "".join(f"[{f!r}]" for f in fields[1:]), kind or "dyn"
         return root + "".join(f"[{f!r}]" for f in fields), kind or "dyn"
 
     def _Has(self, node: ast.Has) -> tuple[str, str]:
-        operand, kind = self.expr(node.operand)
+        chain = self._chain(node.operand, container=True) if isinstance(node.operand, (ast.Ident, ast.Select)) else None
+        operand, kind = chain if chain is not None else self.expr(node.operand)
         if kind == "dict":
             return f"({node.field!r} in {operand})", "bool"
         t = self.tmp()
@@ -453,8 +484,14 @@ def compile_fast(plan: list[tuple[int, ast.Node, int, ast.Node | None, int]], ch
                  shared: set[Key], validated: Mapping[str, Mapping[str, Any]], outlined: bool) -> tuple[Any, str] | None:
     """The fast function ``_fast(act, budget)`` and its source; ``None`` if Python cannot compile
     it (an expression nested deeper than the parser allows): then only the exact one runs."""
-    gen = FastGen(checked, functions, keys, sizes, shared, validated, outlined)
     try:
+        first = FastGen(checked, functions, keys, sizes, shared, validated, outlined)
+        first.function(plan)
+        # Written once, a sub-expression is evaluated at most once: a memo would only cost its
+        # bookkeeping.  An object read through a few times is worth a local.
+        gen = FastGen(checked, functions, keys, sizes, shared - {k for k, n in first.sites.items() if n == 1}, validated, outlined)
+        for i, path in enumerate(p for p, n in first.through.items() if n >= _CONTAINER_READS):
+            gen.containers[path] = f"o{i}"
         source = gen.function(plan)
         exec(compile(source, "<cel rule set, fast>", "exec"), gen.namespace)  # noqa: S102 - our own generated source
     except (SyntaxError, RecursionError, MemoryError):
