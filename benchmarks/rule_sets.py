@@ -7,7 +7,9 @@ On the CAC-2023 pack's 91 case requests, each operation's generated function
 (:mod:`facegate.cel._optimistic`: the fast function, falling back to the exact one when it
 raises), interleaved in blocks of passes over all requests, both with a fresh decision budget
 as ``decide`` gives them.  Reported: the median per call over all (request, block) samples of each,
-their ratio (in the same run), how many requests fall back, and the spread over repeats.
+their ratio (in the same run), how many requests fall back, and the spread over repeats; then
+``Policy.decide`` itself on the same requests with each operation's exact function swapped in
+and with the optimistic one (its default), interleaved the same way.
 Nothing is asserted here; tests/test_optimistic.py checks that both give the same results.
 """
 
@@ -70,13 +72,41 @@ def measure(repeats: int, passes: int) -> dict[str, object]:
             medians[name].append(statistics.median(samples[name]))
             rows[name] += samples[name]
     ratios = [e / o for e, o in zip(medians["exact"], medians["optimistic"], strict=True)]
+    decide = _decide_medians(policy, repeats, max(2, passes // 4))
     return {
         "requests": len(calls),
         "fell_back": fell_back,
         "exact_median_us": spread(medians["exact"]),
         "optimistic_median_us": spread(medians["optimistic"]),
         "speedup": spread(ratios),
+        "decide_exact_median_us": spread(decide["exact"]),
+        "decide_optimistic_median_us": spread(decide["optimistic"]),
+        "decide_speedup": spread([e / o for e, o in zip(decide["exact"], decide["optimistic"], strict=True)]),
     }
+
+
+def _decide_medians(policy: facegate.Policy, repeats: int, passes: int) -> dict[str, list[float]]:
+    """``Policy.decide`` (validation and the Decision included) with each operation's exact
+    function swapped in, and with the optimistic one it runs by default: interleaved passes."""
+    procedure = policy._procedure
+    runs = {"exact": {op: s.run for op, s in procedure._sets.items()}, "optimistic": dict(procedure._runs)}
+    requests = [r for _, r in case_requests()]
+    medians: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        gc.collect()
+        samples: dict[str, list[float]] = {name: [] for name in runs}
+        for block in range(passes):
+            for name in (("exact", "optimistic") if block % 2 == 0 else ("optimistic", "exact")):
+                procedure._runs.update(runs[name])
+                timed = samples[name]
+                for request in requests:
+                    t0 = time.perf_counter_ns()
+                    policy.decide(request)
+                    timed.append((time.perf_counter_ns() - t0) / 1000)
+        for name in runs:
+            medians[name].append(statistics.median(samples[name]))
+    procedure._runs.update(runs["optimistic"])
+    return medians
 
 
 def main() -> None:
@@ -97,6 +127,10 @@ def main() -> None:
     print(f"  exact:       {fmt(result['exact_median_us'])}")
     print(f"  optimistic:  {fmt(result['optimistic_median_us'])}   ({result['fell_back']} requests fall back to exact)")
     print(f"  exact / optimistic: {fmt(result['speedup'])}x")
+    print("Policy.decide on the same requests (validation and the Decision included)")
+    print(f"  with the exact function:      {fmt(result['decide_exact_median_us'])}")
+    print(f"  with the optimistic function: {fmt(result['decide_optimistic_median_us'])}")
+    print(f"  exact / optimistic: {fmt(result['decide_speedup'])}x")
 
 
 if __name__ == "__main__":
