@@ -345,7 +345,7 @@ class FastGen:
             root = self.roots[variable] = f"a{len(self.roots)}"
         schema = self.validated.get(variable)
         kind = proven_kind(schema, schema, fields) if schema is not None else None
-        if len(fields) > (0 if container else 1) and schema is not None and proven_kind(schema, schema, fields[:1]) == "dict":
+        if not self.scopes and len(fields) > (0 if container else 1) and schema is not None and proven_kind(schema, schema, fields[:1]) == "dict":
             # read through an object: from a local read once, up front (see ``containers``)
             self.through[(variable, fields[0])] += 1
             local = self.containers.get((variable, fields[0]))
