@@ -193,6 +193,9 @@ def test_the_validator_gives_the_python_types_the_fast_function_assumes():
     with pytest.raises(ValueError):
         validator.is_valid({"s": _Str("x")})
     assert not validator.is_valid({"b": 1})
+    booleans = jsonschema_rs.validator_for({"enum": [True, False]})
+    assert not booleans.is_valid(1) and not booleans.is_valid(0)  # enum and const compare JSON types too
+    assert not jsonschema_rs.validator_for({"const": True}).is_valid(1)
     assert validator.is_valid({"i": 1.0}) and validator.is_valid({"i": _Small.ONE})
     schema = {"type": "object", "properties": {"request": {"type": "object", "properties": {"i": {"type": "integer"}}}}}
     rs = _rule_set([("request.i == 1", None)], schema)
