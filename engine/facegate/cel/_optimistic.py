@@ -217,7 +217,8 @@ class FastGen:
         head += [f"    {name} = {self.roots[variable]}[{field!r}] if {field!r} in {self.roots[variable]} else _ABSENT"
                  for (variable, field), name in self.containers.items()]
         if self.memo:
-            head.append("    " + " = ".join(self.memo.values()) + " = _U")
+            self.namespace["_UNSETS"] = (_UNSET,) * len(self.memo)  # unpacked: one store per memo
+            head.append("    " + ", ".join(self.memo.values()) + ", = _UNSETS")
         self.lines[body_start:body_start] = head
         return "\n".join([*self.helpers, "def _fast(act, budget):", *self.lines]) + "\n"
 
