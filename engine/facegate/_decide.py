@@ -391,7 +391,7 @@ class Procedure:
                 found = self._runs.get(operation)
                 if found is None:
                     self._sets[operation] = compiled = self.compile(operation)
-                    found = self._runs[operation] = compiled.run
+                    found = self._runs[operation] = compiled.fast_run  # decide() validated the request first
         return found  # type: ignore[no-any-return]
 
     def applicable(self, operation: str) -> int:
@@ -408,7 +408,8 @@ class Procedure:
 
         windowed = set(self.windowed)
         rules = [(side(r.when), side(r.unless)) if i not in windowed else (_never(), None) for i, r in enumerate(self.rules)]
-        return compile_rule_set(rules, self.policy.pack.functions, {("request", "operation"): operation})  # type: ignore[arg-type]
+        return compile_rule_set(rules, self.policy.pack.functions, {("request", "operation"): operation},  # type: ignore[arg-type]
+                                validated={"request": self.policy.request_schema})
 
     def with_windows(self, results: list[tuple[int, Any, Any]], activation: Any, budget: Any, day: str) -> list[tuple[int, Any, Any]]:
         """Rules with a validity window are left out of the generated functions: decided here."""
