@@ -31,6 +31,10 @@ _PRIVATE = ("_trace", "_outcomes", "_origin")
 #: fields that list rule references: an entry equal to the rule's prepared reference (no message
 #: detail) is sent as the rule's index and copied from the caller's own reference, as ``decide`` copies it
 _REFERRING = ("determining", "warnings")
+#: what two decisions with the same rule outcomes (the same rules applied) share unless a message
+#: detail or an error text is the request's own
+_CONTENT = ("effect", "reason", "determining", "errors", "warnings", "obligations", "violations", "explanation")
+_MEMO_KEPT = 4096  # decisions a worker's stream keeps by number (a pack's sets of applied rules, in practice)
 
 
 def _references(procedure: Any) -> tuple[tuple[dict[str, Any], ...], dict[str, int]]:
@@ -76,9 +80,13 @@ def decide_here(procedure: Any, requests: Iterable[Any], as_json: bool) -> list[
     return [decide(r, False, None) for r in requests]
 
 
-def encode(procedure: Any, index_: int, requests: Sequence[Any], as_json: bool, shelf: Shelf | None = None) -> bytes:
+def encode(procedure: Any, index_: int, requests: Sequence[Any], as_json: bool, shelf: Shelf | None = None,
+           memo: dict[int, Any] | None = None) -> bytes:
     """Decide a chunk (in a worker) and encode its results as one message; JSON bytes go on the
-    ``shelf`` (memory shared with the caller) when one is given and they fit there."""
+    ``shelf`` (memory shared with the caller) when one is given and they fit there.  ``memo``: the
+    decisions this worker's stream has sent whole, by number (the caller keeps the same numbers and
+    decodes every message of the stream, in order); one equal in content to such a decision is sent
+    as its number, its duration and its clock."""
     decide = procedure.decide
     if as_json:
         blobs = [decide(r, False, None).to_json() for r in requests]
@@ -88,17 +96,25 @@ def encode(procedure: Any, index_: int, requests: Sequence[Any], as_json: bool, 
             return _HEAD.pack(index_, len(blobs), at) + lengths
         return b"".join((_HEAD.pack(index_, len(blobs), -1), lengths, *blobs))
     refs, index = _references(procedure)
-    out = []
+    out: list[Any] = []
     for request in requests:
         fields = decide(request, False, None).__dict__  # the decision is this worker's alone: taken apart
-        trace = fields.pop("_trace")
-        for key in _PRIVATE[1:]:
-            fields.pop(key, None)
+        trace, rule_outcomes = fields.pop("_trace"), fields.pop("_outcomes")
+        fields.pop("_origin", None)
         del fields["policy"]
+        number = -1
+        if memo is not None:
+            known = memo.get(id(rule_outcomes))
+            if known is not None and all(known[1][k] == fields[k] for k in _CONTENT):
+                out.append((known[0], fields["duration_us"], trace.clock))  # as that one, but for its time
+                continue
+            if known is None and len(memo) < _MEMO_KEPT:
+                number = len(memo)  # kept with its rule outcomes, so their id is not reused
+                memo[id(rule_outcomes)] = (number, {k: fields[k] for k in _CONTENT}, rule_outcomes)
         for key in _REFERRING:
             if fields[key]:
                 fields[key] = tuple(_refer(refs, index, entry) for entry in fields[key])
-        out.append((fields, trace.clock, trace.outcomes))
+        out.append((fields, trace.clock, trace.outcomes, number))
     return _HEAD.pack(index_, len(out), -1) + pickle.dumps(out, pickle.HIGHEST_PROTOCOL)
 
 
@@ -115,8 +131,10 @@ def failure_text(message: bytes) -> str:
     return message[_HEAD.size:].decode("utf-8", "replace")
 
 
-def decode(procedure: Any, message: bytes, requests: Sequence[Any], as_json: bool, shelf: Shelf | None = None) -> list[Any]:
-    """A chunk's results from a worker's message, rebuilt around this process's policy and requests."""
+def decode(procedure: Any, message: bytes, requests: Sequence[Any], as_json: bool, shelf: Shelf | None = None,
+           kept: dict[int, dict[str, Any]] | None = None) -> list[Any]:
+    """A chunk's results from a worker's message, rebuilt around this process's policy and requests.
+    ``kept``: the decisions of this worker's stream sent whole, by number (see :func:`encode`)."""
     _, count, at = _HEAD.unpack_from(message)
     if count != len(requests):
         raise ValueError(f"a worker answered {count} decisions for {len(requests)} requests")
@@ -138,20 +156,32 @@ def decode(procedure: Any, message: bytes, requests: Sequence[Any], as_json: boo
     new = object.__new__
     shared: dict[int, RuleOutcomes] = {}  # one per outcomes map: decisions with the same rules applied share it, as here
     out = []
-    for (fields, clock, outcomes), request in zip(items, requests, strict=True):
-        for key in _REFERRING:
-            if fields[key]:
-                fields[key] = tuple({**refs[e]} if type(e) is int else e for e in fields[key])
+    for item, request in zip(items, requests, strict=True):
+        if type(item[0]) is int:  # the same as an earlier decision of the stream but for its time: its own copies
+            number, duration, clock = item
+            same = kept[number]  # type: ignore[index]
+            outcomes = same["_trace"].outcomes
+            fields = {"effect": same["effect"], "reason": same["reason"], "determining": tuple(map(dict, same["determining"])),
+                      "errors": tuple(map(dict, same["errors"])), "warnings": tuple(map(dict, same["warnings"])),
+                      "obligations": tuple(map(dict, same["obligations"])), "violations": same["violations"],
+                      "explanation": same["explanation"], "duration_us": duration, "_outcomes": same["_outcomes"]}
+        else:
+            fields, clock, outcomes, number = item
+            for key in _REFERRING:
+                if fields[key]:
+                    fields[key] = tuple({**refs[e]} if type(e) is int else e for e in fields[key])
+            rule_outcomes = shared.get(id(outcomes))
+            if rule_outcomes is None:
+                rule_outcomes = shared[id(outcomes)] = RuleOutcomes(outcomes or {}, ids, template)
+            fields["_outcomes"] = rule_outcomes
+            if number >= 0:
+                kept[number] = fields  # type: ignore[index]
         if outcomes is not None and fields["effect"] == "deny":  # what its unmet and remedies come from, as here
             fields["_trace"] = Trace(policy, {"params": params, "request": request}, outcomes, None, clock)
             fields["_origin"] = (policy, request, None)
         else:
             fields["_trace"] = Trace(policy, None, outcomes, None, clock)
         fields["policy"] = ident
-        rule_outcomes = shared.get(id(outcomes))
-        if rule_outcomes is None:
-            rule_outcomes = shared[id(outcomes)] = RuleOutcomes(outcomes or {}, ids, template)
-        fields["_outcomes"] = rule_outcomes
         decision = new(Decision)  # as Decision._make builds it
         decision.__dict__.update(fields)
         out.append(decision)
