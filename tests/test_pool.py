@@ -255,3 +255,21 @@ def test_the_collector_is_paused_for_a_batch_and_restored():
     finally:
         gc.enable()
         del procedure.decide
+
+
+def test_a_decision_equal_to_one_sent_whole_is_sent_by_number_and_rebuilt_as_its_own_copy():
+    policy = facegate.load_policy(CAC)
+    procedure = policy._procedure
+    permit = next(r for r in _requests() if policy.decide(r).permitted and policy.decide(r).obligations)
+    deny = next(r for r in _requests() if policy.decide(r).reason == "forbidden")
+    memo, kept = {}, {}
+    first = codec.encode(procedure, 0, [permit, deny], False, None, memo)
+    second = codec.encode(procedure, 1, [deny, permit], False, None, memo)
+    items = pickle.loads(second[codec._HEAD.size:])
+    assert [type(item[0]) for item in items] == [int, int]  # both by number: the stream sent them whole before
+    a = codec.decode(procedure, first, [permit, deny], False, None, kept)
+    b = codec.decode(procedure, second, [deny, permit], False, None, kept)
+    assert [_plain(d) for d in a + b] == [_plain(policy.decide(r)) for r in (permit, deny, deny, permit)]
+    assert b[1].obligations == a[0].obligations and b[1].obligations[0] is not a[0].obligations[0]
+    assert b[0].determining[0] is not a[1].determining[0]
+    assert b[0].__dict__["_origin"][1] is deny and b[0].unmet == policy.decide(deny).unmet
