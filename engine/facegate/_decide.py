@@ -39,6 +39,7 @@ from typing import Any, NamedTuple, cast
 from . import _compile
 from ._compile import EvalError
 from ._decision import Decision, RuleOutcomes, Trace
+from ._details import Details
 from ._vocabulary import Effect, Reason, RuleOutcome
 
 APPLIED, NOT_APPLICABLE, ERROR, SKIPPED = RuleOutcome.APPLIED, RuleOutcome.NOT_APPLICABLE, RuleOutcome.ERROR, RuleOutcome.SKIPPED
@@ -177,6 +178,7 @@ class Procedure:
         # per rule index: its reference (message and provenance) and obligations, built now
         self.refs = tuple(_ref(r) for r in pack.rules)
         self.details = tuple(r.message_expr is not None for r in pack.rules)  # a message detail is evaluated per decision
+        self.message_details = Details(pack.rules)
         self.sourced = tuple(tuple({**ob, "sources": [{"rule": r.id, "provision": r.provision}]} for ob in r.obligations) for r in pack.rules)
         self._tallies: dict[tuple[int, ...], Tally] = {}  # the rules that applied -> their tally (see tally_of)
         self.on_applied = tuple(COUNTS[(r.effect, r.mode, APPLIED)] for r in pack.rules)
@@ -325,10 +327,9 @@ class Procedure:
     def refer(self, index: int, activation: Any, budget: Any) -> dict[str, Any]:
         """The rule's reference for a decision, with its message detail evaluated if it has one."""
         ref = {**self.refs[index]}
-        expr = self.rules[index].message_expr
-        if expr is not None:
-            value = expr.program.run(activation, budget)
-            if isinstance(value, str):
+        if self.details[index]:
+            value = self.message_details.detail(index, activation, budget)
+            if value is not None:
                 ref["message"] = {**ref["message"], "detail": value}
         return ref
 
