@@ -149,16 +149,14 @@ class Tally(NamedTuple):
     """What the combining loop found for one decision (kept and shared when only bools were seen)."""
 
     effect: Effect
-    reason: Reason
     outcomes: dict[str, str]  # the evaluated rules' outcomes (read-only once made)
-    rule_outcomes: RuleOutcomes
     determining: tuple[int, ...]  # rule indices: the denying rules of a deny, the permits of a permit
     warnings: tuple[int, ...]
-    errors: tuple[dict[str, Any], ...]
     detailed: bool  # a determining or warning rule has a message detail, evaluated per decision
     determining_refs: tuple[dict[str, Any], ...]  # their prepared references (copied per decision)
     warning_refs: tuple[dict[str, Any], ...]
     obligations: tuple[dict[str, Any], ...]  # a permit's merged obligations (copied per decision)
+    base: dict[str, Any]  # the Decision fields its decisions share: effect, reason, errors, policy, rule outcomes
 
 
 class Procedure:
@@ -232,10 +230,10 @@ class Procedure:
             explanation = {"rules": explanation}
         if tally.effect is Effect.DENY:
             explanation = self.blocked(explanation, tally.outcomes, request)
-        decision = Decision._make(
-            effect=tally.effect, reason=tally.reason, determining=determining, errors=tally.errors, warnings=warnings,
-            obligations=tuple(map(dict, tally.obligations)), violations=(), policy=self.ident, explanation=explanation,
-            _trace=trace, _outcomes=tally.rule_outcomes, duration_us=(time.perf_counter() - started) * 1e6)
+        decision = Decision._with(tally.base, determining, warnings, tuple(map(dict, tally.obligations)), trace,
+                                  (time.perf_counter() - started) * 1e6)
+        if explanation is not None:
+            decision.__dict__["explanation"] = explanation
         if tally.effect is Effect.DENY:
             decision.__dict__["_origin"] = (self.policy, request, at)  # for Decision.remedies (facegate.explain)
         return decision
@@ -300,13 +298,17 @@ class Procedure:
         else:
             effect, reason, determining = Effect.PERMIT, Reason.PERMITTED, permits
         details, refs = self.details, self.refs
-        return Tally(effect, reason, outcomes, RuleOutcomes(outcomes, self.ids, cast("dict[str, str]", self.template)),
-                     tuple(determining), tuple(warnings), tuple(errors), any(details[i] for i in (*determining, *warnings)),
-                     tuple(refs[i] for i in determining), tuple(refs[i] for i in warnings), self.merged(tuple(attached)))
+        rule_outcomes = RuleOutcomes(outcomes, self.ids, cast("dict[str, str]", self.template))
+        base = {"effect": effect, "reason": reason, "errors": tuple(errors), "violations": (), "policy": self.ident,
+                "explanation": None, "_outcomes": rule_outcomes}  # the fields its decisions share
+        return Tally(effect, outcomes, tuple(determining), tuple(warnings), any(details[i] for i in (*determining, *warnings)),
+                     tuple(refs[i] for i in determining), tuple(refs[i] for i in warnings), self.merged(tuple(attached)), base)
 
     def referred(self, indices: tuple[int, ...], activation: Any, budget: Any) -> tuple[dict[str, Any], ...]:
         """The rules' references for one decision, each rule's message detail evaluated if it has one."""
-        return tuple([self.refer(i, activation, budget) if self.details[i] else dict(self.refs[i]) for i in indices])
+        if len(indices) == 1:  # the usual case, without a list
+            return (self.refer(indices[0], activation, budget),)
+        return tuple([self.refer(i, activation, budget) for i in indices])
 
     def merged(self, attached: tuple[int, ...]) -> tuple[dict[str, Any], ...]:
         """The merged obligations of these rules, their sources a tuple (shared by the decisions with
