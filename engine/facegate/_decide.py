@@ -41,6 +41,7 @@ from ._compile import EvalError
 from ._decision import Decision, RuleOutcomes, Trace
 from ._details import Details
 from ._vocabulary import Effect, Reason, RuleOutcome
+from .cel import Budget as _Budget
 
 APPLIED, NOT_APPLICABLE, ERROR, SKIPPED = RuleOutcome.APPLIED, RuleOutcome.NOT_APPLICABLE, RuleOutcome.ERROR, RuleOutcome.SKIPPED
 
@@ -189,7 +190,7 @@ class Procedure:
         self._runs: dict[str, Any] = {}  # operation -> the rule set's function
         self._candidates: dict[str, tuple[Any, ...]] = {}
         self._lock = threading.Lock()
-        self._day: tuple[float, float, str] = (0.0, 0.0, "")
+        self._day: tuple[float, float, str, bool] = (0.0, 0.0, "", False)
 
     # -- the procedure ---------------------------------------------------------------
 
@@ -206,11 +207,13 @@ class Procedure:
                 return self.finish(Effect.DENY, Reason.INVALID_REQUEST, started, trace, violations=tuple(violations))
         day = ""
         if self.dated:
-            day = self.today(trace)
-            if not self.in_force(day):
+            start, end, day, in_force = self._day  # today's, kept (see today())
+            if at is not None or not start <= trace.clock < end:
+                day, in_force = self.today(trace)
+            if not in_force:
                 return self.finish(Effect.DENY, Reason.POLICY_NOT_IN_FORCE, started, trace)
         activation = trace.activation = {"params": self.params, "request": request}
-        budget = _compile.new_budget()
+        budget = _Budget(_compile.DECISION_BUDGET)
         explanation: dict[str, Any] | None = None
         if explain or not self.compiled:
             explanation = {} if explain else None
@@ -337,16 +340,18 @@ class Procedure:
 
     # -- when: the validity windows ------------------------------------------------------
 
-    def today(self, trace: Trace) -> str:
+    def today(self, trace: Trace) -> tuple[str, bool]:
+        """The decision's day (UTC) and whether the pack is in force on it; the current day's are
+        kept until midnight."""
         if trace.at is not None:
-            return trace.at.date().isoformat()
-        start, end, day = self._day
-        if not start <= trace.clock < end:
-            midnight = _dt.datetime.fromtimestamp(trace.clock, _dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-            start = midnight.timestamp()
-            day = midnight.date().isoformat()
-            self._day = (start, start + 86400.0, day)  # one tuple: threads see an old day or the new one
-        return day
+            day = trace.at.date().isoformat()
+            return day, self.in_force(day)
+        midnight = _dt.datetime.fromtimestamp(trace.clock, _dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        start = midnight.timestamp()
+        day = midnight.date().isoformat()
+        in_force = self.in_force(day)
+        self._day = (start, start + 86400.0, day, in_force)  # one tuple: threads see an old day or the new one
+        return day, in_force
 
     def in_force(self, day: str) -> bool:
         start, end = self.valid
