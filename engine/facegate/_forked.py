@@ -62,10 +62,11 @@ def paused_collector() -> Iterator[None]:
     """Python's cyclic garbage collector paused while a batch is built, as ``timeit`` pauses it.
 
     Decisions hold no reference cycles, so its passes during a batch find nothing of ours to
-    free; they cost a fifth of one process's time (each pass walks the requests and the growing
-    list of decisions), and in the calling process alone: with two processes that serial fifth
-    capped the speed-up at ~1.6x.  The collector runs again when the batch is done (unless it was
-    already paused); another thread's cyclic garbage waits until then."""
+    free; they cost about a fifth of one process's time (each pass walks the requests and the
+    growing list of decisions: 460 against 356 ms of CPU for 20,000 decisions), and with two
+    processes all of it falls on the caller, which keeps the batch.  The collector runs again when
+    the batch is done (unless it was already paused); another thread's cyclic garbage waits until
+    then (docs/performance.md counts the passes deferred to after the batch too)."""
     if not gc.isenabled():
         yield
         return
