@@ -37,6 +37,8 @@ def _receipt(r: Any) -> dict[str, Any] | None:
 
 
 def _flag(request: Request, name: str) -> bool:
+    if not request.scope.get("query_string"):  # no query at all (the usual decide call): nothing to parse
+        return False
     value = request.query_params.get(name, "false").lower()
     if value not in ("true", "false", "1", "0"):
         raise HTTPProblem(400, "Bad parameter", f"`{name}` must be true or false, not `{value[:20]}`")
