@@ -234,3 +234,25 @@ def test_the_writes_of_one_step_leave_as_one_in_order():
         assert raw.events[3:] == [("abort",)]
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P"])
+def test_images_decode_to_the_pixels_of_transposing_and_converting_always(mode):
+    """``decode_image`` skips the transpose of an upright image and the conversion of an RGB one:
+    every EXIF orientation (none, 1-8, an invalid 9) and mode gives ``exif_transpose(...).convert("RGB")``."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    from facegate.service._limits import decode_image
+    from facegate.service._runtime import Limits
+
+    base = Image.fromarray(np.random.default_rng(1).integers(0, 255, (20, 30, 3), dtype=np.uint8)).convert(mode)
+    for orientation in range(10):
+        exif = Image.Exif()
+        if orientation:
+            exif[0x0112] = orientation
+        buf = io.BytesIO()
+        base.save(buf, format="PNG", exif=exif.tobytes())
+        expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(buf.getvalue()))).convert("RGB"))
+        got = decode_image(buf.getvalue(), Limits())
+        assert got.dtype == np.uint8 and got.shape == expected.shape and (got == expected).all(), orientation
