@@ -127,6 +127,8 @@ def access(method: str, path: str, status: int, seconds: float, key: str | None)
 
 def configure(json_lines: bool, level: int = logging.INFO) -> None:
     """Send ``facegate.*`` and uvicorn's error log to stderr, plain or JSON lines."""
+    # The service's formatters print no thread or process fields: each record would look them up (half its making).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = BatchedStream(sys.stderr)
     handler.setFormatter(JSONLines() if json_lines else _Plain())
     handler.addFilter(_RequestId())
