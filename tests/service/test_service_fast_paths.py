@@ -94,6 +94,24 @@ def test_direct_routes_answer_exactly_as_the_router(app_and_keys, method, path, 
     assert direct.headers["x-request-id"] == "rid-1"
 
 
+def test_a_middleware_added_later_switches_the_direct_routes_off(app_and_keys):
+    app, keys, _ = app_and_keys
+    seen = []
+
+    class Seeing:
+        def __init__(self, inner):
+            self.inner = inner
+
+        async def __call__(self, scope, receive, send):
+            seen.append(scope.get("path"))
+            await self.inner(scope, receive, send)
+
+    app.add_middleware(Seeing)
+    assert app.direct == {}
+    r = asyncio.run(_call(app, "POST", "/v1/decide", key=keys["decide"], body=httpx.Request("POST", "http://x", json=counter_request()).content))
+    assert r.status_code == 200 and seen == ["/v1/decide"]
+
+
 def test_refusals_on_the_direct_route_are_audited(app_and_keys):
     app, keys, config = app_and_keys
     r = asyncio.run(_call(app, "POST", "/v1/decide", key=keys["audit"], body=b"{}", rid="refused-1"))

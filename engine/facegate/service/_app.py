@@ -225,7 +225,14 @@ class ServiceApp(Starlette):
     error middleware does.  Every other request, and the lifespan, goes through Starlette.
     """
 
-    direct: dict[tuple[str, str], Any]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.direct: dict[tuple[str, str], Any] = {}
+
+    def add_middleware(self, *args: Any, **kwargs: Any) -> None:
+        """A middleware added later must see every request: the direct routes are switched off."""
+        self.direct = {}
+        super().add_middleware(*args, **kwargs)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
@@ -285,13 +292,13 @@ def create_app(config_path: str | Path, *, worker_restarts: int = 0, install_sig
 
     table = routes(service) + extra
     app = ServiceApp(routes=table, lifespan=lifespan)
-    app.direct = {("POST", route.path): _direct(route.endpoint, service) for route in table
-                  if isinstance(route, Route) and route.path in DIRECT_ROUTES and "POST" in (route.methods or ())}
     app.state.service = service
     from ..console._mount import mount_console
 
     mount_console(app, service, config_path)  # the legal teams' console under /console (issue 18)
     app.add_middleware(_RequestIds, service=service)
+    app.direct = {("POST", route.path): _direct(route.endpoint, service) for route in table
+                  if isinstance(route, Route) and route.path in DIRECT_ROUTES and "POST" in (route.methods or ())}
     return app
 
 
