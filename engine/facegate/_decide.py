@@ -34,7 +34,7 @@ import datetime as _dt
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from . import _compile
 from ._compile import EvalError
@@ -144,13 +144,31 @@ def merge_obligations(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [merged[k] for k in sorted(merged)]
 
 
+class Tally(NamedTuple):
+    """What the combining loop found for one decision (kept and shared when only bools were seen)."""
+
+    effect: Effect
+    reason: Reason
+    outcomes: dict[str, str]  # the evaluated rules' outcomes (read-only once made)
+    rule_outcomes: RuleOutcomes
+    determining: tuple[int, ...]  # rule indices: the denying rules of a deny, the permits of a permit
+    warnings: tuple[int, ...]
+    errors: tuple[dict[str, Any], ...]
+    detailed: bool  # a determining or warning rule has a message detail, evaluated per decision
+    determining_refs: tuple[dict[str, Any], ...]  # their prepared references (copied per decision)
+    warning_refs: tuple[dict[str, Any], ...]
+    obligations: tuple[dict[str, Any], ...]  # a permit's merged obligations (copied per decision)
+
+
 class Procedure:
     """One pack's rules made ready to decide: built once, shared by every decision (and thread)."""
 
-    def __init__(self, policy: Any, violations: Callable[[Any], list[dict[str, str]]]) -> None:
+    def __init__(self, policy: Any, violations: Callable[[Any], list[dict[str, str]]],
+                 valid: Callable[[Any], bool] | None = None) -> None:
         pack = policy.pack
         self.policy = policy
-        self.violations = violations
+        self.violations = violations  # a request's violations of the request contract, explained
+        self.accepts = valid or (lambda request: not violations(request))  # the fast yes/no test (may raise)
         self.rules = pack.rules
         self.params = pack.parameters
         self.ident = {"id": policy.id, "version": policy.version, "revision": policy.revision}
@@ -160,7 +178,7 @@ class Procedure:
         self.refs = tuple(_ref(r) for r in pack.rules)
         self.details = tuple(r.message_expr is not None for r in pack.rules)  # a message detail is evaluated per decision
         self.sourced = tuple(tuple({**ob, "sources": [{"rule": r.id, "provision": r.provision}]} for ob in r.obligations) for r in pack.rules)
-        self._merged: dict[tuple[int, ...], tuple[dict[str, Any], ...]] = {}  # attached rules -> their merged obligations
+        self._tallies: dict[tuple[int, ...], Tally] = {}  # the rules that applied -> their tally (see tally_of)
         self.on_applied = tuple(COUNTS[(r.effect, r.mode, APPLIED)] for r in pack.rules)
         self.on_error = tuple(COUNTS[(r.effect, r.mode, ERROR)] for r in pack.rules)
         self.windowed = tuple(i for i, r in enumerate(pack.rules) if r.valid_from or r.valid_until)
@@ -178,12 +196,19 @@ class Procedure:
     def decide(self, request: Any, explain: bool, at: _dt.datetime | None) -> Decision:
         started = time.perf_counter()
         trace = Trace(self.policy, None, None, at, time.time())
-        violations = self.violations(request)
-        if violations:
-            return self.finish(Effect.DENY, Reason.INVALID_REQUEST, started, trace, violations=tuple(violations))
-        day = self.today(trace) if self.dated else ""
-        if self.dated and not self.in_force(day):
-            return self.finish(Effect.DENY, Reason.POLICY_NOT_IN_FORCE, started, trace)
+        try:  # the common case first: a plain dict the request contract accepts
+            valid = type(request) is dict and self.accepts(request)
+        except Exception:  # values JSON cannot represent: violations() says which
+            valid = False
+        if not valid:
+            violations = self.violations(request)
+            if violations:
+                return self.finish(Effect.DENY, Reason.INVALID_REQUEST, started, trace, violations=tuple(violations))
+        day = ""
+        if self.dated:
+            day = self.today(trace)
+            if not self.in_force(day):
+                return self.finish(Effect.DENY, Reason.POLICY_NOT_IN_FORCE, started, trace)
         activation = trace.activation = {"params": self.params, "request": request}
         budget = _compile.new_budget()
         explanation: dict[str, Any] | None = None
@@ -191,73 +216,109 @@ class Procedure:
             explanation = {} if explain else None
             results = self.each_item(range(len(self.rules)), activation, budget, day, explanation)
         else:
-            results = self.rule_set(request["operation"])(activation, budget)
+            run = self._runs.get(request["operation"]) or self.rule_set(request["operation"])
+            results = run(activation, budget)
             if self.windowed:
                 results = self.with_windows(results, activation, budget, day)
-        outcomes: dict[str, str] = {}
-        deny: list[dict[str, Any]] = []
-        permits: list[dict[str, Any]] = []
-        errors: list[dict[str, Any]] = []
-        warnings: list[dict[str, Any]] = []
-        attached: list[int] = []  # the rules whose obligations attach, in pack order
-        ids, counted_as, refs, details = self.ids, self.on_applied, self.refs, self.details
-        result: str
+        tally = self.tally_of(results)
+        trace.outcomes = tally.outcomes
+        if tally.detailed:  # a message detail is evaluated for this request
+            determining, warnings = self.referred(tally.determining, activation, budget), self.referred(tally.warnings, activation, budget)
+        else:
+            determining, warnings = tuple(map(dict, tally.determining_refs)), tuple(map(dict, tally.warning_refs))
+        if explanation is not None:
+            explanation = {"rules": explanation}
+        if tally.effect is Effect.DENY:
+            explanation = self.blocked(explanation, tally.outcomes, request)
+        decision = Decision._make(
+            effect=tally.effect, reason=tally.reason, determining=determining, errors=tally.errors, warnings=warnings,
+            obligations=tuple(map(dict, tally.obligations)), violations=(), policy=self.ident, explanation=explanation,
+            _trace=trace, _outcomes=tally.rule_outcomes, duration_us=(time.perf_counter() - started) * 1e6)
+        if tally.effect is Effect.DENY:
+            decision.__dict__["_origin"] = (self.policy, request, at)  # for Decision.remedies (facegate.explain)
+        return decision
+
+    def tally_of(self, results: list[tuple[int, Any, Any]]) -> Tally:
+        """The tally of these rule values: when every rule plainly applied or plainly did not
+        (bools only: no error, no skipped rule), it depends only on which rules applied, so it is
+        counted once per such set of rules and kept; otherwise it is counted afresh."""
+        applied = []
         for index, when, unless in results:
-            if when is True and (unless is None or unless is False):  # the common case, as outcome() says
-                result = APPLIED
-            elif when is SKIPPED:
+            if when is True:
+                if unless is None or unless is False:
+                    applied.append(index)
+                    continue
+                if unless is True:
+                    continue
+            elif when is False:
+                continue
+            return self.tally(results)  # an error or a skipped rule: its text is this request's
+        key = tuple(applied)
+        found = self._tallies.get(key)
+        if found is None:
+            found = self.tally([(index, True, None) for index in key])
+            if len(self._tallies) < _MERGED_KEPT:
+                self._tallies[key] = found
+        return found
+
+    def tally(self, results: list[tuple[int, Any, Any]]) -> Tally:
+        """The combining loop: each rule's outcome (:func:`outcome`) counted as ``COUNTS`` says."""
+        outcomes: dict[str, str] = {}
+        deny: list[int] = []
+        permits: list[int] = []
+        errors: list[dict[str, Any]] = []
+        warnings: list[int] = []
+        attached: list[int] = []  # the rules whose obligations attach, in pack order
+        ids = self.ids
+        for index, when, unless in results:
+            if when is SKIPPED:
                 outcomes[ids[index]] = SKIPPED
                 continue
-            else:
-                result, error = outcome(when, unless)
-                if result is NOT_APPLICABLE:
-                    continue
+            result, error = outcome(when, unless)
+            if result is NOT_APPLICABLE:
+                continue
             outcomes[ids[index]] = result
             if result is ERROR:
                 rule = self.rules[index]
                 errors.append({"rule": rule.id, "provision": rule.provision, "mode": rule.mode, "error": error})
                 counted = self.on_error[index]
             else:
-                counted = counted_as[index]
+                counted = self.on_applied[index]
             if counted == "deny":
-                deny.append(self.refer(index, activation, budget) if details[index] else {**refs[index]})
+                deny.append(index)
             elif counted == "permit":
-                permits.append(self.refer(index, activation, budget) if details[index] else {**refs[index]})
+                permits.append(index)
                 attached.append(index)
             elif counted == "attach":
                 attached.append(index)
             elif counted == "warn":
-                warnings.append(self.refer(index, activation, budget) if details[index] else {**refs[index]})
-        trace.outcomes = outcomes
-        if explanation is not None:
-            explanation = {"rules": explanation}
-        if deny or not permits:
-            decision = self.finish(Effect.DENY, Reason.FORBIDDEN if deny else Reason.NO_PERMIT, started, trace, determining=tuple(deny),
-                               errors=tuple(errors), warnings=tuple(warnings), explanation=self.blocked(explanation, outcomes, request))
-            decision.__dict__["_origin"] = (self.policy, request, at)  # for Decision.remedies (facegate.explain)
-            return decision
-        return self.finish(Effect.PERMIT, Reason.PERMITTED, started, trace, determining=tuple(permits), errors=tuple(errors),
-                           warnings=tuple(warnings), obligations=self.obligations(attached), explanation=explanation)
+                warnings.append(index)
+        if deny or not permits:  # forbid overrides permit; no permit is a deny (default deny)
+            effect, reason, determining, attached = Effect.DENY, Reason.FORBIDDEN if deny else Reason.NO_PERMIT, deny, []
+        else:
+            effect, reason, determining = Effect.PERMIT, Reason.PERMITTED, permits
+        details, refs = self.details, self.refs
+        return Tally(effect, reason, outcomes, RuleOutcomes(outcomes, self.ids, cast("dict[str, str]", self.template)),
+                     tuple(determining), tuple(warnings), tuple(errors), any(details[i] for i in (*determining, *warnings)),
+                     tuple(refs[i] for i in determining), tuple(refs[i] for i in warnings), self.merged(tuple(attached)))
 
-    def obligations(self, attached: list[int]) -> tuple[dict[str, Any], ...]:
-        """The merged obligations of these rules: merged once per set of rules, copied per decision
-        (a decision's obligations are its own, as if merged afresh)."""
-        key = tuple(attached)
-        merged = self._merged.get(key)
-        if merged is None:
-            merged = tuple(merge_obligations(ob for i in attached for ob in self.sourced[i]))
-            if len(self._merged) < _MERGED_KEPT:
-                self._merged[key] = merged
-        return tuple([{**ob, "sources": ob["sources"][:]} for ob in merged])
+    def referred(self, indices: tuple[int, ...], activation: Any, budget: Any) -> tuple[dict[str, Any], ...]:
+        """The rules' references for one decision, each rule's message detail evaluated if it has one."""
+        return tuple([self.refer(i, activation, budget) if self.details[i] else dict(self.refs[i]) for i in indices])
+
+    def merged(self, attached: tuple[int, ...]) -> tuple[dict[str, Any], ...]:
+        """The merged obligations of these rules, their sources a tuple (shared by the decisions with
+        these rules: each decision gets its own copy of each obligation, ``dict(ob)``)."""
+        return tuple({**ob, "sources": tuple(ob["sources"])} for ob in merge_obligations(ob for i in attached for ob in self.sourced[i]))
 
     def finish(self, effect: str, reason: str, started: float, trace: Trace, *, determining: tuple[dict[str, Any], ...] = (),
                errors: tuple[dict[str, Any], ...] = (), warnings: tuple[dict[str, Any], ...] = (),
                obligations: tuple[dict[str, Any], ...] = (), violations: tuple[dict[str, str], ...] = (),
-               explanation: dict[str, Any] | None = None) -> Decision:
+               explanation: dict[str, Any] | None = None, outcomes: RuleOutcomes | None = None) -> Decision:
         return Decision._make(
             effect=effect, reason=reason, determining=determining, errors=errors, warnings=warnings,
             obligations=obligations, violations=violations, policy=self.ident, explanation=explanation,
-            _trace=trace, _outcomes=RuleOutcomes(trace.outcomes or {}, self.ids, cast("dict[str, str]", self.template)),
+            _trace=trace, _outcomes=outcomes if outcomes is not None else RuleOutcomes({}, self.ids, cast("dict[str, str]", self.template)),
             duration_us=(time.perf_counter() - started) * 1e6,
         )
 
@@ -330,7 +391,7 @@ class Procedure:
                 found = self._runs.get(operation)
                 if found is None:
                     self._sets[operation] = compiled = self.compile(operation)
-                    found = self._runs[operation] = compiled.run
+                    found = self._runs[operation] = compiled.fast_run  # decide() validated the request first
         return found  # type: ignore[no-any-return]
 
     def applicable(self, operation: str) -> int:
@@ -347,7 +408,8 @@ class Procedure:
 
         windowed = set(self.windowed)
         rules = [(side(r.when), side(r.unless)) if i not in windowed else (_never(), None) for i, r in enumerate(self.rules)]
-        return compile_rule_set(rules, self.policy.pack.functions, {("request", "operation"): operation})  # type: ignore[arg-type]
+        return compile_rule_set(rules, self.policy.pack.functions, {("request", "operation"): operation},  # type: ignore[arg-type]
+                                validated={"request": self.policy.request_schema})
 
     def with_windows(self, results: list[tuple[int, Any, Any]], activation: Any, budget: Any, day: str) -> list[tuple[int, Any, Any]]:
         """Rules with a validity window are left out of the generated functions: decided here."""

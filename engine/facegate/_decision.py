@@ -26,12 +26,13 @@ class RuleOutcomes(Mapping[str, str]):
     apply to the request, not the size of the pack.
     """
 
-    __slots__ = ("_evaluated", "_ids", "_template")
+    __slots__ = ("_evaluated", "_ids", "_json", "_template")
 
     def __init__(self, evaluated: dict[str, str], ids: tuple[str, ...], template: dict[str, str]) -> None:
         self._evaluated = evaluated
         self._ids = ids
         self._template = template  # every rule id -> not_applicable, shared by the policy's decisions
+        self._json: Any = None  # the map as JSON, encoded once (one RuleOutcomes serves every decision of a tally)
 
     def __getitem__(self, rule_id: str) -> str:
         found = self._evaluated.get(rule_id)
@@ -50,6 +51,15 @@ class RuleOutcomes(Mapping[str, str]):
         out = self._template.copy()
         out.update(self._evaluated)
         return out
+
+    def as_json(self) -> Any:
+        """The map as pre-encoded JSON (an ``orjson.Fragment``), encoded on first use and kept:
+        the decisions that share this object (the same rules applied) share its encoding."""
+        found = self._json
+        if found is None:
+            _dumps(None)  # imports orjson on first use
+            found = self._json = _ORJSON["fragment"](_dumps(self.as_dict()))
+        return found
 
     def __repr__(self) -> str:
         return f"RuleOutcomes({self.as_dict()!r})"
@@ -199,7 +209,7 @@ class Decision:
             "policy": self.policy,
             "decision_id": self.decision_id,
             "evaluated_at": self.evaluated_at,
-            "rules": self.rules.as_dict(),
+            "rules": self.rules.as_json(),
             "unmet": self.unmet,
         }
         if self.explanation is not None:
@@ -220,8 +230,9 @@ def _dumps(value: Any) -> bytes:
     if dumps is None:
         import orjson
 
+        _ORJSON["fragment"] = orjson.Fragment
         dumps = _ORJSON["dumps"] = orjson.dumps
     return dumps(value)
 
 
-_ORJSON: dict[str, Callable[[Any], bytes]] = {}
+_ORJSON: dict[str, Callable[[Any], Any]] = {}

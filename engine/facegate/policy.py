@@ -30,7 +30,7 @@ class Policy:
         self.request_schema: dict[str, Any] = pack.request_schema
         self._checker = _RequestChecker(pack.request_schema)
         self.operations: tuple[str, ...] = tuple(pack.request_schema["properties"]["operation"]["enum"])
-        self._procedure = _decide.Procedure(self, self._checker.violations)
+        self._procedure = _decide.Procedure(self, self._checker.violations, self._checker.fast.is_valid)
 
     def __repr__(self) -> str:
         return f"<Policy {self.id} {self.version} {len(self._rules)} rules>"

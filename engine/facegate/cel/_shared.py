@@ -65,14 +65,22 @@ class RuleSet:
     source: str
     kept: tuple[int, ...]
     shared: int  # sub-expressions computed at most once per call
+    #: ``run`` for activations whose ``validated`` variables passed their JSON Schema: the
+    #: optimistic function (:mod:`._optimistic`) falling back to ``run``; ``run`` itself without.
+    fast_run: Any = None
+    fast: Any = None  # the optimistic function alone: raises where it cannot vouch for a value
+    fast_source: str | None = None
 
 
 def compile_rule_set(
     rules: Sequence[tuple[Side, Side | None]],
     functions: Mapping[str, fn.CelFunction],
     known: Mapping[tuple[str, ...], str | int | bool] | None = None,
+    validated: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> RuleSet:
-    """One function for ``rules`` (``(when, unless or None)`` each), with ``known`` paths folded."""
+    """One function for ``rules`` (``(when, unless or None)`` each), with ``known`` paths folded;
+    with ``validated`` (variable -> the JSON Schema its values are known to pass), also the
+    optimistic ``fast_run`` for such activations."""
     checked = Checked()
     for when, unless in rules:
         for side in (when, unless):
@@ -94,7 +102,17 @@ def compile_rule_set(
     namespace["_UNSET"] = _UNSET
     namespace["_first"] = _first
     exec(compile(source, "<cel rule set>", "exec"), namespace)  # noqa: S102 - our own generated source
-    return RuleSet(namespace["_rules"], source, tuple(i for i, *_ in plan), len(gen.slots))
+    run = namespace["_rules"]
+    fast_run, fast, fast_source = run, None, None
+    if validated is not None:
+        from ._optimistic import compile_fast, optimistic
+
+        outlined = any(h[0].startswith("def _h") for h in gen.helpers)  # deep code, generated without memo
+        compiled = compile_fast(plan, checked, functions, gen.keys, gen.sizes, gen.shared, validated, outlined)
+        if compiled is not None:
+            fast, fast_source = compiled
+            fast_run = optimistic(fast, run)
+    return RuleSet(run, source, tuple(i for i, *_ in plan), len(gen.slots), fast_run, fast, fast_source)
 
 
 _FIELDS: dict[type, tuple[dataclasses.Field[Any], ...]] = {}
@@ -321,21 +339,13 @@ class _SharedGen(CodeGen):
         """Rules sharing a ``when`` conjunct are nested under one test of it: when it is false,
         none of them is looked at (an index on whatever the pack compares, read from the trees)."""
         while entries:
-            # Only each rule's first untested conjunct is a candidate: conjuncts are tested in the
-            # order written, so a guard (``has(request.place)``) comes before what it guards.
-            tally: Counter[Key] = Counter(self.keys[id(e.rest[0])] for e in entries if e.rest and id(e.rest[0]) in self.keys)
-            best = tally.most_common(1)
-            if level >= _MAX_LEVELS or not best or best[0][1] < 2:
+            split = next_group(entries, self.keys, level)
+            if split is None:
                 for e in entries:
                     self._rule(e, e.rest)
                 return
-            key = best[0][0]
-            first = [bool(e.rest) and self.keys.get(id(e.rest[0])) == key for e in entries]
-            group = [e for e, hit in zip(entries, first, strict=True) if hit]
-            later = [e for e, hit in zip(entries, first, strict=True) if not hit]
-            if later and min(e.index for e in later) < max(e.index for e in group):
-                self.reordered = True
-            entries = later
+            group, entries, reordered = split
+            self.reordered = self.reordered or reordered
             node = group[0].rest[0]
             test = self.named(node)
             self.emit(f"if {test} is True:")
@@ -396,6 +406,24 @@ class _SharedGen(CodeGen):
                 self.emit(f"{name} = {value()}")  # type: ignore[no-untyped-call,unused-ignore]
         else:
             self.emit(f"{name} = {value()}")  # type: ignore[no-untyped-call,unused-ignore]
+
+
+def next_group(entries: list[_Entry], keys: dict[int, Key], level: int) -> tuple[list[_Entry], list[_Entry], bool] | None:
+    """The rules to nest under one test of a shared first conjunct, the rest, and whether the
+    rest holds a rule listed before one of the group (the output is then sorted); ``None``: no
+    conjunct is shared by two rules (or nesting is deep enough).  Both generators (this one and
+    :mod:`._optimistic`) group by it, so they evaluate, and charge, the same rules."""
+    # Only each rule's first untested conjunct is a candidate: conjuncts are tested in the
+    # order written, so a guard (``has(request.place)``) comes before what it guards.
+    tally: Counter[Key] = Counter(keys[id(e.rest[0])] for e in entries if e.rest and id(e.rest[0]) in keys)
+    best = tally.most_common(1)
+    if level >= _MAX_LEVELS or not best or best[0][1] < 2:
+        return None
+    key = best[0][0]
+    first = [bool(e.rest) and keys.get(id(e.rest[0])) == key for e in entries]
+    group = [e for e, hit in zip(entries, first, strict=True) if hit]
+    later = [e for e, hit in zip(entries, first, strict=True) if not hit]
+    return group, later, bool(later) and min(e.index for e in later) < max(e.index for e in group)
 
 
 @dataclasses.dataclass
