@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from ..errors import FacegateError
 from . import _logs
@@ -234,7 +235,7 @@ class ServiceApp(Starlette):
         self.direct = {}
         super().add_middleware(*args, **kwargs)
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
             direct = self.direct.get((scope["method"], scope["path"]))
             if direct is not None:
@@ -307,9 +308,12 @@ async def _housekeeping(service: Service) -> None:
     every = max(1, round(1.0 / _logs.FLUSH_SECONDS))
     for tick in itertools.count(1):
         await asyncio.sleep(_logs.FLUSH_SECONDS)
-        _logs.flush()
-        if tick % every == 0:
-            service.metrics.refresh()
+        try:
+            _logs.flush()
+            if tick % every == 0:
+                service.metrics.refresh()
+        except Exception as exc:  # noqa: BLE001 - a failed round must not end the timer (the next may succeed)
+            _logs.log.error("housekeeping failed: %s", exc, extra={"event": "housekeeping_error"})
 
 
 async def reload_now(service: Service) -> tuple[bool, str]:
