@@ -207,3 +207,24 @@ def test_the_validator_gives_the_python_types_the_fast_function_assumes():
 def test_checked_without_types_still_compiles():
     rs = compile_rule_set([(Side((cel.compile("true").tree,), (Checked(),)), None)], {}, validated={})
     assert rs.fast({}, cel.Budget(0)) == rs.run({}, cel.Budget(0)) == [(0, True, None)]
+
+
+def test_a_shared_comprehension_is_charged_as_often_as_the_exact_function_charges_it():
+    comp = "request.tags.exists(t, t == 'x')"
+    deep = comp
+    for i in range(30):  # deep enough for the exact generator to move code into helpers, without its memo
+        deep = f"(request.loose == {i} || ({deep} && request.flag))"
+    act = {"request": {"tags": ["a", "b", "x"], "flag": True, "loose": 99}}
+    shared = [(f"request.flag && {comp}", None), (f"request.loose != 1 && {comp}", None)]  # not a shared first test
+    for texts, fast in ((shared, True), ([(deep, None), (f"{comp} && request.flag", None)], False)):
+        rs = _rule_set(texts, SCHEMA)
+        for steps in (100, 5, 3, 0):
+            exact_budget, fast_budget = cel.Budget(steps), cel.Budget(steps)
+            exact = rs.run(act, exact_budget)
+            assert repr(rs.fast_run(act, fast_budget)) == repr(exact) and fast_budget.steps == exact_budget.steps, (texts, steps)
+        if fast:  # memoised by both: run, and charged, once
+            budget = cel.Budget(100)
+            assert rs.fast(act, budget) == [(0, True, None), (1, True, None)] and budget.steps == 97
+        else:  # the exact code evaluates it twice there: the fast function does not guess
+            with pytest.raises(Fallback):
+                rs.fast(act, cel.Budget(100))

@@ -39,7 +39,9 @@ from typing import Any, NamedTuple, cast
 from . import _compile
 from ._compile import EvalError
 from ._decision import Decision, RuleOutcomes, Trace
+from ._details import Details
 from ._vocabulary import Effect, Reason, RuleOutcome
+from .cel import Budget as _Budget
 
 APPLIED, NOT_APPLICABLE, ERROR, SKIPPED = RuleOutcome.APPLIED, RuleOutcome.NOT_APPLICABLE, RuleOutcome.ERROR, RuleOutcome.SKIPPED
 
@@ -148,16 +150,14 @@ class Tally(NamedTuple):
     """What the combining loop found for one decision (kept and shared when only bools were seen)."""
 
     effect: Effect
-    reason: Reason
     outcomes: dict[str, str]  # the evaluated rules' outcomes (read-only once made)
-    rule_outcomes: RuleOutcomes
     determining: tuple[int, ...]  # rule indices: the denying rules of a deny, the permits of a permit
     warnings: tuple[int, ...]
-    errors: tuple[dict[str, Any], ...]
     detailed: bool  # a determining or warning rule has a message detail, evaluated per decision
     determining_refs: tuple[dict[str, Any], ...]  # their prepared references (copied per decision)
     warning_refs: tuple[dict[str, Any], ...]
     obligations: tuple[dict[str, Any], ...]  # a permit's merged obligations (copied per decision)
+    base: dict[str, Any]  # the Decision fields its decisions share: effect, reason, errors, policy, rule outcomes
 
 
 class Procedure:
@@ -177,6 +177,7 @@ class Procedure:
         # per rule index: its reference (message and provenance) and obligations, built now
         self.refs = tuple(_ref(r) for r in pack.rules)
         self.details = tuple(r.message_expr is not None for r in pack.rules)  # a message detail is evaluated per decision
+        self.message_details = Details(pack.rules)
         self.sourced = tuple(tuple({**ob, "sources": [{"rule": r.id, "provision": r.provision}]} for ob in r.obligations) for r in pack.rules)
         self._tallies: dict[tuple[int, ...], Tally] = {}  # the rules that applied -> their tally (see tally_of)
         self.on_applied = tuple(COUNTS[(r.effect, r.mode, APPLIED)] for r in pack.rules)
@@ -189,7 +190,7 @@ class Procedure:
         self._runs: dict[str, Any] = {}  # operation -> the rule set's function
         self._candidates: dict[str, tuple[Any, ...]] = {}
         self._lock = threading.Lock()
-        self._day: tuple[float, float, str] = (0.0, 0.0, "")
+        self._day: tuple[float, float, str, bool] = (0.0, 0.0, "", False)
 
     # -- the procedure ---------------------------------------------------------------
 
@@ -206,11 +207,13 @@ class Procedure:
                 return self.finish(Effect.DENY, Reason.INVALID_REQUEST, started, trace, violations=tuple(violations))
         day = ""
         if self.dated:
-            day = self.today(trace)
-            if not self.in_force(day):
+            start, end, day, in_force = self._day  # today's, kept (see today())
+            if at is not None or not start <= trace.clock < end:
+                day, in_force = self.today(trace)
+            if not in_force:
                 return self.finish(Effect.DENY, Reason.POLICY_NOT_IN_FORCE, started, trace)
         activation = trace.activation = {"params": self.params, "request": request}
-        budget = _compile.new_budget()
+        budget = _Budget(_compile.DECISION_BUDGET)
         explanation: dict[str, Any] | None = None
         if explain or not self.compiled:
             explanation = {} if explain else None
@@ -230,10 +233,10 @@ class Procedure:
             explanation = {"rules": explanation}
         if tally.effect is Effect.DENY:
             explanation = self.blocked(explanation, tally.outcomes, request)
-        decision = Decision._make(
-            effect=tally.effect, reason=tally.reason, determining=determining, errors=tally.errors, warnings=warnings,
-            obligations=tuple(map(dict, tally.obligations)), violations=(), policy=self.ident, explanation=explanation,
-            _trace=trace, _outcomes=tally.rule_outcomes, duration_us=(time.perf_counter() - started) * 1e6)
+        decision = Decision._with(tally.base, determining, warnings, tuple(map(dict, tally.obligations)), trace,
+                                  (time.perf_counter() - started) * 1e6)
+        if explanation is not None:
+            decision.__dict__["explanation"] = explanation
         if tally.effect is Effect.DENY:
             decision.__dict__["_origin"] = (self.policy, request, at)  # for Decision.remedies (facegate.explain)
         return decision
@@ -298,13 +301,17 @@ class Procedure:
         else:
             effect, reason, determining = Effect.PERMIT, Reason.PERMITTED, permits
         details, refs = self.details, self.refs
-        return Tally(effect, reason, outcomes, RuleOutcomes(outcomes, self.ids, cast("dict[str, str]", self.template)),
-                     tuple(determining), tuple(warnings), tuple(errors), any(details[i] for i in (*determining, *warnings)),
-                     tuple(refs[i] for i in determining), tuple(refs[i] for i in warnings), self.merged(tuple(attached)))
+        rule_outcomes = RuleOutcomes(outcomes, self.ids, cast("dict[str, str]", self.template))
+        base = {"effect": effect, "reason": reason, "errors": tuple(errors), "violations": (), "policy": self.ident,
+                "explanation": None, "_outcomes": rule_outcomes}  # the fields its decisions share
+        return Tally(effect, outcomes, tuple(determining), tuple(warnings), any(details[i] for i in (*determining, *warnings)),
+                     tuple(refs[i] for i in determining), tuple(refs[i] for i in warnings), self.merged(tuple(attached)), base)
 
     def referred(self, indices: tuple[int, ...], activation: Any, budget: Any) -> tuple[dict[str, Any], ...]:
         """The rules' references for one decision, each rule's message detail evaluated if it has one."""
-        return tuple([self.refer(i, activation, budget) if self.details[i] else dict(self.refs[i]) for i in indices])
+        if len(indices) == 1:  # the usual case, without a list
+            return (self.refer(indices[0], activation, budget),)
+        return tuple([self.refer(i, activation, budget) for i in indices])
 
     def merged(self, attached: tuple[int, ...]) -> tuple[dict[str, Any], ...]:
         """The merged obligations of these rules, their sources a tuple (shared by the decisions with
@@ -325,25 +332,26 @@ class Procedure:
     def refer(self, index: int, activation: Any, budget: Any) -> dict[str, Any]:
         """The rule's reference for a decision, with its message detail evaluated if it has one."""
         ref = {**self.refs[index]}
-        expr = self.rules[index].message_expr
-        if expr is not None:
-            value = expr.program.run(activation, budget)
-            if isinstance(value, str):
+        if self.details[index]:
+            value = self.message_details.detail(index, activation, budget)
+            if value is not None:
                 ref["message"] = {**ref["message"], "detail": value}
         return ref
 
     # -- when: the validity windows ------------------------------------------------------
 
-    def today(self, trace: Trace) -> str:
+    def today(self, trace: Trace) -> tuple[str, bool]:
+        """The decision's day (UTC) and whether the pack is in force on it; the current day's are
+        kept until midnight."""
         if trace.at is not None:
-            return trace.at.date().isoformat()
-        start, end, day = self._day
-        if not start <= trace.clock < end:
-            midnight = _dt.datetime.fromtimestamp(trace.clock, _dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-            start = midnight.timestamp()
-            day = midnight.date().isoformat()
-            self._day = (start, start + 86400.0, day)  # one tuple: threads see an old day or the new one
-        return day
+            day = trace.at.date().isoformat()
+            return day, self.in_force(day)
+        midnight = _dt.datetime.fromtimestamp(trace.clock, _dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        start = midnight.timestamp()
+        day = midnight.date().isoformat()
+        in_force = self.in_force(day)
+        self._day = (start, start + 86400.0, day, in_force)  # one tuple: threads see an old day or the new one
+        return day, in_force
 
     def in_force(self, day: str) -> bool:
         start, end = self.valid

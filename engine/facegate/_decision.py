@@ -115,6 +115,21 @@ class Decision:
         obj.__dict__.update(fields)
         return obj
 
+    @classmethod
+    def _with(cls, base: dict[str, Any], determining: tuple[dict[str, Any], ...], warnings: tuple[dict[str, Any], ...],
+              obligations: tuple[dict[str, Any], ...], trace: Trace, duration_us: float) -> Decision:
+        """``_make`` from ``base`` (the fields every decision of one tally shares) and the fields
+        that are the decision's own."""
+        obj = object.__new__(cls)
+        fields = obj.__dict__
+        fields.update(base)
+        fields["determining"] = determining
+        fields["warnings"] = warnings
+        fields["obligations"] = obligations
+        fields["_trace"] = trace
+        fields["duration_us"] = duration_us
+        return obj
+
     @property
     def permitted(self) -> bool:
         return self.effect == "permit"

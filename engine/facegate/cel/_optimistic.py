@@ -9,25 +9,31 @@ function in plain Python that assumes what the schema proves and *raises* where 
 function would do anything else:
 
 * a field read is a plain subscript (``r['place']['type']``): a missing key raises;
-* where the schema proves a value's JSON type (a string, a boolean, an object) the type test
-  the exact code makes before its inline fast path is left out; elsewhere the test stays and its
-  other branch raises instead of calling the general runtime helper;
+* where the schema proves a value's JSON type (a string, a boolean, an object, an array) the
+  type test the exact code makes before its inline fast path is left out; elsewhere the test
+  stays and its other branch raises instead of calling the general runtime helper;
 * ``&&``, ``||``, ``!`` and ``?:`` are Python's ``and``, ``or``, ``not`` and ``if``, on operands
   that are proven booleans or are tested to be ``True``/``False`` (anything else raises);
 * anything else (custom functions, timestamps, arithmetic, indexing) is evaluated by the exact
-  code generator's function for that node, and an error value raises; comprehensions raise;
-* shared sub-expressions are locals computed on first use.
+  code generator's function for that node, and an error value raises;
+* ``exists``/``all`` over a list is a loop in a helper; other comprehensions raise;
+* a shared sub-expression written more than once is a local computed on first use, and a
+  top-level object read through three times or more is read once, up front (``_Absent`` when
+  missing: reading through it raises, as reading the key would).
 
 So whenever the fast function *returns*, every value it computed is the exact value (an error
 anywhere raised instead), and CEL's ``&&``/``||`` give the same result as Python's on booleans.
 :func:`optimistic` runs it and, if it raises anything, runs the exact function instead.
 
-The budget: the exact function charges each rule side's call sites when it reaches the side
-(the same sides, since both nest rules by :func:`._shared.next_group`); comprehensions, the
-only other charge, never run here.  The fast function adds the same charges up in a local and
-takes them from the budget in its last statement, so a run that raises leaves the budget
-untouched; it raises at entry unless the budget covers every side's charge, so no rule can see
-an exhausted budget on the fast path.
+The budget ends as the exact function leaves it.  The exact function charges each rule side's
+call sites when it reaches the side (the same sides here: both nest rules by
+:func:`._shared.next_group`), and each comprehension iteration.  The fast function adds the side
+charges up in a local and takes them in its last statement; a comprehension charges per
+iteration as the exact code does, memoised exactly where the exact code memoises it (if the
+exact code moved deep code into helpers, where it does not memoise, comprehensions raise).  It raises at
+entry unless the budget covers every side's charge, and in a comprehension as soon as it would
+not any more, so no rule sees an exhausted budget on the fast path; :func:`optimistic` restores
+what a comprehension charged before the fast function gave up.
 
 What the fast function assumes, and the caller must guarantee, for each variable in
 ``validated``: its value is valid against that JSON Schema *as Python reads it*.  jsonschema-rs
