@@ -20,8 +20,10 @@ comes first, and the server is stopped at the end.  Only 127.0.0.1 is contacted.
   on one event loop (what the service does, without HTTP).
 * **process**: ``POST /v1/process`` (multipart: request + two JPEGs) running ONNX verify on real
   photos (obama.jpg vs obama2.jpg), one client, against ``Gate.process`` in this process on the
-  same photos decoded from the same JPEGs, same store settings; one HTTP call and one in-process
-  call alternate, so both see the same load.  Ratio = HTTP median / in-process median.
+  same photos decoded from the same JPEGs by the service's own ``decode_image``, same store
+  settings; one HTTP call and one in-process call alternate, so both see the same load.
+  Ratio = HTTP median / in-process median: what the HTTP exchange, the multipart parse and the
+  service's threads add.
 """
 
 from __future__ import annotations
@@ -196,10 +198,8 @@ def _multipart(req: dict[str, Any], image: bytes, reference: bytes) -> tuple[byt
 
 async def _process_interleaved(port: int, key: str, folder: Path, rounds: int) -> tuple[list[float], list[float]]:
     """Alternate one HTTP call and one in-process call, so both see the same machine load."""
-    import numpy as np
-    from PIL import Image
-
-    from facegate.service._runtime import build
+    from facegate.service._limits import decode_image
+    from facegate.service._runtime import Limits, build
 
     blobs = (FACES / "obama.jpg").read_bytes(), (FACES / "obama2.jpg").read_bytes()
     body, ctype = _multipart(_request(), *blobs)
@@ -207,6 +207,7 @@ async def _process_interleaved(port: int, key: str, folder: Path, rounds: int) -
     conn = await RawClient.open(port)
     rt = build(_config(folder))
     req = _request()
+    limits = Limits()
     http_times, local_times = [], []
     try:
         for i in range(rounds + 3):
@@ -215,7 +216,7 @@ async def _process_interleaved(port: int, key: str, folder: Path, rounds: int) -
             t1 = time.perf_counter()
             if status != 200 or b'"same_person":true' not in out:
                 raise RuntimeError(f"process answered {status}: {out[:300]!r}")
-            image, reference = (np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in blobs)  # the service decodes too
+            image, reference = (decode_image(b, limits) for b in blobs)  # the service's own decoding, so the ratio is what HTTP adds
             outcome = rt.gate.process(req, image, reference=reference)
             t2 = time.perf_counter()
             assert outcome.status == "executed" and outcome.result.same_person
@@ -283,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from fg_service import make_key
 
-    results: dict[str, Any] = {"cpus": os.cpu_count(), "workers": args.workers, "http": args.http}
+    results: dict[str, Any] = {"cpus": os.cpu_count(), "workers": args.workers, "http": args.http,
+                               "load_average_before": [round(x, 2) for x in os.getloadavg()]}
     with tempfile.TemporaryDirectory(prefix="facegate-load-") as tmp:
         folder = Path(tmp)
         config = _config(folder)
@@ -328,12 +330,14 @@ def main(argv: list[str] | None = None) -> int:
             server.send_signal(signal.SIGTERM)
             server.wait(120)
             log.close()
+    results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     h, p = statistics.median(http_times), statistics.median(local_times)
     results["process"] = {"rounds": args.process_rounds, "http_median_ms": round(1000 * h, 1), "in_process_median_ms": round(1000 * p, 1),
                           "ratio": round(h / p, 3)}
     dip = results["decide_in_process"]
     base = dip["async64_per_second"]
-    print(f"facegate serve on 127.0.0.1, {args.workers} worker(s), --http {args.http}, {results['cpus']} CPUs (client on the same machine)\n")
+    print(f"facegate serve on 127.0.0.1, {args.workers} worker(s), --http {args.http}, {results['cpus']} CPUs (client on the same machine); "
+          f"load average (1/5/15 min) {results['load_average_before']} before, {results['load_average_after']} after\n")
     print("| clients | answered | decisions/s | p50 ms | p99 ms | failed | records/commit | server CPU µs/answer | client CPU µs/answer "
           "| server / client share of the machine | vs in-process decide_async ×64 |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -37,6 +37,8 @@ def _receipt(r: Any) -> dict[str, Any] | None:
 
 
 def _flag(request: Request, name: str) -> bool:
+    if not request.scope.get("query_string"):  # no query at all (the usual decide call): nothing to parse
+        return False
     value = request.query_params.get(name, "false").lower()
     if value not in ("true", "false", "1", "0"):
         raise HTTPProblem(400, "Bad parameter", f"`{name}` must be true or false, not `{value[:20]}`")
@@ -174,9 +176,9 @@ def routes(svc: Service) -> list[Route | Mount]:
                     parts[name] = await part.read()
             finally:
                 await form.close()
-            image = await run_in_threadpool(decode_image, parts["image"], limits) if "image" in parts else None
-            if "reference" in parts:
-                reference = await run_in_threadpool(decode_image, parts["reference"], limits, field="reference")
+            if parts:  # both images in one trip to the thread pool
+                image, reference = await run_in_threadpool(
+                    lambda: tuple(decode_image(parts[name], limits, field=name) if name in parts else None for name in ("image", "reference")))
         elif ctype in IMAGE_TYPES:
             header = request.headers.get("facegate-request")
             if header is None:

@@ -32,7 +32,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: writers rely on SQLite's locking alone
     fcntl = None  # type: ignore[assignment]
 
-from ._canonical import GENESIS, canonical_json, iso, utc_now
+from ._canonical import GENESIS, canonical_json, canonical_json_floatless, iso, utc_now
 from ._chain import ChainChecker, chain_hash
 from ._errors import AuditWriteError, StoreError
 from ._interface import AuditReceipt, Timestamp, VerifyReport
@@ -245,11 +245,11 @@ class SQLiteAuditLog:
     def _encode(self, record: Mapping[str, Any]) -> _Row:
         path = self._store.path
         try:
-            masked = self._masker.mask(record)
+            masked, floats = self._masker.mask_noting_floats(record)
             if masked.get("time") is None:
                 masked["time"] = iso(utc_now())
             time, kind, effect, decision_id, provisions = index_fields(masked)
-            body = canonical_json(masked)
+            body = canonical_json(masked) if floats else canonical_json_floatless(masked)
             body.encode("utf-8")  # a lone surrogate must fail this caller, not the whole batch
         except (TypeError, ValueError) as exc:
             raise AuditWriteError(f"cannot log record to `{path}`: {exc}") from exc

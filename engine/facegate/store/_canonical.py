@@ -15,6 +15,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 GENESIS = "0" * 64  # the ``prev`` of record 1
 
 
@@ -32,6 +34,20 @@ def canonical_json(value: Any) -> str:
     if _C_ENCODE is not None and type(value) is dict:
         return "".join(_C_ENCODE(value, 0))
     return _ENCODER.encode(value)
+
+
+def canonical_json_floatless(value: Any) -> str:
+    """``canonical_json(value)`` for a JSON-clean value that holds no float, in a tenth of the time.
+
+    Without floats, orjson's sorted compact output is byte for byte ``json.dumps``' (keys in code
+    point order, the same escapes, integers alike; only float spellings differ, ``1e-05`` against
+    ``0.00001``); what orjson refuses -- integers beyond 64 bits, lone surrogates, nesting deeper
+    than 255 -- goes to ``canonical_json``, which writes or refuses it as before.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return canonical_json(value)
 
 
 def envelope(seq: int, prev: str, body: str) -> str:

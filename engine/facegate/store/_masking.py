@@ -29,6 +29,7 @@ import hashlib
 import hmac
 import math
 import re
+import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ class Masker:
         self._plain_keys: set[str] = set()  # keys seen not to be biometric (bounded)
         self._hmac = None if key is None else hmac.new(key, digestmod=hashlib.sha256)
         self._pseudonyms: dict[str, str] = {}  # recent identifiers (bounded)
+        self._local = threading.local()  # ``floats``: whether the current ``mask`` call met a float
 
     def pseudonym(self, value: Any) -> str:
         """The masked form of an identifier, as it appears in the log."""
@@ -118,17 +120,25 @@ class Masker:
         Unchanged sub-trees are shared with ``record`` rather than copied (the result is
         encoded at once); the containers on the way to a masked value are fresh copies.
         """
+        return self.mask_noting_floats(record)[0]
+
+    def mask_noting_floats(self, record: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """``mask(record)``, and whether the result may hold a float (``False``: it holds none,
+        so ``canonical_json_floatless`` may encode it)."""
         if not isinstance(record, Mapping):
             raise TypeError(f"an audit record must be a mapping, not {type(record).__name__}")
+        local = self._local
+        local.floats = False
         try:
             cleaned = self._fast(record)
         except _Unclean:
             cleaned = self._clean(record, "")  # slow path: exotic types, or to name the bad path
+            local.floats = True  # not tracked there: assume some
         out = dict(cleaned) if cleaned is record else cleaned
         fresh = {id(out)}  # containers already copied in this call: copy each at most once
         for parts in self._pointers:
             self._apply(out, parts, fresh)
-        return out
+        return out, bool(local.floats)
 
     # -- biometric removal and JSON cleaning ---------------------------------------------
     def _is_biometric_key(self, key: str) -> bool:
@@ -167,6 +177,7 @@ class Masker:
                     continue
                 if leaf is float:
                     if item - item == 0.0:  # finite
+                        self._local.floats = True
                         continue
                     raise _Unclean
                 if out is not None and out[key] is not item:
@@ -194,6 +205,7 @@ class Masker:
         if kind is str or kind is int or kind is bool or value is None:
             return value
         if kind is float and value - value == 0.0:
+            self._local.floats = True
             return value
         raise _Unclean
 
