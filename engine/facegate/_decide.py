@@ -40,6 +40,7 @@ from . import _compile
 from ._compile import EvalError
 from ._decision import Decision, RuleOutcomes, Trace
 from ._details import Details
+from ._forms import SharedForm
 from ._vocabulary import Effect, Reason, RuleOutcome
 from .cel import Budget as _Budget
 
@@ -260,6 +261,9 @@ class Procedure:
         found = self._tallies.get(key)
         if found is None:
             found = self.tally([(index, True, None) for index in key])
+            if not found.detailed:  # its decisions' shared parts, as one generated function (to_dict)
+                found.base["_form"] = SharedForm(found.determining_refs, found.warning_refs, found.obligations,
+                                                 found.base["errors"], self.ident)
             if len(self._tallies) < _MERGED_KEPT:
                 self._tallies[key] = found
         return found

@@ -189,18 +189,25 @@ class Decision:
         return _restore, (type(self), fields, self.decision_id, self.evaluated_at, self.rules.as_dict(), self.unmet)
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain, JSON-ready dict; nothing in it is shared with the policy or other decisions."""
-        determining, errors, warnings, obligations, violations, unmet = (
-            self.determining, self.errors, self.warnings, self.obligations, self.violations, self.unmet)
+        """A plain, JSON-ready dict; nothing in it is shared with the policy or other decisions.
+
+        The parts a decision shares with the others of its tally (the same rules applied) come
+        from that tally's generated form (:mod:`facegate._forms`), when it has one."""
+        form = self.__dict__.get("_form")
+        shared = form.build() if form is not None else None
+        if shared is None:
+            shared = self._copies()
+        determining, warnings, obligations, errors, policy = shared
+        violations, unmet = self.violations, self.unmet
         out: dict[str, Any] = {
             "decision": self.effect,
             "reason": self.reason,
-            "determining": [{**d, "message": {**d["message"]}} for d in determining],
-            "errors": [{**e} for e in errors] if errors else [],
-            "warnings": [{**w, "message": {**w["message"]}} for w in warnings] if warnings else [],
-            "obligations": [{**o, "sources": [{**s} for s in o.get("sources", ())]} for o in obligations] if obligations else [],
+            "determining": determining,
+            "errors": errors,
+            "warnings": warnings,
+            "obligations": obligations,
             "violations": [{**v} for v in violations] if violations else [],
-            "policy": {**self.policy},
+            "policy": policy,
             "decision_id": self.decision_id,
             "evaluated_at": self.evaluated_at,
             "rules": self.rules.as_dict(),
@@ -210,6 +217,10 @@ class Decision:
         if self.explanation is not None:
             out["explanation"] = self.explanation
         return out
+
+    def _copies(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+        """The shared parts copied to any depth (a reference's ``grade`` is an object too)."""
+        return (_fresh(self.determining), _fresh(self.warnings), _fresh(self.obligations), _fresh(self.errors), _fresh(self.policy))
 
     def to_json(self) -> bytes:
         """The decision as UTF-8 JSON bytes, the same document as ``to_dict()`` (orjson)."""
@@ -230,6 +241,16 @@ class Decision:
         if self.explanation is not None:
             out["explanation"] = self.explanation
         return _dumps(out)
+
+
+def _fresh(value: Any) -> Any:
+    """A copy of JSON-like data to any depth: new dicts and lists (tuples become lists)."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _fresh(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_fresh(v) for v in value]
+    return value
 
 
 def _restore(cls: type[Decision], fields: dict[str, Any], decision_id: str, evaluated_at: str, rules: dict[str, str],

@@ -1,0 +1,69 @@
+"""The dict form of what the decisions of one tally share, built by generated code.
+
+``Decision.to_dict()`` must return data nothing else holds: every dict and list in it is new.
+Copying the shared parts of a decision -- its determining rules' references, its warnings, its
+merged obligations, the policy's identity -- dict by dict costs more than building them: one
+generated function per tally (the set of rules that applied, :class:`facegate._decide.Tally`)
+returns them as literals, every dict and list made afresh by the interpreter's own
+instructions, with no copy, call or comprehension per item.  The function is generated on first
+use from the tally's values (JSON data from the pack: strings, numbers, booleans, lists,
+objects), so it renders the decision as it was decided; a value that has no exact Python literal
+leaves the tally without a form, and ``to_dict()`` copies as before.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any
+
+_LOCK = threading.Lock()
+
+
+class SharedForm:
+    """``build()``: fresh ``(determining, warnings, obligations, errors, policy)`` for one tally."""
+
+    __slots__ = ("_build", "_parts")
+
+    def __init__(self, determining: tuple[dict[str, Any], ...], warnings: tuple[dict[str, Any], ...],
+                 obligations: tuple[dict[str, Any], ...], errors: tuple[dict[str, Any], ...], policy: dict[str, Any]) -> None:
+        self._parts = (list(determining), list(warnings), list(obligations), list(errors), policy)
+        self._build: Any = None
+
+    def build(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]] | None:
+        build = self._build
+        if build is None:
+            with _LOCK:
+                build = self._build
+                if build is None:
+                    build = self._build = _generate(self._parts)
+        return build() if build is not False else None
+
+
+def _generate(parts: tuple[Any, ...]) -> Any:
+    """The function returning ``parts`` as fresh data, or ``False`` when a value has no literal."""
+    try:
+        source = "def _form():\n    return (" + ", ".join(_literal(part) for part in parts) + ")\n"
+    except (ValueError, RecursionError):
+        return False
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<decision form>", "exec"), namespace)  # noqa: S102 - literals of the tally's own JSON values
+    return namespace["_form"]
+
+
+def _literal(value: Any) -> str:
+    """Python source that evaluates to a fresh copy of ``value`` (tuples become lists, as in JSON)."""
+    kind = type(value)
+    if kind is str or kind is bool or kind is int or value is None:
+        return repr(value)
+    if kind is float:
+        if not math.isfinite(value):
+            raise ValueError("no literal for a non-finite number")
+        return repr(value)
+    if kind is dict:
+        if not all(type(k) is str for k in value):
+            raise ValueError("an object key that is not a string")
+        return "{" + ", ".join(f"{k!r}: {_literal(v)}" for k, v in value.items()) + "}"
+    if kind is list or kind is tuple:
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    raise ValueError(f"no literal for `{kind.__name__}`")

@@ -1,0 +1,72 @@
+"""A decision's dict form built by its tally's generated function (facegate._forms) is the same
+document as the copied one, and nothing in it is shared: not with the policy, not with another
+decision's dict, not with the decision itself."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import facegate
+from facegate._forms import SharedForm
+from fg_paths import ROOT
+
+PACKS = sorted(p.parent for p in (ROOT / "policies").glob("*/pack.yaml"))
+
+
+def _containers(value, found):
+    if isinstance(value, (dict, list)):
+        found.add(id(value))
+        for v in value.values() if isinstance(value, dict) else value:
+            _containers(v, found)
+    elif isinstance(value, tuple):
+        for v in value:
+            _containers(v, found)
+    return found
+
+
+def _cases(pack):
+    import yaml
+
+    out = []
+    for path in sorted((pack / "cases").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            for case in (doc or {}).get("cases", []):
+                if isinstance(case, dict) and isinstance(case.get("request"), dict):
+                    out.append(case["request"])
+    return out
+
+
+@pytest.mark.parametrize("pack", PACKS, ids=lambda p: p.name)
+def test_generated_forms_equal_the_copies_and_share_nothing(pack):
+    policy = facegate.load_policy(pack)
+    requests = _cases(pack)
+    assert requests, "the pack has case requests"
+    formed = 0
+    for request in requests:
+        first, second = policy.decide(request), policy.decide(request)
+        a, b = first.to_dict(), second.to_dict()
+        if "_form" in first.__dict__:
+            formed += 1
+            copied = first._copies()
+            assert (a["determining"], a["warnings"], a["obligations"], a["errors"], a["policy"]) == copied
+        held = _containers((first.determining, first.warnings, first.obligations, first.errors, first.policy), set())
+        held |= _containers([r.__dict__ for r in policy.rules], set())
+        mine = _containers(a, set())
+        assert not mine & _containers(b, set())  # two decisions' dicts share nothing
+        assert not mine & held  # nor with the decision or the policy's rules
+        a["obligations"].append({"type": "x"})  # changing one dict changes nothing else
+        for d in a["determining"]:
+            d["message"]["en"] = "changed"
+        assert policy.decide(request).to_dict()["determining"] == b["determining"]
+    assert formed, "no decision was built from a generated form"
+
+
+def test_values_without_an_exact_literal_leave_the_tally_without_a_form():
+    form = SharedForm(({"rule": "r", "message": {"en": "x"}, "weight": math.inf},), (), (), (), {"id": "p"})
+    assert form.build() is None
+    ok = SharedForm(({"rule": "r", "message": {"en": "x"}, "n": 1.5, "flag": True, "none": None, "list": (1, "a")},), (), (), (), {"id": "p"})
+    built = ok.build()
+    assert built == ([{"rule": "r", "message": {"en": "x"}, "n": 1.5, "flag": True, "none": None, "list": [1, "a"]}], [], [], [], {"id": "p"})
+    assert built[0][0] is not ok.build()[0][0]
