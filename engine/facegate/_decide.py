@@ -261,9 +261,9 @@ class Procedure:
         found = self._tallies.get(key)
         if found is None:
             found = self.tally([(index, True, None) for index in key])
-            if not found.detailed:  # its decisions' shared parts, as one generated function (to_dict)
-                found.base["_form"] = SharedForm(found.determining_refs, found.warning_refs, found.obligations,
-                                                 found.base["errors"], self.ident)
+            # its decisions' shared parts as one generated function (to_dict adds a message's detail)
+            found.base["_form"] = SharedForm(found.determining_refs, found.warning_refs, found.obligations, found.base["errors"], self.ident,
+                                             found.detailed)
             if len(self._tallies) < _MERGED_KEPT:
                 self._tallies[key] = found
         return found

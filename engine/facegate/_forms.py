@@ -23,12 +23,14 @@ _LOCK = threading.Lock()
 class SharedForm:
     """``build()``: fresh ``(determining, warnings, obligations, errors, policy)`` for one tally."""
 
-    __slots__ = ("_build", "_parts")
+    __slots__ = ("_build", "_parts", "detailed")
 
     def __init__(self, determining: tuple[dict[str, Any], ...], warnings: tuple[dict[str, Any], ...],
-                 obligations: tuple[dict[str, Any], ...], errors: tuple[dict[str, Any], ...], policy: dict[str, Any]) -> None:
+                 obligations: tuple[dict[str, Any], ...], errors: tuple[dict[str, Any], ...], policy: dict[str, Any],
+                 detailed: bool = False) -> None:
         self._parts = (list(determining), list(warnings), list(obligations), list(errors), policy)
         self._build: Any = None
+        self.detailed = detailed  # a determining or warning rule's message has a detail (added per decision)
 
     def build(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]] | None:
         build = self._build
