@@ -58,7 +58,8 @@ TABLE: dict[tuple[str, str], str] = {
     ("advice", ERROR): "warn",
 }
 MODES = ("enforce", "warn", "audit")
-_MERGED_KEPT = 4096  # sets of attached rules whose merged obligations are kept (requests choose them)
+_MERGED_KEPT = 4096  # tallies kept, by the set of rules that applied (requests choose them)
+_NOT_YET: Any = object()
 
 
 def counts(effect: str, mode: str, outcome: str) -> str:
@@ -188,7 +189,10 @@ class Procedure:
         self.dated = bool(self.windowed) or self.valid != (None, None)
         self.compiled = pack.backend == _compile.DEFAULT_BACKEND and getattr(pack, "functions", None) is not None
         self._sets: dict[str, Any] = {}  # operation -> its compiled rule set (RuleSet)
-        self._runs: dict[str, Any] = {}  # operation -> the rule set's function
+        self._runs: dict[str, Any] = {}  # operation -> the rule set's function (optimistic, falling back to exact)
+        self._fast: dict[str, Any] = {}  # operation -> the optimistic function alone, or None
+        self._exact: dict[str, Any] = {}  # operation -> the exact function
+        self._by_values: dict[tuple[tuple[int, Any, Any], ...], Tally] = {}  # the optimistic function's values -> their tally
         self._candidates: dict[str, tuple[Any, ...]] = {}
         self._lock = threading.Lock()
         self._day: tuple[float, float, str, bool] = (0.0, 0.0, "", False)
@@ -218,13 +222,9 @@ class Procedure:
         explanation: dict[str, Any] | None = None
         if explain or not self.compiled:
             explanation = {} if explain else None
-            results = self.each_item(range(len(self.rules)), activation, budget, day, explanation)
+            tally = self.tally_of(self.each_item(range(len(self.rules)), activation, budget, day, explanation))
         else:
-            run = self._runs.get(request["operation"]) or self.rule_set(request["operation"])
-            results = run(activation, budget)
-            if self.windowed:
-                results = self.with_windows(results, activation, budget, day)
-        tally = self.tally_of(results)
+            tally = self.compiled_tally(request["operation"], activation, budget, day)
         trace.outcomes = tally.outcomes
         if tally.detailed:  # a message detail is evaluated for this request
             determining, warnings = self.referred(tally.determining, activation, budget), self.referred(tally.warnings, activation, budget)
@@ -241,6 +241,32 @@ class Procedure:
         if tally.effect is Effect.DENY:
             decision.__dict__["_origin"] = (self.policy, request, at)  # for Decision.remedies (facegate.explain)
         return decision
+
+    def compiled_tally(self, operation: str, activation: Any, budget: Any, day: str) -> Tally:
+        """The tally from the operation's generated function: the optimistic one (``decide``
+        validated the request), and the exact one from scratch if it gives up."""
+        fast = self._fast.get(operation, _NOT_YET)
+        if fast is _NOT_YET:
+            self.rule_set(operation)
+            fast = self._fast[operation]
+        if fast is None:  # no optimistic function, or rules with a validity window decided apart
+            results = self.rule_set(operation)(activation, budget)
+            if self.windowed:
+                results = self.with_windows(results, activation, budget, day)
+            return self.tally_of(results)
+        steps = budget.steps
+        try:
+            results = fast(activation, budget)
+        except Exception:  # noqa: BLE001 - anything it cannot vouch for: the exact function decides
+            budget.steps = steps  # what a comprehension charged before it gave up
+            return self.tally_of(self._exact[operation](activation, budget))
+        key = tuple(results)  # its values are only ever True, False or None: they key the tally as they are
+        found = self._by_values.get(key)
+        if found is None:
+            found = self.tally_of(results)
+            if len(self._by_values) < _MERGED_KEPT:
+                self._by_values[key] = found
+        return found
 
     def tally_of(self, results: list[tuple[int, Any, Any]]) -> Tally:
         """The tally of these rule values: when every rule plainly applied or plainly did not
@@ -403,7 +429,11 @@ class Procedure:
                 found = self._runs.get(operation)
                 if found is None:
                     self._sets[operation] = compiled = self.compile(operation)
-                    found = self._runs[operation] = compiled.fast_run  # decide() validated the request first
+                    self._exact[operation] = compiled.run
+                    # decide() runs the optimistic function itself (it validated the request first);
+                    # with a validity window some rules are decided apart (with_windows): not there
+                    self._fast[operation] = compiled.fast if not self.windowed else None
+                    found = self._runs[operation] = compiled.fast_run
         return found  # type: ignore[no-any-return]
 
     def applicable(self, operation: str) -> int:

@@ -1,0 +1,67 @@
+"""Decisions through the kept tallies: the optimistic function's values key a kept tally as they
+are (they are only ever the objects True, False and None), and deciding with them gives the
+decision the exact function gives, on every pack's case requests and random valid requests."""
+
+from __future__ import annotations
+
+import pytest
+from test_optimistic import _valid_activations
+
+import facegate
+from fg_paths import ROOT
+
+PACKS = sorted(p.parent for p in (ROOT / "policies").glob("*/pack.yaml"))
+
+
+def _comparable(decision):
+    out = decision.to_dict()
+    for key in ("decision_id", "evaluated_at"):
+        out.pop(key)
+    return out
+
+
+def _exact_only(pack):
+    policy = facegate.load_policy(pack)
+    procedure = policy._procedure
+    procedure.prepare()
+    for operation in policy.operations:
+        procedure._fast[operation] = None  # every decision through the exact function and a fresh count
+        procedure._runs[operation] = procedure._exact[operation]
+    procedure._tallies.clear()
+    return policy
+
+
+@pytest.mark.parametrize("pack", PACKS, ids=lambda p: p.name)
+def test_the_optimistic_values_are_only_true_false_and_none(pack):
+    policy = facegate.load_policy(pack)
+    procedure = policy._procedure
+    procedure.prepare()
+    if procedure.windowed:
+        pytest.skip("a pack with rule validity windows merges the window rules' values in: the wrapper decides, no key is kept")
+    seen = 0
+    for act in _valid_activations(policy, 600, seed=5):
+        fast = procedure._fast[act["request"]["operation"]]
+        if fast is None:
+            continue
+        try:
+            results = fast(act, facegate._compile.new_budget())
+        except Exception:  # noqa: BLE001 - it gave up: the exact function decides (tested elsewhere)
+            continue
+        for _, when, unless in results:
+            assert when is True and (unless is None or unless is True or unless is False)
+            seen += 1
+    assert seen
+
+
+@pytest.mark.parametrize("pack", PACKS, ids=lambda p: p.name)
+def test_kept_tallies_decide_as_the_exact_function(pack):
+    policy, exact = facegate.load_policy(pack), _exact_only(pack)
+    requests = [act["request"] for act in _valid_activations(policy, 600, seed=9)]
+    import yaml
+
+    for path in sorted((pack / "cases").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            requests += [c["request"] for c in (doc or {}).get("cases", []) if isinstance(c, dict) and isinstance(c.get("request"), dict)]
+    for request in requests * 2:  # the second pass is served from the kept tallies
+        assert _comparable(policy.decide(request)) == _comparable(exact.decide(request)), request
+    assert policy._procedure._by_values or policy._procedure.windowed
