@@ -70,3 +70,12 @@ def test_values_without_an_exact_literal_leave_the_tally_without_a_form():
     built = ok.build()
     assert built == ([{"rule": "r", "message": {"en": "x"}, "n": 1.5, "flag": True, "none": None, "list": [1, "a"]}], [], [], [], {"id": "p"})
     assert built[0][0] is not ok.build()[0][0]
+
+
+def test_a_built_form_pickles_as_its_parts():
+    import pickle
+
+    form = SharedForm(({"rule": "r", "message": {"en": "x"}},), (), ({"type": "t", "sources": ({"rule": "r"},)},), (), {"id": "p"}, True)
+    built = form.build()
+    copy = pickle.loads(pickle.dumps(form))
+    assert copy.build() == built and copy.detailed

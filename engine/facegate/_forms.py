@@ -32,6 +32,10 @@ class SharedForm:
         self._build: Any = None
         self.detailed = detailed  # a determining or warning rule's message has a detail (added per decision)
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled as its parts (the generated function is made again where it is used)."""
+        return SharedForm, (*self._parts, self.detailed)
+
     def build(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]] | None:
         build = self._build
         if build is None:

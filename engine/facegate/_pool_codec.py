@@ -101,6 +101,7 @@ def encode(procedure: Any, index_: int, requests: Sequence[Any], as_json: bool, 
         fields = decide(request, False, None).__dict__  # the decision is this worker's alone: taken apart
         trace, rule_outcomes = fields.pop("_trace"), fields.pop("_outcomes")
         fields.pop("_origin", None)
+        fields.pop("_form", None)  # the tally's generated to_dict form stays here (the caller copies instead)
         del fields["policy"]
         number = -1
         if memo is not None:
