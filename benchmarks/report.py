@@ -39,7 +39,7 @@ CEL backend it has (`facegate._compile.BACKENDS`: cel-python's interpreter, the 
 reference, and the compiled backend once it lands — ratios are then taken to the compiled one),
 and the same pack translated by hand for Cedar (`cedarpy`), OPA Rego (`regopy`, rego-cpp) and
 Casbin (`casbin`, ABAC with `eval()`), plus a hand-written Python version as the floor
-(`benchmarks/peers/`).  All get the same requests: the 91 requests of the pack's cases, a mix of
+(`benchmarks/peers/`).  All get the same requests: the requests of the pack's cases (102), a mix of
 permits and denies, each engine called in-process from Python the way an integrator would call
 it.
 

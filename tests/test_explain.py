@@ -278,7 +278,7 @@ def test_fused_unmet_items_have_each_items_own_value(name):
     policy = facegate.load_policy(folder)
     reference = facegate.load_policy(folder, backend="interpreter")
     table = items_for(policy)
-    compared = denies = 0
+    compared = denies = validated = 0
     for case, _, _ in load_cases(folder):
         for variant, request in enumerate(_variants(case["request"])):
             decision = policy.decide(request)
@@ -290,9 +290,13 @@ def test_fused_unmet_items_have_each_items_own_value(name):
             fused = plan.run(trace.activation, _compile.new_budget())
             own = [i.run(trace.activation, _compile.new_budget()) for i in plan.flat]  # each item's own program
             assert [_values(v) for v in fused] == [_values(v) for v in own], (name, case["id"])
+            if trace.activation["request"] is request and not policy._procedure.violations(request):  # a validated request
+                optimistic = plan.run(trace.activation, _compile.new_budget(), True)  # what Decision.unmet runs
+                assert [_values(v) for v in optimistic] == [_values(v) for v in own], (name, case["id"])
+                validated += 1
             assert len(plan.flat) == sum(len(table.rules[r.id].when) + len(table.rules[r.id].unless) for r in permits)
             compared += len(own)
             if decision.effect == "deny" and variant == 0:  # the interpreter is slow: the cases themselves
                 denies += 1
                 assert decision.unmet == reference.decide(request).unmet, (name, case["id"])
-    assert compared >= 20 and denies >= 3, (name, compared, denies)
+    assert compared >= 20 and denies >= 3 and validated >= 3, (name, compared, denies, validated)

@@ -419,7 +419,7 @@ class Procedure:
 
         request = trace.activation["request"]
         relevant = self.candidates(request["operation"])
-        return unmet_permits(self.policy, relevant, trace.activation, _compile.new_budget(), trace.outcomes)
+        return unmet_permits(self.policy, relevant, trace.activation, _compile.new_budget(), trace.outcomes, validated=True)
 
     def rule_set(self, operation: str) -> Callable[[Any, Any], list[tuple[int, Any, Any]]]:
         """The generated function of the operation's rules (compiled on first use, then kept)."""

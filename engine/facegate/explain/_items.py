@@ -61,6 +61,7 @@ class PolicyItems:
 
         self.actionable = actionable_for(policy)  # remedies.yaml, or the default list
         self.functions = pack.functions
+        self.request_schema: dict[str, Any] | None = getattr(policy, "request_schema", None)  # what a decided request passed
         self.fused: dict[tuple[str, tuple[str, ...]], Any] = {}  # (operation, permit ids) -> fused items (._unmet)
         self.rules: dict[str, RuleItems] = {}
         for rule in pack.rules:

@@ -33,11 +33,13 @@ APPLIED, SKIPPED = "applied", "skipped"
 
 
 def unmet_permits(policy: Any, candidates: Iterable[Any], activation: Any, budget: Any,
-                  outcomes: Any) -> tuple[dict[str, Any], ...]:
+                  outcomes: Any, *, validated: bool = False) -> tuple[dict[str, Any], ...]:
     """The relevant enforce-mode permits that did not apply, each with its failed items.
 
     ``candidates`` are the rules the decision evaluated for this operation; ``outcomes`` the
-    rule outcomes it recorded (rules it did not record did not apply).
+    rule outcomes it recorded (rules it did not record did not apply).  ``validated``: the
+    activation's request passed the policy's request contract (a decision's does), so the
+    optimistic function may compute the values (:mod:`facegate.cel._optimistic`).
     """
     permits, _ids, order = _permits_of(candidates)
     if not permits:
@@ -46,7 +48,7 @@ def unmet_permits(policy: Any, candidates: Iterable[Any], activation: Any, budge
         if outcomes.get(rule_id) == APPLIED:
             return ()
     plan = _plan(_items_for(policy), permits, order, activation)
-    values = plan.run(activation, budget)
+    values = plan.run(activation, budget, validated)
     out = []
     for rule_id, head, when, unless, at in plan.rules:
         outcome = outcomes.get(rule_id, "not_applicable")
@@ -108,18 +110,20 @@ class _Plan:
         from ..cel._shared import Side, compile_rule_set
 
         known: dict[tuple[str, ...], str | int | bool] | None = {("request", "operation"): operation} if operation else None
-        fused = compile_rule_set([(Side((i.program.tree,), (i.program.checked,)), None) for i in self.flat], table.functions, known).run
+        compiled = compile_rule_set([(Side((i.program.tree,), (i.program.checked,)), None) for i in self.flat], table.functions, known,
+                                    validated={"request": table.request_schema} if table.request_schema is not None else None)
+        exact, fast = compiled.run, compiled.fast_run
         size = len(self.flat)
 
-        def run(activation: Any, budget: Any) -> list[Any]:
+        def run(activation: Any, budget: Any, validated: bool = False) -> list[Any]:
             values: list[Any] = [False] * size  # an item left out of the results folded to, or is, false
-            for index, value, _ in fused(activation, budget):
+            for index, value, _ in (fast if validated else exact)(activation, budget):
                 values[index] = value
             return values
 
         return run
 
-    def _one_by_one(self, activation: Any, budget: Any) -> list[Any]:
+    def _one_by_one(self, activation: Any, budget: Any, validated: bool = False) -> list[Any]:
         return [i.run(activation, budget) for i in self.flat]
 
 
