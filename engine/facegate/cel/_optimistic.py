@@ -56,6 +56,7 @@ from ._check import Checked
 from ._compiler import CodeGen, boolish
 from ._namespace import NAMESPACE
 from ._shared import _MEMO_MIN, Key, _conjuncts, _Entry, next_group
+from ._types import resolve_pointer
 from ._values import CELError
 
 #: JSON Schema types whose Python values the validator makes exact: string, boolean, object, array.
@@ -121,7 +122,7 @@ def proven_kind(schema: Any, root: Mapping[str, Any], path: tuple[str, ...], dep
         props = schema.get("properties")
         if isinstance(props, Mapping) and head in props:
             return proven_kind(props[head], root, rest, depth + 1)
-        ref = _resolve(schema.get("$ref"), root)
+        ref = resolve_pointer(schema.get("$ref"), root)
         if ref is not None:
             return proven_kind(ref, root, path, depth + 1)
         extra = schema.get("additionalProperties")
@@ -136,20 +137,10 @@ def proven_kind(schema: Any, root: Mapping[str, Any], path: tuple[str, ...], dep
         kinds = {type(v) for v in values}
         if kinds == {str} or kinds == {bool}:
             return _LITERAL_KINDS[kinds.pop()]
-    ref = _resolve(schema.get("$ref"), root)
+    ref = resolve_pointer(schema.get("$ref"), root)
     return proven_kind(ref, root, (), depth + 1) if ref is not None else None
 
 
-def _resolve(ref: Any, root: Mapping[str, Any]) -> Any:
-    if not isinstance(ref, str) or not ref.startswith("#"):
-        return None
-    node: Any = root
-    for part in ref[1:].split("/")[1:]:
-        part = part.replace("~1", "/").replace("~0", "~")
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 class FastGen:

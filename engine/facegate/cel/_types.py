@@ -151,15 +151,7 @@ class SchemaTypes:
         return T("dyn", where=where)
 
     def _resolve(self, ref: str) -> Any:
-        if not ref.startswith("#"):
-            return None  # remote references are not followed: the type is dyn
-        node: Any = self.root
-        for part in ref[1:].split("/")[1:]:
-            part = part.replace("~1", "/").replace("~0", "~")
-            if not isinstance(node, Mapping) or part not in node:
-                return None
-            node = node[part]
-        return node
+        return resolve_pointer(ref, self.root)  # remote references are not followed: the type is dyn
 
 
 def _hashable(value: Any) -> bool:
@@ -168,3 +160,17 @@ def _hashable(value: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+def resolve_pointer(ref: Any, root: Mapping[str, Any]) -> Any:
+    """The schema node a local ``$ref`` (``#/$defs/x``) names in ``root``; ``None`` for a remote
+    reference or a pointer that names nothing."""
+    if not isinstance(ref, str) or not ref.startswith("#"):
+        return None
+    node: Any = root
+    for part in ref[1:].split("/")[1:]:
+        part = part.replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
