@@ -197,7 +197,7 @@ class Decision:
         shared = form.build() if form is not None else None
         if shared is None:
             shared = self._copies()
-        elif form.detailed:  # the form has the rules' messages as written; a message detail is this decision's own
+        elif form is not None and form.detailed:  # the form has the rules' messages as written; a message detail is this decision's own
             for made, own in (*zip(shared[0], self.determining), *zip(shared[1], self.warnings)):
                 detail = own["message"].get("detail")
                 if detail is not None:
