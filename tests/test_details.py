@@ -4,6 +4,8 @@ than the values in their key."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 import facegate
@@ -13,6 +15,12 @@ from fg_paths import ROOT
 
 PACKS = sorted(p.parent for p in (ROOT / "policies").glob("*/pack.yaml"))
 ACTIVATIONS = 600  # per pack
+
+
+def _rule(text, schema):
+    """A stand-in rule with only a message expression (what Details reads of a rule)."""
+    condition = SimpleNamespace(program=_compile.compile_expression(text, schema=schema))
+    return SimpleNamespace(message_expr=condition)
 
 
 def _evaluated(rule, act, budget):
@@ -50,29 +58,21 @@ def test_kept_details_equal_evaluated_ones_with_the_same_budget_left(pack):
 
 def test_a_kept_detail_is_refused_when_the_budget_is_spent():
     schema = {"type": "object", "properties": {"request": {"type": "object", "properties": {"age": {"type": "integer"}}}}}
-    program = _compile.compile_expression('"age " + string(request.age)', schema=schema)
-
-    class Rule:
-        message_expr = type("C", (), {"program": program})()
-
-    details = Details([Rule()])
+    rule = _rule('"age " + string(request.age)', schema)
+    details = Details([rule])
     act = {"request": {"age": 7}, "params": {}}
     assert details.detail(0, act, _compile.new_budget()) == "age 7"
     assert details._kept  # kept
     for steps in range(0, 3):
         kept, fresh = cel.Budget(steps), cel.Budget(steps)
-        assert details.detail(0, act, kept) == _evaluated(Rule, act, fresh)
+        assert details.detail(0, act, kept) == _evaluated(rule, act, fresh)
         assert kept.steps == fresh.steps
 
 
 def test_values_that_are_not_json_scalars_are_evaluated_every_time():
     schema = {"type": "object", "properties": {"request": {"type": "object", "properties": {"tags": {"type": "array"}}}}}
-    program = _compile.compile_expression('"tags: " + string(size(request.tags))', schema=schema)
-
-    class Rule:
-        message_expr = type("C", (), {"program": program})()
-
-    details = Details([Rule()])
+    rule = _rule('"tags: " + string(size(request.tags))', schema)
+    details = Details([rule])
     assert details.detail(0, {"request": {"tags": [1, 2]}, "params": {}}, _compile.new_budget()) == "tags: 2"
     assert details.detail(0, {"request": {"tags": [1]}, "params": {}}, _compile.new_budget()) == "tags: 1"
     assert not details._kept
@@ -80,14 +80,10 @@ def test_values_that_are_not_json_scalars_are_evaluated_every_time():
 
 def test_one_and_true_and_one_point_zero_are_kept_apart():
     schema = {"type": "object", "properties": {"request": {"type": "object", "properties": {"x": {}}}}}
-    program = _compile.compile_expression('"x is " + string(request.x)', schema=schema)
-
-    class Rule:
-        message_expr = type("C", (), {"program": program})()
-
-    details = Details([Rule()])
+    rule = _rule('"x is " + string(request.x)', schema)
+    details = Details([rule])
     values = (1, True, 1.0, "1", 1, True, 1.0, "1")
     seen = [details.detail(0, {"request": {"x": v}, "params": {}}, _compile.new_budget()) for v in values]
-    assert seen == [_evaluated(Rule, {"request": {"x": v}, "params": {}}, _compile.new_budget()) for v in values]
+    assert seen == [_evaluated(rule, {"request": {"x": v}, "params": {}}, _compile.new_budget()) for v in values]
     assert seen[1] == "x is true" and seen[0] != seen[1]
     assert len(details._kept) == 4
