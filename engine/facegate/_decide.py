@@ -60,6 +60,7 @@ TABLE: dict[tuple[str, str], str] = {
 MODES = ("enforce", "warn", "audit")
 _MERGED_KEPT = 4096  # tallies kept, by the set of rules that applied (requests choose them)
 _NOT_YET: Any = object()
+_EXPLAIN: dict[str, Callable[..., Any]] = {}  # the unmet-permit report, imported on first use
 
 
 def counts(effect: str, mode: str, outcome: str) -> str:
@@ -415,11 +416,14 @@ class Procedure:
     def unmet(self, trace: Trace) -> tuple[dict[str, Any], ...]:
         """For a deny decided by the rules: the permits of its operation that did not apply, and why
         (:mod:`facegate.explain`; on demand, with a fresh budget)."""
-        from .explain._unmet import unmet_permits
+        report = _EXPLAIN.get("unmet_permits")
+        if report is None:  # imported on the first deny read (deciding alone does not need it), then kept
+            from .explain._unmet import unmet_permits
 
+            report = _EXPLAIN["unmet_permits"] = unmet_permits
         request = trace.activation["request"]
         relevant = self.candidates(request["operation"])
-        return unmet_permits(self.policy, relevant, trace.activation, _compile.new_budget(), trace.outcomes, validated=True)
+        return report(self.policy, relevant, trace.activation, None, trace.outcomes, validated=True)  # a fresh budget if needed
 
     def rule_set(self, operation: str) -> Callable[[Any, Any], list[tuple[int, Any, Any]]]:
         """The generated function of the operation's rules (compiled on first use, then kept)."""

@@ -26,13 +26,14 @@ class RuleOutcomes(Mapping[str, str]):
     apply to the request, not the size of the pack.
     """
 
-    __slots__ = ("_evaluated", "_ids", "_json", "_template")
+    __slots__ = ("_evaluated", "_full", "_ids", "_json", "_template")
 
     def __init__(self, evaluated: dict[str, str], ids: tuple[str, ...], template: dict[str, str]) -> None:
         self._evaluated = evaluated
         self._ids = ids
         self._template = template  # every rule id -> not_applicable, shared by the policy's decisions
         self._json: Any = None  # the map as JSON, encoded once (one RuleOutcomes serves every decision of a tally)
+        self._full: dict[str, str] | None = None  # every rule's outcome, merged once; as_dict() copies it
 
     def __getitem__(self, rule_id: str) -> str:
         found = self._evaluated.get(rule_id)
@@ -47,10 +48,14 @@ class RuleOutcomes(Mapping[str, str]):
         return len(self._ids)
 
     def as_dict(self) -> dict[str, str]:
-        """A plain dict, in rule order (two C-level copies, not one lookup per rule)."""
-        out = self._template.copy()
-        out.update(self._evaluated)
-        return out
+        """A new plain dict, in rule order: a copy of the map merged on first use (the decisions that
+        share this object share that merge; each gets its own copy)."""
+        full = self._full
+        if full is None:
+            full = self._template.copy()
+            full.update(self._evaluated)
+            self._full = full  # one assignment: a thread sees None (and merges too) or the whole map
+        return full.copy()
 
     def as_json(self) -> Any:
         """The map as pre-encoded JSON (an ``orjson.Fragment``), encoded on first use and kept:
@@ -203,7 +208,15 @@ class Decision:
                 if detail is not None:
                     made["message"]["detail"] = detail
         determining, warnings, obligations, errors, policy = shared
-        violations, unmet = self.violations, self.unmet
+        trace = self._trace
+        fixed = trace.fixed  # the fields fixed on first read (what the properties do, without their calls)
+        decision_id = fixed.get("decision_id")
+        if decision_id is None:
+            decision_id = fixed.setdefault("decision_id", new_id())
+        evaluated_at = fixed.get("evaluated_at")
+        if evaluated_at is None:
+            evaluated_at = fixed.setdefault("evaluated_at", trace.at.isoformat() if trace.at is not None else utc_iso(trace.clock))
+        violations, unmet = self.violations, (fixed.get("unmet") or self.unmet) if self.effect == "deny" else ()
         out: dict[str, Any] = {
             "decision": self.effect,
             "reason": self.reason,
@@ -213,8 +226,8 @@ class Decision:
             "obligations": obligations,
             "violations": [{**v} for v in violations] if violations else [],
             "policy": policy,
-            "decision_id": self.decision_id,
-            "evaluated_at": self.evaluated_at,
+            "decision_id": decision_id,
+            "evaluated_at": evaluated_at,
             "rules": self.rules.as_dict(),
             "unmet": [{**u, "failed": [{**f} for f in u["failed"]], "excepted_by": [{**e} for e in u["excepted_by"]]} for u in unmet]
             if unmet else [],
