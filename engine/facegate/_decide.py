@@ -289,6 +289,7 @@ class Procedure:
         if found is None:
             found = self.tally([(index, True, None) for index in key])
             # its decisions' shared parts as one generated function (to_dict adds a message's detail)
+            found.base["_applied"] = key  # names the tally across processes (facegate._pool_codec)
             found.base["_form"] = SharedForm(found.determining_refs, found.warning_refs, found.obligations, found.base["errors"], self.ident,
                                              found.detailed)
             if len(self._tallies) < _MERGED_KEPT:
