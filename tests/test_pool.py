@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import pickle
@@ -285,3 +286,21 @@ def test_a_decision_of_a_kept_tally_is_sent_as_its_applied_rules_and_rebuilt_as_
     assert deny.__dict__["_origin"][1] is detailed and deny.unmet == caller.decide(detailed).unmet
     assert deny.determining == worker.decide(detailed).determining
     assert decoded[2].reason == "invalid_request" and decoded[2].violations
+
+
+def test_a_pool_pauses_the_collector_for_a_batch_and_restores_it():
+    from facegate._pool import DecisionPool
+
+    policy = facegate.load_policy(CAC)
+    procedure = policy._procedure
+    with DecisionPool(policy, processes=1) as pool:
+        seen = []
+        decide = procedure.decide
+        procedure.decide = lambda *a: (seen.append(gc.isenabled()), decide(*a))[1]  # the caller's own share (forked before: not the worker's)
+        try:
+            assert gc.isenabled()
+            decisions = pool.decide_many(_requests() * 8, chunksize=8)
+        finally:
+            del procedure.decide
+        assert len(decisions) == len(_requests()) * 8
+        assert seen and not any(seen) and gc.isenabled()
