@@ -183,6 +183,9 @@ class Procedure:
         self.message_details = Details(pack.rules)
         self.sourced = tuple(tuple({**ob, "sources": [{"rule": r.id, "provision": r.provision}]} for ob in r.obligations) for r in pack.rules)
         self._tallies: dict[tuple[int, ...], Tally] = {}  # the rules that applied -> their tally (see tally_of)
+        #: the outcome maps of kept deny tallies in which an enforced permit applied (a forbid decided),
+        #: by id (held here, so an id stays theirs): such a deny has no unmet permit
+        self._permit_applied: dict[int, dict[str, str]] = {}
         self.on_applied = tuple(COUNTS[(r.effect, r.mode, APPLIED)] for r in pack.rules)
         self.on_error = tuple(COUNTS[(r.effect, r.mode, ERROR)] for r in pack.rules)
         self.windowed = tuple(i for i, r in enumerate(pack.rules) if r.valid_from or r.valid_until)
@@ -294,6 +297,8 @@ class Procedure:
                                              found.detailed)
             if len(self._tallies) < _MERGED_KEPT:
                 self._tallies[key] = found
+                if found.effect is Effect.DENY and any(self.on_applied[i] == "permit" for i in key):
+                    self._permit_applied[id(found.outcomes)] = found.outcomes
         return found
 
     def tally(self, results: list[tuple[int, Any, Any]]) -> Tally:
@@ -417,6 +422,9 @@ class Procedure:
     def unmet(self, trace: Trace) -> tuple[dict[str, Any], ...]:
         """For a deny decided by the rules: the permits of its operation that did not apply, and why
         (:mod:`facegate.explain`; on demand, with a fresh budget)."""
+        outcomes = trace.outcomes
+        if self._permit_applied.get(id(outcomes)) is outcomes:  # what unmet_permits would find first: no permit is unmet
+            return ()
         report = _EXPLAIN.get("unmet_permits")
         if report is None:  # imported on the first deny read (deciding alone does not need it), then kept
             from .explain._unmet import unmet_permits

@@ -203,10 +203,9 @@ class Decision:
         if shared is None:
             shared = self._copies()
         elif form is not None and form.detailed:  # the form has the rules' messages as written; a message detail is this decision's own
-            for made, own in (*zip(shared[0], self.determining), *zip(shared[1], self.warnings)):
-                detail = own["message"].get("detail")
-                if detail is not None:
-                    made["message"]["detail"] = detail
+            _add_details(shared[0], self.determining)
+            if self.warnings:
+                _add_details(shared[1], self.warnings)
         determining, warnings, obligations, errors, policy = shared
         trace = self._trace
         fixed = trace.fixed  # the fields fixed on first read (what the properties do, without their calls)
@@ -259,6 +258,14 @@ class Decision:
         if self.explanation is not None:
             out["explanation"] = self.explanation
         return _dumps(out)
+
+
+def _add_details(made: list[dict[str, Any]], own: tuple[dict[str, Any], ...]) -> None:
+    """Each reference's message detail (this decision's own) into its freshly made copy."""
+    for copy, ref in zip(made, own):
+        detail = ref["message"].get("detail")
+        if detail is not None:
+            copy["message"]["detail"] = detail
 
 
 def _fresh(value: Any) -> Any:
