@@ -233,12 +233,13 @@ class Procedure:
         if tally.detailed:  # a message detail is evaluated for this request
             determining, warnings = self.referred(tally.determining, activation, budget), self.referred(tally.warnings, activation, budget)
         else:
-            determining, warnings = tuple(map(dict, tally.determining_refs)), tuple(map(dict, tally.warning_refs))
+            determining = tuple(map(dict, tally.determining_refs))
+            warnings = tuple(map(dict, tally.warning_refs)) if tally.warning_refs else ()
         if explanation is not None:
             explanation = {"rules": explanation}
-        if tally.effect is Effect.DENY:
-            explanation = self.blocked(explanation, tally.outcomes, request)
-        decision = Decision._with(tally.base, determining, warnings, tuple(map(dict, tally.obligations)), trace,
+            if tally.effect is Effect.DENY:
+                explanation = self.blocked(explanation, tally.outcomes, request)
+        decision = Decision._with(tally.base, determining, warnings, tuple(map(dict, tally.obligations)) if tally.obligations else (), trace,
                                   (time.perf_counter() - started) * 1e6)
         if explanation is not None:
             decision.__dict__["explanation"] = explanation
