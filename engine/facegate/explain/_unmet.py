@@ -79,7 +79,7 @@ def unmet_permits(policy: Any, candidates: Iterable[Any], activation: Any, budge
 
 _lock = threading.Lock()
 _BOOLEANS = frozenset((id(True), id(False)))
-_REPORTS_KEPT = 1024  # reports kept per plan, by the items' values and the permits' outcomes
+_REPORTS_KEPT = 256  # reports kept per plan, by the items' values and the permits' outcomes (a few KiB of code each)
 _PERMITS: dict[int, tuple[Any, tuple[Any, ...], frozenset[str], tuple[str, ...]]] = {}  # id(candidates) -> (candidates, permits, ids)
 
 
