@@ -141,19 +141,11 @@ class Decision:
 
     @property
     def decision_id(self) -> str:
-        fixed = self._trace.fixed
-        found = fixed.get("decision_id")
-        if found is None:  # setdefault is atomic: two threads reading at once get one id
-            found = fixed.setdefault("decision_id", new_id())
-        return found  # type: ignore[no-any-return]
+        return _id_of(self._trace)
 
     @property
     def evaluated_at(self) -> str:
-        trace = self._trace
-        found = trace.fixed.get("evaluated_at")
-        if found is None:
-            found = trace.fixed.setdefault("evaluated_at", trace.at.isoformat() if trace.at is not None else utc_iso(trace.clock))
-        return found  # type: ignore[no-any-return]
+        return _time_of(self._trace)
 
     @property
     def unmet(self) -> tuple[dict[str, Any], ...]:
@@ -208,14 +200,7 @@ class Decision:
                 _add_details(shared[1], self.warnings)
         determining, warnings, obligations, errors, policy = shared
         trace = self._trace
-        fixed = trace.fixed  # the fields fixed on first read (what the properties do, without their calls)
-        decision_id = fixed.get("decision_id")
-        if decision_id is None:
-            decision_id = fixed.setdefault("decision_id", new_id())
-        evaluated_at = fixed.get("evaluated_at")
-        if evaluated_at is None:
-            evaluated_at = fixed.setdefault("evaluated_at", trace.at.isoformat() if trace.at is not None else utc_iso(trace.clock))
-        violations, unmet = self.violations, (fixed.get("unmet") or self.unmet) if self.effect == "deny" else ()
+        violations, unmet = self.violations, (trace.fixed.get("unmet") or self.unmet) if self.effect == "deny" else ()
         out: dict[str, Any] = {
             "decision": self.effect,
             "reason": self.reason,
@@ -225,8 +210,8 @@ class Decision:
             "obligations": obligations,
             "violations": [{**v} for v in violations] if violations else [],
             "policy": policy,
-            "decision_id": decision_id,
-            "evaluated_at": evaluated_at,
+            "decision_id": _id_of(trace),
+            "evaluated_at": _time_of(trace),
             "rules": self.rules.as_dict(),
             "unmet": [{**u, "failed": [{**f} for f in u["failed"]], "excepted_by": [{**e} for e in u["excepted_by"]]} for u in unmet]
             if unmet else [],
@@ -250,14 +235,33 @@ class Decision:
             "obligations": self.obligations,
             "violations": self.violations,
             "policy": self.policy,
-            "decision_id": self.decision_id,
-            "evaluated_at": self.evaluated_at,
+            "decision_id": _id_of(self._trace),
+            "evaluated_at": _time_of(self._trace),
             "rules": self.rules.as_json(),
             "unmet": self.unmet,
         }
         if self.explanation is not None:
             out["explanation"] = self.explanation
         return _dumps(out)
+
+
+def _id_of(trace: Trace) -> str:
+    """The decision's id, drawn on first read and then fixed (``setdefault`` is atomic: two
+    threads reading at once get one id)."""
+    fixed = trace.fixed
+    found = fixed.get("decision_id")
+    if found is None:
+        found = fixed.setdefault("decision_id", new_id())
+    return found  # type: ignore[no-any-return]
+
+
+def _time_of(trace: Trace) -> str:
+    """The decision's ISO 8601 time: the ``at`` given to ``decide``, else the clock it read."""
+    fixed = trace.fixed
+    found = fixed.get("evaluated_at")
+    if found is None:
+        found = fixed.setdefault("evaluated_at", trace.at.isoformat() if trace.at is not None else utc_iso(trace.clock))
+    return found  # type: ignore[no-any-return]
 
 
 def _add_details(made: list[dict[str, Any]], own: tuple[dict[str, Any], ...]) -> None:
