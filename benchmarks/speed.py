@@ -58,11 +58,32 @@ def _median_us(call: Callable[[], Any], repeats: int, number: int) -> dict[str, 
     return spread(runs)
 
 
+def _timed_alone_us(policy: facegate.Policy, request: Mapping[str, Any], call: Callable[[Any], Any], repeats: int,
+                    number: int) -> dict[str, float]:
+    """``call(decision)`` timed by itself, on ``number`` decisions of ``request`` decided beforehand
+    (each call the first on its decision: nothing it computes on first read is there yet)."""
+    runs = []
+    for _ in range(repeats):
+        decisions = [policy.decide(request) for _ in range(number)]
+        gc.collect()
+        samples = []
+        for decision in decisions:
+            t0 = time.perf_counter_ns()
+            call(decision)
+            samples.append(time.perf_counter_ns() - t0)
+        runs.append(statistics.median(samples) / 1000)
+    return spread(runs)
+
+
 def serialisation(policy: facegate.Policy, request: Mapping[str, Any], repeats: int, number: int) -> dict[str, Any]:
-    """to_dict, to_json (orjson) and the standard library's json.dumps(to_dict()), on a fresh decision each time."""
-    deny = next(r for _, r in case_requests() if not policy.decide(r).permitted)
+    """to_dict, to_json (orjson) and the standard library's json.dumps(to_dict()), each two ways:
+    the difference between deciding with and without it (a fresh decision each call), and timed
+    alone on decisions made beforehand.  Three decisions: the fullest permit, the first deny of the
+    cases (a forbid: no unmet permit to report) and the deny with the most unmet permits."""
+    denies = [r for _, r in case_requests() if not policy.decide(r).permitted]
+    unmet = max(denies, key=lambda r: (len(policy.decide(r).unmet), sum(len(u["failed"]) for u in policy.decide(r).unmet)))
     out: dict[str, Any] = {}
-    for label, req in (("permit", request), ("deny", deny)):
+    for label, req in (("permit", request), ("deny", denies[0]), ("deny with unmet permits", unmet)):
         sample = policy.decide(req)
         rows = {
             "decide": _median_us(lambda req=req: policy.decide(req), repeats, number),
@@ -72,9 +93,11 @@ def serialisation(policy: facegate.Policy, request: Mapping[str, Any], repeats: 
         }
         # what serialising adds to deciding (a fresh decision each call: nothing cached)
         out[label] = {k: v for k, v in rows.items()} | {"bytes": len(sample.to_json()), "rules": len(sample.rules),
-                                                         "determining": len(sample.determining)}
+                                                         "determining": len(sample.determining), "unmet": len(sample.unmet)}
         for k in ("to_dict", "to_json", "json.dumps"):
             out[label][k + " alone"] = {q: max(0.0, out[label][k][q] - rows["decide"]["median"]) for q in ("min", "median", "max")}
+        out[label]["to_dict timed"] = _timed_alone_us(policy, req, lambda d: d.to_dict(), repeats, number)
+        out[label]["to_json timed"] = _timed_alone_us(policy, req, lambda d: d.to_json(), repeats, number)
     return out
 
 
@@ -144,6 +167,37 @@ def _independent(policy: facegate.Policy, requests: list[Any], processes: int) -
         proc.join()
 
 
+def copy_on_write(policy: facegate.Policy, requests: list[Any], repeats: int) -> dict[str, Any]:
+    """What a forked process costs the one it was forked from, while it lives: ``decide_many`` on
+    ``requests`` alone, then with an idle forked child alive -- the first batch after the fork (every
+    page this process writes is still shared, so each is copied on write) and a second one.  A
+    batch forked for ``decide_many(processes=2)`` pays this in both processes (docs/performance.md)."""
+    alone, first, second = [], [], []
+    for _ in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        policy.decide_many(requests)
+        alone.append(time.perf_counter() - t0)
+        gc.collect()
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # idle until the parent closes the pipe
+            os.close(write)
+            os.read(read, 1)
+            os._exit(0)
+        os.close(read)
+        try:
+            for out in (first, second):
+                t0 = time.perf_counter()
+                policy.decide_many(requests)
+                out.append(time.perf_counter() - t0)
+        finally:
+            os.close(write)
+            os.waitpid(child, 0)
+    return {"first_ratio": spread([b / a for a, b in zip(alone, first, strict=True)]),
+            "second_ratio": spread([b / a for a, b in zip(alone, second, strict=True)])}
+
+
 def _children_cpu() -> float:
     import resource
 
@@ -192,7 +246,8 @@ def processes(policy: facegate.Policy, count: int, repeats: int) -> dict[str, An
     def ratio(two: str, one: str) -> dict[str, float]:
         return spread([b / a for a, b in zip(rows[one], rows[two], strict=True)])
 
-    return {"requests": count, **{k: spread(v) for k, v in rows.items() if not k.endswith("_ratio")},
+    cow = copy_on_write(policy, requests[:count // 2], repeats)
+    return {"requests": count, **{k: spread(v) for k, v in rows.items() if not k.endswith("_ratio")}, "copy_on_write": cow,
             "forked_ratio": ratio("forked", "one"), "pool_ratio": ratio("pool", "one"),
             "forked_json_ratio": ratio("forked_json", "one_json"), "pool_json_ratio": ratio("pool_json", "one_json"),
             "ceiling_ratio": ratio("ceiling", "one"), "forked_cpu_ratio": spread(rows["forked_cpu_ratio"]),
@@ -225,7 +280,8 @@ def measure(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
           f"the {result['case_count']} case requests {fmt(result['cases']['median_us'])} µs; hand-written floor {fmt(result['floor']['median_us'], 2)} µs")
     result["serialisation"] = serialisation(policy, request, repeats, number)
     for label, rows in result["serialisation"].items():
-        print(f"  {label}: " + ", ".join(f"{k} {fmt(rows[k], 2)} µs" for k in ("decide", "to_dict alone", "to_json alone", "json.dumps alone"))
+        print(f"  {label}: " + ", ".join(f"{k} {fmt(rows[k], 2)} µs" for k in ("decide", "to_dict alone", "to_dict timed", "to_json alone",
+                                                                           "to_json timed", "json.dumps alone"))
               + f"; {rows['bytes']} bytes")
     result["memory"] = memory(PACK)
     print(f"  retained: loaded {result['memory']['loaded_kib']:,.0f} KiB, every operation compiled {result['memory']['prepared_kib']:,.0f} KiB")
@@ -258,8 +314,13 @@ def render(s: Mapping[str, Any]) -> list[str]:
     if "floor" in s:
         out.append(f"| hand-written Python (floor: no validation, no `Decision`, no CEL semantics), the same requests | {f(s['floor']['median_us'], 2)} | µs |")
     for label, rows in s["serialisation"].items():
-        out.append(f"| {label}: `to_dict()` (beyond deciding; {rows['rules']} rule outcomes, {rows['determining']} determining) | {f(rows['to_dict alone'], 2)} | µs |")
+        unmet = f", {rows['unmet']} unmet permits" if rows.get("unmet") else ""
+        out.append(f"| {label}: `to_dict()` (beyond deciding; {rows['rules']} rule outcomes, {rows['determining']} determining{unmet}) | {f(rows['to_dict alone'], 2)} | µs |")
+        if "to_dict timed" in rows:
+            out.append(f"| {label}: `to_dict()` timed alone, on decisions made beforehand | {f(rows['to_dict timed'], 2)} | µs |")
         out.append(f"| {label}: `to_json()` (orjson, {rows['bytes']:,} bytes) | {f(rows['to_json alone'], 2)} | µs |")
+        if "to_json timed" in rows:
+            out.append(f"| {label}: `to_json()` timed alone, on decisions made beforehand | {f(rows['to_json timed'], 2)} | µs |")
         out.append(f"| {label}: `json.dumps(to_dict())` (standard library, for comparison) | {f(rows['json.dumps alone'], 2)} | µs |")
     m, ld = s["memory"], s["load"]
     out += [f"| retained memory of the loaded pack (tracemalloc) | {m['loaded_kib']:,.0f} | KiB |",
@@ -282,7 +343,12 @@ def render(s: Mapping[str, Any]) -> list[str]:
                 f"| … a kept pool, as JSON bytes ÷ one process | {f(p['pool_json_ratio'], 2)} | × |",
                 f"| the ceiling: two independent forked processes, each deciding half and returning nothing, ÷ one | {f(p['ceiling_ratio'], 2)} | × |",
                 f"| CPU time, one process ÷ the busier of the two (`processes=2`): the ratio with a core each | {f(p['forked_cpu_ratio'], 2)} | × |",
-                f"| … the same, as JSON bytes | {f(p['forked_json_cpu_ratio'], 2)} | × |", ""]
+                f"| … the same, as JSON bytes | {f(p['forked_json_cpu_ratio'], 2)} | × |"]
+        if "copy_on_write" in p:
+            cow = p["copy_on_write"]
+            out += [f"| deciding half the batch with an idle forked process alive ÷ alone: the first batch after the fork (copy on write) | {f(cow['first_ratio'], 2)} | × |",
+                    f"| … the second batch | {f(cow['second_ratio'], 2)} | × |"]
+        out += [""]
     elif "workers" in p:
         out += [f"| decisions/s, two processes: the caller and one forked worker (`DecisionPool(policy, processes=1)`) | {f(p['two'], 0)} | /s |",
                 f"| two processes ÷ one ({p['cores']} usable cores; load average {', '.join(f'{x:.1f}' for x in p['load_average'])} at this row) | {f(p['ratio'], 2)} | × |",
@@ -312,6 +378,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         for key in ("forked_ratio", "pool_ratio", "forked_json_ratio", "pool_json_ratio", "ceiling_ratio", "forked_cpu_ratio",
                     "forked_json_cpu_ratio"):
             print(f"  {key}: {fmt(p[key], 2)}")
+        print(f"  copy on write, deciding with a forked process alive ÷ alone: first batch {fmt(p['copy_on_write']['first_ratio'], 2)}, "
+              f"second {fmt(p['copy_on_write']['second_ratio'], 2)}")
         print(f"  one process {fmt(p['one'], 0)}/s, as JSON {fmt(p['one_json'], 0)}/s; load average {p['load_average']}")
         return
     measure(args.repeats, args.quick)

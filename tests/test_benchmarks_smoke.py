@@ -82,6 +82,8 @@ def test_speed_section_runs(quick: dict[str, Any]) -> None:
     speed = quick["speed"]
     assert speed["status"] == "ok", speed
     assert speed["serialisation"]["permit"]["bytes"] > 0 and speed["processes"]["requests"] > 0
+    assert speed["serialisation"]["deny with unmet permits"]["unmet"] >= 1  # the deny chosen for its unmet permits has some
+    assert set(speed["processes"]["copy_on_write"]) == {"first_ratio", "second_ratio"}
     assert set(speed["startup"]) >= {"python -c pass", "facegate decide (CAC-2023, one request)"}
 
 

@@ -300,3 +300,39 @@ def test_fused_unmet_items_have_each_items_own_value(name):
                 denies += 1
                 assert decision.unmet == reference.decide(request).unmet, (name, case["id"])
     assert compared >= 20 and denies >= 3 and validated >= 3, (name, compared, denies, validated)
+
+
+@pytest.mark.parametrize("name", sorted(p.parent.name for p in CAC.parent.glob("*/pack.yaml")))
+def test_a_kept_unmet_report_is_the_computed_one_and_every_decisions_own(name):
+    """A report whose items all came out true or false is kept per (values, outcomes) and built
+    again for each decision: on every deny case of every shipped pack it equals the report computed
+    with nothing kept, and no dict or list in it is shared with another decision's report."""
+    from facegate.explain._items import items_for
+
+    folder = CAC.parent / name
+    policy = facegate.load_policy(folder)
+    reports = [d.unmet for case, _, _ in load_cases(folder) if (d := policy.decide(case["request"])).effect == "deny"]
+    kept = sum(len(plan.reports) for plan in items_for(policy).fused.values())
+    again = []
+    for case, _, _ in load_cases(folder):
+        first, second = policy.decide(case["request"]), policy.decide(case["request"])
+        if first.effect != "deny":
+            continue
+        a, b = first.unmet, second.unmet
+        assert a == b
+        assert not {id(x) for x in _containers(a)} & {id(x) for x in _containers(b)}, (name, case["id"])
+        again.append(a)
+    for plan in items_for(policy).fused.values():
+        plan.reports.clear()
+    fresh = [d.unmet for case, _, _ in load_cases(folder) if (d := policy.decide(case["request"])).effect == "deny"]
+    assert reports == again == fresh, name
+    assert kept >= 1 and any(reports), name
+
+
+def _containers(value):
+    """Every dict and list inside ``value`` (tuples are immutable: only looked into)."""
+    if isinstance(value, (dict, list)):
+        yield value
+    if isinstance(value, (dict, list, tuple)):
+        for v in value.values() if isinstance(value, dict) else value:
+            yield from _containers(v)

@@ -79,3 +79,19 @@ def test_a_built_form_pickles_as_its_parts():
     built = form.build()
     copy = pickle.loads(pickle.dumps(form))
     assert copy.build() == built and copy.detailed
+
+
+def test_a_copier_returns_fresh_data_or_none_without_an_exact_literal():
+    from facegate._forms import copier
+
+    value = [{"rule": "r", "failed": [{"condition": "a", "value": False}], "excepted_by": ()}]
+    made = copier(value)
+    assert made is not None
+    a, b = made(), made()
+    assert a == b == [{"rule": "r", "failed": [{"condition": "a", "value": False}], "excepted_by": []}]
+    assert a is not b and a[0]["failed"] is not b[0]["failed"] and a[0]["failed"][0] is not b[0]["failed"][0]
+    assert copier([{"x": math.nan}]) is None and copier([object()]) is None and copier({1: "a"}) is None
+    deep: list = []
+    for _ in range(1000):  # deeper than the interpreter compiles: no literal, not a crash
+        deep = [deep]
+    assert copier(deep) is None

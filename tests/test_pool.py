@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import pickle
@@ -257,19 +258,49 @@ def test_the_collector_is_paused_for_a_batch_and_restored():
         del procedure.decide
 
 
-def test_a_decision_equal_to_one_sent_whole_is_sent_by_number_and_rebuilt_as_its_own_copy():
+def test_a_decision_of_a_kept_tally_is_sent_as_its_applied_rules_and_rebuilt_as_its_own_copy():
+    """A worker sends a decision whose tally is kept as the rules that applied (with its
+    references when a message detail is the request's own); any other decision is sent whole.
+    The caller rebuilds each, in a policy that has not decided these requests yet, equal to the
+    decision made here and sharing no mutable part with another decision."""
+    worker = facegate.load_policy(CAC)
+    permit = next(r for r in _requests() if worker.decide(r).permitted and worker.decide(r).obligations)
+    detailed = next(r for r in _requests() if any("detail" in d["message"] for d in worker.decide(r).determining))
+    invalid = {"operation": "verify", "purpose": 7}
+    chunk = [permit, detailed, invalid, permit]
+    message = codec.encode(worker._procedure, 0, chunk, False, None)
+    items = pickle.loads(message[codec._HEAD.size:])
+    assert [type(item[0]) for item in items] == [tuple, tuple, dict, tuple]
+    assert [len(item) for item in items] == [3, 5, 3, 3]  # the detailed deny carries its references
+    assert items[0][0] == worker.decide(permit).__dict__["_applied"]
+
+    caller = facegate.load_policy(CAC)
+    assert not caller._procedure._tallies  # nothing decided here yet: the tallies are found by their rules
+    decoded = codec.decode(caller._procedure, message, chunk, False, None)
+    assert [_plain(d) for d in decoded] == [_plain(caller.decide(r)) for r in chunk]
+    assert [d.duration_us for d in decoded] == [item[1] for item in items[:2]] + [items[2][0]["duration_us"], items[3][1]]
+    a, b = decoded[0], decoded[3]
+    assert a.obligations == b.obligations and a.obligations[0] is not b.obligations[0]
+    assert a.determining[0] is not b.determining[0] and a.decision_id != b.decision_id
+    deny = decoded[1]
+    assert deny.__dict__["_origin"][1] is detailed and deny.unmet == caller.decide(detailed).unmet
+    assert deny.determining == worker.decide(detailed).determining
+    assert decoded[2].reason == "invalid_request" and decoded[2].violations
+
+
+def test_a_pool_pauses_the_collector_for_a_batch_and_restores_it():
+    from facegate._pool import DecisionPool
+
     policy = facegate.load_policy(CAC)
     procedure = policy._procedure
-    permit = next(r for r in _requests() if policy.decide(r).permitted and policy.decide(r).obligations)
-    deny = next(r for r in _requests() if policy.decide(r).reason == "forbidden")
-    memo, kept = {}, {}
-    first = codec.encode(procedure, 0, [permit, deny], False, None, memo)
-    second = codec.encode(procedure, 1, [deny, permit], False, None, memo)
-    items = pickle.loads(second[codec._HEAD.size:])
-    assert [type(item[0]) for item in items] == [int, int]  # both by number: the stream sent them whole before
-    a = codec.decode(procedure, first, [permit, deny], False, None, kept)
-    b = codec.decode(procedure, second, [deny, permit], False, None, kept)
-    assert [_plain(d) for d in a + b] == [_plain(policy.decide(r)) for r in (permit, deny, deny, permit)]
-    assert b[1].obligations == a[0].obligations and b[1].obligations[0] is not a[0].obligations[0]
-    assert b[0].determining[0] is not a[1].determining[0]
-    assert b[0].__dict__["_origin"][1] is deny and b[0].unmet == policy.decide(deny).unmet
+    with DecisionPool(policy, processes=1) as pool:
+        seen = []
+        decide = procedure.decide
+        procedure.decide = lambda *a: (seen.append(gc.isenabled()), decide(*a))[1]  # the caller's own share (forked before: not the worker's)
+        try:
+            assert gc.isenabled()
+            decisions = pool.decide_many(_requests() * 8, chunksize=8)
+        finally:
+            del procedure.decide
+        assert len(decisions) == len(_requests()) * 8
+        assert seen and not any(seen) and gc.isenabled()

@@ -60,6 +60,7 @@ TABLE: dict[tuple[str, str], str] = {
 MODES = ("enforce", "warn", "audit")
 _MERGED_KEPT = 4096  # tallies kept, by the set of rules that applied (requests choose them)
 _NOT_YET: Any = object()
+_EXPLAIN: dict[str, Callable[..., Any]] = {}  # the unmet-permit report, imported on first use
 
 
 def counts(effect: str, mode: str, outcome: str) -> str:
@@ -182,6 +183,9 @@ class Procedure:
         self.message_details = Details(pack.rules)
         self.sourced = tuple(tuple({**ob, "sources": [{"rule": r.id, "provision": r.provision}]} for ob in r.obligations) for r in pack.rules)
         self._tallies: dict[tuple[int, ...], Tally] = {}  # the rules that applied -> their tally (see tally_of)
+        #: the outcome maps of kept deny tallies in which an enforced permit applied (a forbid decided),
+        #: by id (held here, so an id stays theirs): such a deny has no unmet permit
+        self._permit_applied: dict[int, dict[str, str]] = {}
         self.on_applied = tuple(COUNTS[(r.effect, r.mode, APPLIED)] for r in pack.rules)
         self.on_error = tuple(COUNTS[(r.effect, r.mode, ERROR)] for r in pack.rules)
         self.windowed = tuple(i for i, r in enumerate(pack.rules) if r.valid_from or r.valid_until)
@@ -229,12 +233,13 @@ class Procedure:
         if tally.detailed:  # a message detail is evaluated for this request
             determining, warnings = self.referred(tally.determining, activation, budget), self.referred(tally.warnings, activation, budget)
         else:
-            determining, warnings = tuple(map(dict, tally.determining_refs)), tuple(map(dict, tally.warning_refs))
+            determining = tuple(map(dict, tally.determining_refs))
+            warnings = tuple(map(dict, tally.warning_refs)) if tally.warning_refs else ()
         if explanation is not None:
             explanation = {"rules": explanation}
-        if tally.effect is Effect.DENY:
-            explanation = self.blocked(explanation, tally.outcomes, request)
-        decision = Decision._with(tally.base, determining, warnings, tuple(map(dict, tally.obligations)), trace,
+            if tally.effect is Effect.DENY:
+                explanation = self.blocked(explanation, tally.outcomes, request)
+        decision = Decision._with(tally.base, determining, warnings, tuple(map(dict, tally.obligations)) if tally.obligations else (), trace,
                                   (time.perf_counter() - started) * 1e6)
         if explanation is not None:
             decision.__dict__["explanation"] = explanation
@@ -288,10 +293,13 @@ class Procedure:
         if found is None:
             found = self.tally([(index, True, None) for index in key])
             # its decisions' shared parts as one generated function (to_dict adds a message's detail)
+            found.base["_applied"] = key  # names the tally across processes (facegate._pool_codec)
             found.base["_form"] = SharedForm(found.determining_refs, found.warning_refs, found.obligations, found.base["errors"], self.ident,
                                              found.detailed)
             if len(self._tallies) < _MERGED_KEPT:
                 self._tallies[key] = found
+                if found.effect is Effect.DENY and any(self.on_applied[i] == "permit" for i in key):
+                    self._permit_applied[id(found.outcomes)] = found.outcomes
         return found
 
     def tally(self, results: list[tuple[int, Any, Any]]) -> Tally:
@@ -415,11 +423,17 @@ class Procedure:
     def unmet(self, trace: Trace) -> tuple[dict[str, Any], ...]:
         """For a deny decided by the rules: the permits of its operation that did not apply, and why
         (:mod:`facegate.explain`; on demand, with a fresh budget)."""
-        from .explain._unmet import unmet_permits
+        outcomes = trace.outcomes
+        if self._permit_applied.get(id(outcomes)) is outcomes:  # what unmet_permits would find first: no permit is unmet
+            return ()
+        report = _EXPLAIN.get("unmet_permits")
+        if report is None:  # imported on the first deny read (deciding alone does not need it), then kept
+            from .explain._unmet import unmet_permits
 
+            report = _EXPLAIN["unmet_permits"] = unmet_permits
         request = trace.activation["request"]
         relevant = self.candidates(request["operation"])
-        return unmet_permits(self.policy, relevant, trace.activation, _compile.new_budget(), trace.outcomes, validated=True)
+        return report(self.policy, relevant, trace.activation, None, trace.outcomes, validated=True)  # a fresh budget if needed
 
     def rule_set(self, operation: str) -> Callable[[Any, Any], list[tuple[int, Any, Any]]]:
         """The generated function of the operation's rules (compiled on first use, then kept)."""

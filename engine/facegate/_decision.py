@@ -26,13 +26,14 @@ class RuleOutcomes(Mapping[str, str]):
     apply to the request, not the size of the pack.
     """
 
-    __slots__ = ("_evaluated", "_ids", "_json", "_template")
+    __slots__ = ("_evaluated", "_full", "_ids", "_json", "_template")
 
     def __init__(self, evaluated: dict[str, str], ids: tuple[str, ...], template: dict[str, str]) -> None:
         self._evaluated = evaluated
         self._ids = ids
         self._template = template  # every rule id -> not_applicable, shared by the policy's decisions
         self._json: Any = None  # the map as JSON, encoded once (one RuleOutcomes serves every decision of a tally)
+        self._full: dict[str, str] | None = None  # every rule's outcome, merged once; as_dict() copies it
 
     def __getitem__(self, rule_id: str) -> str:
         found = self._evaluated.get(rule_id)
@@ -47,10 +48,14 @@ class RuleOutcomes(Mapping[str, str]):
         return len(self._ids)
 
     def as_dict(self) -> dict[str, str]:
-        """A plain dict, in rule order (two C-level copies, not one lookup per rule)."""
-        out = self._template.copy()
-        out.update(self._evaluated)
-        return out
+        """A new plain dict, in rule order: a copy of the map merged on first use (the decisions that
+        share this object share that merge; each gets its own copy)."""
+        full = self._full
+        if full is None:
+            full = self._template.copy()
+            full.update(self._evaluated)
+            self._full = full  # one assignment: a thread sees None (and merges too) or the whole map
+        return full.copy()
 
     def as_json(self) -> Any:
         """The map as pre-encoded JSON (an ``orjson.Fragment``), encoded on first use and kept:
@@ -136,19 +141,11 @@ class Decision:
 
     @property
     def decision_id(self) -> str:
-        fixed = self._trace.fixed
-        found = fixed.get("decision_id")
-        if found is None:  # setdefault is atomic: two threads reading at once get one id
-            found = fixed.setdefault("decision_id", new_id())
-        return found  # type: ignore[no-any-return]
+        return _id_of(self._trace)
 
     @property
     def evaluated_at(self) -> str:
-        trace = self._trace
-        found = trace.fixed.get("evaluated_at")
-        if found is None:
-            found = trace.fixed.setdefault("evaluated_at", trace.at.isoformat() if trace.at is not None else utc_iso(trace.clock))
-        return found  # type: ignore[no-any-return]
+        return _time_of(self._trace)
 
     @property
     def unmet(self) -> tuple[dict[str, Any], ...]:
@@ -198,12 +195,12 @@ class Decision:
         if shared is None:
             shared = self._copies()
         elif form is not None and form.detailed:  # the form has the rules' messages as written; a message detail is this decision's own
-            for made, own in (*zip(shared[0], self.determining), *zip(shared[1], self.warnings)):
-                detail = own["message"].get("detail")
-                if detail is not None:
-                    made["message"]["detail"] = detail
+            _add_details(shared[0], self.determining)
+            if self.warnings:
+                _add_details(shared[1], self.warnings)
         determining, warnings, obligations, errors, policy = shared
-        violations, unmet = self.violations, self.unmet
+        trace = self._trace
+        violations, unmet = self.violations, (trace.fixed.get("unmet") or self.unmet) if self.effect == "deny" else ()
         out: dict[str, Any] = {
             "decision": self.effect,
             "reason": self.reason,
@@ -213,8 +210,8 @@ class Decision:
             "obligations": obligations,
             "violations": [{**v} for v in violations] if violations else [],
             "policy": policy,
-            "decision_id": self.decision_id,
-            "evaluated_at": self.evaluated_at,
+            "decision_id": _id_of(trace),
+            "evaluated_at": _time_of(trace),
             "rules": self.rules.as_dict(),
             "unmet": [{**u, "failed": [{**f} for f in u["failed"]], "excepted_by": [{**e} for e in u["excepted_by"]]} for u in unmet]
             if unmet else [],
@@ -238,14 +235,41 @@ class Decision:
             "obligations": self.obligations,
             "violations": self.violations,
             "policy": self.policy,
-            "decision_id": self.decision_id,
-            "evaluated_at": self.evaluated_at,
+            "decision_id": _id_of(self._trace),
+            "evaluated_at": _time_of(self._trace),
             "rules": self.rules.as_json(),
             "unmet": self.unmet,
         }
         if self.explanation is not None:
             out["explanation"] = self.explanation
         return _dumps(out)
+
+
+def _id_of(trace: Trace) -> str:
+    """The decision's id, drawn on first read and then fixed (``setdefault`` is atomic: two
+    threads reading at once get one id)."""
+    fixed = trace.fixed
+    found = fixed.get("decision_id")
+    if found is None:
+        found = fixed.setdefault("decision_id", new_id())
+    return found  # type: ignore[no-any-return]
+
+
+def _time_of(trace: Trace) -> str:
+    """The decision's ISO 8601 time: the ``at`` given to ``decide``, else the clock it read."""
+    fixed = trace.fixed
+    found = fixed.get("evaluated_at")
+    if found is None:
+        found = fixed.setdefault("evaluated_at", trace.at.isoformat() if trace.at is not None else utc_iso(trace.clock))
+    return found  # type: ignore[no-any-return]
+
+
+def _add_details(made: list[dict[str, Any]], own: tuple[dict[str, Any], ...]) -> None:
+    """Each reference's message detail (this decision's own) into its freshly made copy."""
+    for copy, ref in zip(made, own):
+        detail = ref["message"].get("detail")
+        if detail is not None:
+            copy["message"]["detail"] = detail
 
 
 def _fresh(value: Any) -> Any:

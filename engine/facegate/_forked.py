@@ -121,7 +121,6 @@ def _lead(procedure: Any, chunks: list[Sequence[Any]], claims: mmap.mmap, proces
 
     done: list[list[Any] | None] = [None] * len(chunks)
     open_ = list(readers)
-    kept: dict[Any, dict[int, dict[str, Any]]] = {conn: {} for conn in readers}  # per worker: its decisions sent whole, by number
 
     def take(conn: Any) -> None:
         try:
@@ -132,7 +131,7 @@ def _lead(procedure: Any, chunks: list[Sequence[Any]], claims: mmap.mmap, proces
         index = codec.index_of(message)
         if index < 0:
             raise FacegateError(f"a decision worker failed: {codec.failure_text(message)}")
-        answer = codec.decode(procedure, message, chunks[index], as_json, shelves.get(conn), kept[conn])  # every one: the stream's numbers
+        answer = codec.decode(procedure, message, chunks[index], as_json, shelves.get(conn))
         if done[index] is None:  # else this chunk was decided twice (a claim race): the first answer stays
             done[index] = answer
 
@@ -168,10 +167,9 @@ def _work(procedure: Any, chunks: list[Sequence[Any]], claims: mmap.mmap, party:
           conn: Connection, shelf: codec.Shelf | None) -> None:
     """A forked worker: decide its claims and send each chunk's answer; on an error, say so and stop."""
     gc.freeze()  # the inherited heap is never collected here: no page of it copied for the collector's sake
-    memo: dict[int, Any] = {}
     try:
         for index in _claims(claims, party, processes, len(chunks)):
-            conn.send_bytes(codec.encode(procedure, index, chunks[index], as_json, shelf, memo))
+            conn.send_bytes(codec.encode(procedure, index, chunks[index], as_json, shelf))
     except Exception as exc:  # noqa: BLE001 - the caller raises it
         try:
             conn.send_bytes(codec.failure(f"{type(exc).__name__}: {exc}"))

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from typing import Any
 
 _LOCK = threading.Lock()
+#: a value with no literal, or one nested too deep for the interpreter to compile
+_NO_LITERAL = (ValueError, RecursionError, SyntaxError, MemoryError)
 
 
 class SharedForm:
@@ -46,15 +49,27 @@ class SharedForm:
         return build() if build is not False else None
 
 
+def copier(value: Any) -> Callable[[], Any] | None:
+    """A function returning a fresh copy of ``value`` (JSON-like data; tuples become lists) each
+    call, or ``None`` when a value in it has no exact literal."""
+    try:
+        return _function(_literal(value))
+    except _NO_LITERAL:
+        return None
+
+
 def _generate(parts: tuple[Any, ...]) -> Any:
     """The function returning ``parts`` as fresh data, or ``False`` when a value has no literal."""
     try:
-        source = "def _form():\n    return (" + ", ".join(_literal(part) for part in parts) + ")\n"
-    except (ValueError, RecursionError):
+        return _function("(" + ", ".join(_literal(part) for part in parts) + ")")
+    except _NO_LITERAL:
         return False
+
+
+def _function(expression: str) -> Callable[[], Any]:
     namespace: dict[str, Any] = {}
-    exec(compile(source, "<decision form>", "exec"), namespace)  # noqa: S102 - literals of the tally's own JSON values
-    return namespace["_form"]
+    exec(compile(f"def _form():\n    return {expression}\n", "<decision form>", "exec"), namespace)  # noqa: S102 - literals of the pack's own JSON values
+    return namespace["_form"]  # type: ignore[no-any-return]
 
 
 def _literal(value: Any) -> str:

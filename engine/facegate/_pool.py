@@ -31,6 +31,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from . import _pool_codec as codec
+from ._forked import paused_collector
 from .errors import FacegateError
 
 _POLICIES: dict[int, Any] = {}  # token -> policy, read by forked workers
@@ -102,18 +103,19 @@ class DecisionPool:
                 waiting[conn] -= 1
                 feed(conn)
 
-        for conn in self._conns:
-            feed(conn)
-        while front <= back or any(waiting.values()):
-            if self.caller_helps and front <= back:
-                collect(wait(self._conns, timeout=0))  # answers in: send those workers more first
-                if front > back:
-                    continue
-                done[back] = codec.decide_here(procedure, chunks[back], as_json)
-                back -= 1
-            else:
-                collect(wait([c for c, n in waiting.items() if n]))
-        return [d for chunk in done for d in chunk]
+        with paused_collector():  # as Policy.decide_many: no collector passes over the growing batch
+            for conn in self._conns:
+                feed(conn)
+            while front <= back or any(waiting.values()):
+                if self.caller_helps and front <= back:
+                    collect(wait(self._conns, timeout=0))  # answers in: send those workers more first
+                    if front > back:
+                        continue
+                    done[back] = codec.decide_here(procedure, chunks[back], as_json)
+                    back -= 1
+                else:
+                    collect(wait([c for c, n in waiting.items() if n]))
+            return [d for chunk in done for d in chunk]
 
     def close(self) -> None:
         for conn in self._conns:

@@ -6,13 +6,18 @@ spends here is time it does not spend deciding, so the form is chosen for the ca
 
 * as JSON bytes (``as_json``): the decisions' ``to_json()`` documents, encoded in the worker,
   joined into one buffer after a table of their lengths -- the caller only slices;
-* as :class:`facegate.Decision` objects: each decision's fields (less the policy's identity, which
-  the caller's copy of the policy supplies), its clock and its evaluated rules' outcomes, pickled
-  in one go.  The caller rebuilds each decision around its own copy of the policy and, for a
-  deny, around the request it already holds, so a worker's decision reads exactly like one made
-  here: the same ``to_dict()`` (``unmet`` included, computed when first read), ``rules``,
-  ``remedies``; its ``decision_id`` is drawn here when first read, ``evaluated_at`` is the
-  worker's clock.
+* as :class:`facegate.Decision` objects: a decision whose rules all plainly applied or not (the
+  common case: its tally is kept, :class:`facegate._decide.Tally`) is sent as the rules that
+  applied, its duration and its clock -- plus its determining and warning references when a
+  message detail is the request's own.  The caller finds the same tally in its own copy of the
+  policy (the workers hold the same revision: forked, or loaded and checked) and builds the
+  decision from it as ``Procedure.decide`` does.  Any other decision (an error, an invalid
+  request, a policy not in force) is sent as its fields (less the policy's identity), its clock
+  and its evaluated rules' outcomes.  Either way the caller builds each decision around its own
+  policy and, for a deny, around the request it already holds, so a worker's decision reads
+  exactly like one made here: the same ``to_dict()`` (``unmet`` included, computed when first
+  read), ``rules``, ``remedies``; its ``decision_id`` is drawn here when first read,
+  ``evaluated_at`` is the worker's clock.
 """
 
 from __future__ import annotations
@@ -27,14 +32,9 @@ from typing import Any
 from ._decision import Decision, RuleOutcomes, Trace
 
 _HEAD = struct.Struct("<iIq")  # chunk index (-1: the worker failed), number of decisions, where JSON bytes are (-1: here)
-_PRIVATE = ("_trace", "_outcomes", "_origin")
 #: fields that list rule references: an entry equal to the rule's prepared reference (no message
 #: detail) is sent as the rule's index and copied from the caller's own reference, as ``decide`` copies it
 _REFERRING = ("determining", "warnings")
-#: what two decisions with the same rule outcomes (the same rules applied) share unless a message
-#: detail or an error text is the request's own
-_CONTENT = ("effect", "reason", "determining", "errors", "warnings", "obligations", "violations", "explanation")
-_MEMO_KEPT = 4096  # decisions a worker's stream keeps by number (a pack's sets of applied rules, in practice)
 
 
 def _references(procedure: Any) -> tuple[tuple[dict[str, Any], ...], dict[str, int]]:
@@ -80,13 +80,9 @@ def decide_here(procedure: Any, requests: Iterable[Any], as_json: bool) -> list[
     return [decide(r, False, None) for r in requests]
 
 
-def encode(procedure: Any, index_: int, requests: Sequence[Any], as_json: bool, shelf: Shelf | None = None,
-           memo: dict[int, Any] | None = None) -> bytes:
+def encode(procedure: Any, index_: int, requests: Sequence[Any], as_json: bool, shelf: Shelf | None = None) -> bytes:
     """Decide a chunk (in a worker) and encode its results as one message; JSON bytes go on the
-    ``shelf`` (memory shared with the caller) when one is given and they fit there.  ``memo``: the
-    decisions this worker's stream has sent whole, by number (the caller keeps the same numbers and
-    decodes every message of the stream, in order); one equal in content to such a decision is sent
-    as its number, its duration and its clock."""
+    ``shelf`` (memory shared with the caller) when one is given and they fit there."""
     decide = procedure.decide
     if as_json:
         blobs = [decide(r, False, None).to_json() for r in requests]
@@ -99,23 +95,22 @@ def encode(procedure: Any, index_: int, requests: Sequence[Any], as_json: bool, 
     out: list[Any] = []
     for request in requests:
         fields = decide(request, False, None).__dict__  # the decision is this worker's alone: taken apart
-        trace, rule_outcomes = fields.pop("_trace"), fields.pop("_outcomes")
-        fields.pop("_origin", None)
-        fields.pop("_form", None)  # the tally's generated to_dict form stays here (the caller copies instead)
+        applied = fields.get("_applied")
+        if applied is not None:  # a kept tally: the rules that applied name it (one pickled tuple per tally)
+            clock = fields["_trace"].clock
+            if fields["_form"].detailed:
+                out.append((applied, fields["duration_us"], clock, fields["determining"], fields["warnings"]))
+            else:
+                out.append((applied, fields["duration_us"], clock))
+            continue
+        trace = fields.pop("_trace")
+        for private in ("_outcomes", "_origin", "_form", "_applied"):
+            fields.pop(private, None)
         del fields["policy"]
-        number = -1
-        if memo is not None:
-            known = memo.get(id(rule_outcomes))
-            if known is not None and all(known[1][k] == fields[k] for k in _CONTENT):
-                out.append((known[0], fields["duration_us"], trace.clock))  # as that one, but for its time
-                continue
-            if known is None and len(memo) < _MEMO_KEPT:
-                number = len(memo)  # kept with its rule outcomes, so their id is not reused
-                memo[id(rule_outcomes)] = (number, {k: fields[k] for k in _CONTENT}, rule_outcomes)
         for key in _REFERRING:
             if fields[key]:
                 fields[key] = tuple(_refer(refs, index, entry) for entry in fields[key])
-        out.append((fields, trace.clock, trace.outcomes, number))
+        out.append((fields, trace.clock, trace.outcomes))
     return _HEAD.pack(index_, len(out), -1) + pickle.dumps(out, pickle.HIGHEST_PROTOCOL)
 
 
@@ -132,10 +127,8 @@ def failure_text(message: bytes) -> str:
     return message[_HEAD.size:].decode("utf-8", "replace")
 
 
-def decode(procedure: Any, message: bytes, requests: Sequence[Any], as_json: bool, shelf: Shelf | None = None,
-           kept: dict[int, dict[str, Any]] | None = None) -> list[Any]:
-    """A chunk's results from a worker's message, rebuilt around this process's policy and requests.
-    ``kept``: the decisions of this worker's stream sent whole, by number (see :func:`encode`)."""
+def decode(procedure: Any, message: bytes, requests: Sequence[Any], as_json: bool, shelf: Shelf | None = None) -> list[Any]:
+    """A chunk's results from a worker's message, rebuilt around this process's policy and requests."""
     _, count, at = _HEAD.unpack_from(message)
     if count != len(requests):
         raise ValueError(f"a worker answered {count} decisions for {len(requests)} requests")
@@ -154,36 +147,41 @@ def decode(procedure: Any, message: bytes, requests: Sequence[Any], as_json: boo
     items = pickle.loads(memoryview(message)[_HEAD.size:])
     policy, ident, ids, template, params, refs = (procedure.policy, procedure.ident, procedure.ids, procedure.template,
                                                   procedure.params, getattr(procedure, "refs", ()))
-    new = object.__new__
-    shared: dict[int, RuleOutcomes] = {}  # one per outcomes map: decisions with the same rules applied share it, as here
+    tallies, with_ = procedure._tallies, Decision._with
+    shared: dict[int, RuleOutcomes] = {}  # one per outcomes map of the decisions sent whole
     out = []
     for item, request in zip(items, requests, strict=True):
-        if type(item[0]) is int:  # the same as an earlier decision of the stream but for its time: its own copies
-            number, duration, clock = item
-            same = kept[number]  # type: ignore[index]
-            outcomes = same["_trace"].outcomes
-            fields = {"effect": same["effect"], "reason": same["reason"], "determining": tuple(map(dict, same["determining"])),
-                      "errors": tuple(map(dict, same["errors"])), "warnings": tuple(map(dict, same["warnings"])),
-                      "obligations": tuple(map(dict, same["obligations"])), "violations": same["violations"],
-                      "explanation": same["explanation"], "duration_us": duration, "_outcomes": same["_outcomes"]}
-        else:
-            fields, clock, outcomes, number = item
-            for key in _REFERRING:
-                if fields[key]:
-                    fields[key] = tuple({**refs[e]} if type(e) is int else e for e in fields[key])
-            rule_outcomes = shared.get(id(outcomes))
-            if rule_outcomes is None:
-                rule_outcomes = shared[id(outcomes)] = RuleOutcomes(outcomes or {}, ids, template)
-            fields["_outcomes"] = rule_outcomes
-            if number >= 0:
-                kept[number] = fields  # type: ignore[index]
+        head = item[0]
+        if type(head) is tuple:  # as Procedure.decide builds a decision of a kept tally
+            tally = tallies.get(head) or procedure.tally_of([(i, True, None) for i in head])
+            if len(item) == 5:
+                determining, warnings = item[3], item[4]
+            else:
+                determining, warnings = tuple(map(dict, tally.determining_refs)), tuple(map(dict, tally.warning_refs))
+            if tally.effect == "deny":
+                decision = with_(tally.base, determining, warnings, tuple(map(dict, tally.obligations)),
+                                 Trace(policy, {"params": params, "request": request}, tally.outcomes, None, item[2]), item[1])
+                decision.__dict__["_origin"] = (policy, request, None)  # for Decision.remedies
+            else:
+                decision = with_(tally.base, determining, warnings, tuple(map(dict, tally.obligations)),
+                                 Trace(policy, None, tally.outcomes, None, item[2]), item[1])
+            out.append(decision)
+            continue
+        fields, clock, outcomes = item
+        for key in _REFERRING:
+            if fields[key]:
+                fields[key] = tuple({**refs[e]} if type(e) is int else e for e in fields[key])
+        rule_outcomes = shared.get(id(outcomes))
+        if rule_outcomes is None:
+            rule_outcomes = shared[id(outcomes)] = RuleOutcomes(outcomes or {}, ids, template)
+        fields["_outcomes"] = rule_outcomes
         if outcomes is not None and fields["effect"] == "deny":  # what its unmet and remedies come from, as here
             fields["_trace"] = Trace(policy, {"params": params, "request": request}, outcomes, None, clock)
             fields["_origin"] = (policy, request, None)
         else:
             fields["_trace"] = Trace(policy, None, outcomes, None, clock)
         fields["policy"] = ident
-        decision = new(Decision)  # as Decision._make builds it
+        decision = object.__new__(Decision)  # as Decision._make builds it
         decision.__dict__.update(fields)
         out.append(decision)
     return out

@@ -20,10 +20,11 @@ with the interpreter backend, which has no checked trees, each item runs on its 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._compile import EvalError
+from .._compile import EvalError, new_budget
+from .._forms import copier
 from ..cel import CELError
 
 if TYPE_CHECKING:
@@ -39,7 +40,8 @@ def unmet_permits(policy: Any, candidates: Iterable[Any], activation: Any, budge
     ``candidates`` are the rules the decision evaluated for this operation; ``outcomes`` the
     rule outcomes it recorded (rules it did not record did not apply).  ``validated``: the
     activation's request passed the policy's request contract (a decision's does), so the
-    optimistic function may compute the values (:mod:`facegate.cel._optimistic`).
+    optimistic function may compute the values (:mod:`facegate.cel._optimistic`).  ``budget``:
+    the evaluation budget, or ``None`` for a fresh one when there is something to evaluate.
     """
     permits, _ids, order = _permits_of(candidates)
     if not permits:
@@ -48,7 +50,13 @@ def unmet_permits(policy: Any, candidates: Iterable[Any], activation: Any, budge
         if outcomes.get(rule_id) == APPLIED:
             return ()
     plan = _plan(_items_for(policy), permits, order, activation)
-    values = plan.run(activation, budget, validated)
+    values = plan.run(activation, new_budget() if budget is None else budget, validated)
+    key = None
+    if set(map(id, values)) <= _BOOLEANS:  # every item true or false: the report is fixed by them and the outcomes
+        key = (tuple(values), tuple(map(outcomes.get, order)))
+        made = plan.reports.get(key)
+        if made is not None:
+            return tuple(made())
     out = []
     for rule_id, head, when, unless, at in plan.rules:
         outcome = outcomes.get(rule_id, "not_applicable")
@@ -62,10 +70,16 @@ def unmet_permits(policy: Any, candidates: Iterable[Any], activation: Any, budge
             start = at + len(when)
             excepted = [_shown(i, v) for i, v in zip(unless, values[start:start + len(unless)], strict=True) if v is True]
         out.append({**head, "outcome": outcome, "failed": failed, "excepted_by": excepted})
+    if key is not None and len(plan.reports) < _REPORTS_KEPT:
+        made = copier(out)
+        if made is not None:
+            plan.reports[key] = made
     return tuple(out)
 
 
 _lock = threading.Lock()
+_BOOLEANS = frozenset((id(True), id(False)))
+_REPORTS_KEPT = 256  # reports kept per plan, by the items' values and the permits' outcomes (a few KiB of code each)
 _PERMITS: dict[int, tuple[Any, tuple[Any, ...], frozenset[str], tuple[str, ...]]] = {}  # id(candidates) -> (candidates, permits, ids)
 
 
@@ -103,6 +117,9 @@ class _Plan:
             self.rules.append((r.id, head, items.when, items.unless, len(flat)))
             flat.extend((*items.when, *items.unless))
         self.flat = tuple(flat)
+        #: a report made once per (items' values, permits' outcomes) when every value is a boolean:
+        #: a generated function returning it afresh (:func:`facegate._forms.copier`)
+        self.reports: dict[tuple[Any, ...], Callable[[], list[dict[str, Any]]]] = {}
         self.run = self._fused(table, operation) if all(hasattr(i.program, "tree") and hasattr(i.program, "checked") for i in flat) \
             else self._one_by_one  # the interpreter backend: no checked trees to fuse
 
