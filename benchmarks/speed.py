@@ -172,12 +172,18 @@ def copy_on_write(policy: facegate.Policy, requests: list[Any], repeats: int) ->
     ``requests`` alone, then with an idle forked child alive -- the first batch after the fork (every
     page this process writes is still shared, so each is copied on write) and a second one.  A
     batch forked for ``decide_many(processes=2)`` pays this in both processes (docs/performance.md)."""
-    alone, first, second = [], [], []
+    import resource
+
+    def faults() -> int:  # page faults this process took without reading a disk (copy on write among them)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+    alone, first, second, faults_alone, faults_first = [], [], [], [], []
     for _ in range(repeats):
         gc.collect()
-        t0 = time.perf_counter()
+        f0, t0 = faults(), time.perf_counter()
         policy.decide_many(requests)
         alone.append(time.perf_counter() - t0)
+        faults_alone.append(faults() - f0)
         gc.collect()
         read, write = os.pipe()
         child = os.fork()
@@ -188,14 +194,19 @@ def copy_on_write(policy: facegate.Policy, requests: list[Any], repeats: int) ->
         os.close(read)
         try:
             for out in (first, second):
-                t0 = time.perf_counter()
+                f0, t0 = faults(), time.perf_counter()
                 policy.decide_many(requests)
                 out.append(time.perf_counter() - t0)
+                if out is first:
+                    faults_first.append(faults() - f0)
         finally:
             os.close(write)
             os.waitpid(child, 0)
+    extra = [(b - a) / max(1, fb - fa) * 1e6 for a, b, fa, fb in zip(alone, first, faults_alone, faults_first, strict=True)]
     return {"first_ratio": spread([b / a for a, b in zip(alone, first, strict=True)]),
-            "second_ratio": spread([b / a for a, b in zip(alone, second, strict=True)])}
+            "second_ratio": spread([b / a for a, b in zip(alone, second, strict=True)]),
+            "faults_alone": spread([float(f) for f in faults_alone]), "faults_first": spread([float(f) for f in faults_first]),
+            "us_per_extra_fault": spread(extra)}
 
 
 def _children_cpu() -> float:
@@ -348,6 +359,9 @@ def render(s: Mapping[str, Any]) -> list[str]:
             cow = p["copy_on_write"]
             out += [f"| deciding half the batch with an idle forked process alive ÷ alone: the first batch after the fork (copy on write) | {f(cow['first_ratio'], 2)} | × |",
                     f"| … the second batch | {f(cow['second_ratio'], 2)} | × |"]
+            if "faults_first" in cow:
+                out += [f"| page faults in that first batch (alone: {f(cow['faults_alone'], 0)}) | {f(cow['faults_first'], 0)} | faults |",
+                        f"| … the time each extra fault cost | {f(cow['us_per_extra_fault'], 1)} | µs |"]
         out += [""]
     elif "workers" in p:
         out += [f"| decisions/s, two processes: the caller and one forked worker (`DecisionPool(policy, processes=1)`) | {f(p['two'], 0)} | /s |",
@@ -378,8 +392,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         for key in ("forked_ratio", "pool_ratio", "forked_json_ratio", "pool_json_ratio", "ceiling_ratio", "forked_cpu_ratio",
                     "forked_json_cpu_ratio"):
             print(f"  {key}: {fmt(p[key], 2)}")
-        print(f"  copy on write, deciding with a forked process alive ÷ alone: first batch {fmt(p['copy_on_write']['first_ratio'], 2)}, "
-              f"second {fmt(p['copy_on_write']['second_ratio'], 2)}")
+        cow = p["copy_on_write"]
+        print(f"  copy on write, deciding with a forked process alive ÷ alone: first batch {fmt(cow['first_ratio'], 2)}, "
+              f"second {fmt(cow['second_ratio'], 2)}; page faults {fmt(cow['faults_first'], 0)} against {fmt(cow['faults_alone'], 0)} "
+              f"alone, {fmt(cow['us_per_extra_fault'], 1)} µs each")
         print(f"  one process {fmt(p['one'], 0)}/s, as JSON {fmt(p['one_json'], 0)}/s; load average {p['load_average']}")
         return
     measure(args.repeats, args.quick)

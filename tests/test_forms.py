@@ -95,3 +95,17 @@ def test_a_copier_returns_fresh_data_or_none_without_an_exact_literal():
     for _ in range(1000):  # deeper than the interpreter compiles: no literal, not a crash
         deep = [deep]
     assert copier(deep) is None
+
+
+def test_a_shallow_copier_makes_new_dicts_of_the_same_items_for_each_group():
+    from facegate._forms import shallow_copier
+
+    a, b, c = {"rule": "a", "message": {"en": "x"}}, {"rule": "b"}, {"type": "t", "sources": ({"rule": "a"},)}
+    made = shallow_copier(((a, b), (), (c,)))
+    first, second = made(), made()
+    assert first == second == ((a, b), (), (c,))
+    assert all(type(group) is tuple for group in first)
+    for x, y, original in zip((*first[0], *first[2]), (*second[0], *second[2]), (a, b, c)):
+        assert x is not y and x is not original  # a new dict each call
+        assert all(x[k] is original[k] for k in original)  # holding the same values, as dict(d) does
+    assert shallow_copier(((), (), ()))() == ((), (), ())

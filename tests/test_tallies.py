@@ -91,3 +91,16 @@ def test_a_deny_whose_tally_had_a_permit_apply_has_the_unmet_permits_explain_fin
         short += procedure._permit_applied.get(id(trace.outcomes)) is trace.outcomes
     if pack.name == "cn-cac-2023-draft":
         assert short >= 3
+
+
+def test_decisions_of_a_kept_tally_get_their_own_reference_and_obligation_dicts():
+    policy = facegate.load_policy(ROOT / "policies" / "cn-cac-2023-draft")
+    request = next(case["request"] for case, _, _ in load_cases(ROOT / "policies" / "cn-cac-2023-draft")
+                   if (d := policy.decide(case["request"])).permitted and d.obligations)
+    first, second = policy.decide(request), policy.decide(request)
+    assert first.__dict__["_applied"] == second.__dict__["_applied"]  # the same kept tally
+    assert first.determining == second.determining and first.obligations == second.obligations
+    for x, y in zip((*first.determining, *first.obligations), (*second.determining, *second.obligations)):
+        assert x is not y
+    first.obligations[0]["type"] = "changed"
+    assert policy.decide(request).obligations[0]["type"] == second.obligations[0]["type"] != "changed"

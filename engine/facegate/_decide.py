@@ -40,7 +40,7 @@ from . import _compile
 from ._compile import EvalError
 from ._decision import Decision, RuleOutcomes, Trace
 from ._details import Details
-from ._forms import SharedForm
+from ._forms import SharedForm, shallow_copier
 from ._vocabulary import Effect, Reason, RuleOutcome
 from .cel import Budget as _Budget
 
@@ -161,6 +161,9 @@ class Tally(NamedTuple):
     warning_refs: tuple[dict[str, Any], ...]
     obligations: tuple[dict[str, Any], ...]  # a permit's merged obligations (copied per decision)
     base: dict[str, Any]  # the Decision fields its decisions share: effect, reason, errors, policy, rule outcomes
+    #: a kept tally's generated copier: its decisions' own (determining, warnings, obligations) --
+    #: the first two empty when ``detailed`` (those are evaluated per decision)
+    copies: Callable[[], tuple[tuple[dict[str, Any], ...], ...]] | None = None
 
 
 class Procedure:
@@ -230,17 +233,20 @@ class Procedure:
         else:
             tally = self.compiled_tally(request["operation"], activation, budget, day)
         trace.outcomes = tally.outcomes
-        if tally.detailed:  # a message detail is evaluated for this request
-            determining, warnings = self.referred(tally.determining, activation, budget), self.referred(tally.warnings, activation, budget)
+        copies = tally.copies
+        if copies is not None:
+            determining, warnings, obligations = copies()
         else:
             determining = tuple(map(dict, tally.determining_refs))
             warnings = tuple(map(dict, tally.warning_refs)) if tally.warning_refs else ()
+            obligations = tuple(map(dict, tally.obligations)) if tally.obligations else ()
+        if tally.detailed:  # a message detail is evaluated for this request
+            determining, warnings = self.referred(tally.determining, activation, budget), self.referred(tally.warnings, activation, budget)
         if explanation is not None:
             explanation = {"rules": explanation}
             if tally.effect is Effect.DENY:
                 explanation = self.blocked(explanation, tally.outcomes, request)
-        decision = Decision._with(tally.base, determining, warnings, tuple(map(dict, tally.obligations)) if tally.obligations else (), trace,
-                                  (time.perf_counter() - started) * 1e6)
+        decision = Decision._with(tally.base, determining, warnings, obligations, trace, (time.perf_counter() - started) * 1e6)
         if explanation is not None:
             decision.__dict__["explanation"] = explanation
         if tally.effect is Effect.DENY:
@@ -292,11 +298,15 @@ class Procedure:
         found = self._tallies.get(key)
         if found is None:
             found = self.tally([(index, True, None) for index in key])
-            # its decisions' shared parts as one generated function (to_dict adds a message's detail)
+            kept = len(self._tallies) < _MERGED_KEPT
+            if kept:  # generated once for the tally's many decisions (never per decision: a full store generates nothing)
+                found = found._replace(copies=shallow_copier(((), (), found.obligations) if found.detailed
+                                                             else (found.determining_refs, found.warning_refs, found.obligations)))
+            # its decisions' shared parts as one generated function (to_dict adds a message's detail), made on first use
             found.base["_applied"] = key  # names the tally across processes (facegate._pool_codec)
             found.base["_form"] = SharedForm(found.determining_refs, found.warning_refs, found.obligations, found.base["errors"], self.ident,
                                              found.detailed)
-            if len(self._tallies) < _MERGED_KEPT:
+            if kept:
                 self._tallies[key] = found
                 if found.effect is Effect.DENY and any(self.on_applied[i] == "permit" for i in key):
                     self._permit_applied[id(found.outcomes)] = found.outcomes

@@ -49,6 +49,23 @@ class SharedForm:
         return build() if build is not False else None
 
 
+def shallow_copier(groups: tuple[tuple[dict[str, Any], ...], ...]) -> Callable[[], tuple[tuple[dict[str, Any], ...], ...]]:
+    """A function returning, for each group of dicts, a tuple of new dicts with the same items
+    (``dict(d)`` each; the values themselves are shared, as ``dict(d)`` shares them) -- one generated
+    expression instead of a ``tuple(map(dict, group))`` per group."""
+    namespace: dict[str, Any] = {}
+    parts = []
+    for group in groups:
+        names = []
+        for item in group:
+            name = f"_d{len(namespace)}"
+            namespace[name] = item
+            names.append(f"{{**{name}}}, ")
+        parts.append("(" + "".join(names) + ")")
+    exec(compile(f"def _copies():\n    return ({', '.join(parts)},)\n", "<decision copies>", "exec"), namespace)  # noqa: S102 - names only
+    return namespace["_copies"]  # type: ignore[no-any-return]
+
+
 def copier(value: Any) -> Callable[[], Any] | None:
     """A function returning a fresh copy of ``value`` (JSON-like data; tuples become lists) each
     call, or ``None`` when a value in it has no exact literal."""

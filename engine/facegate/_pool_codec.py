@@ -154,17 +154,20 @@ def decode(procedure: Any, message: bytes, requests: Sequence[Any], as_json: boo
         head = item[0]
         if type(head) is tuple:  # as Procedure.decide builds a decision of a kept tally
             tally = tallies.get(head) or procedure.tally_of([(i, True, None) for i in head])
-            if len(item) == 5:
-                determining, warnings = item[3], item[4]
+            copies = tally.copies
+            if copies is not None:
+                determining, warnings, obligations = copies()
             else:
                 determining, warnings = tuple(map(dict, tally.determining_refs)), tuple(map(dict, tally.warning_refs))
+                obligations = tuple(map(dict, tally.obligations))
+            if len(item) == 5:
+                determining, warnings = item[3], item[4]
             if tally.effect == "deny":
-                decision = with_(tally.base, determining, warnings, tuple(map(dict, tally.obligations)),
+                decision = with_(tally.base, determining, warnings, obligations,
                                  Trace(policy, {"params": params, "request": request}, tally.outcomes, None, item[2]), item[1])
                 decision.__dict__["_origin"] = (policy, request, None)  # for Decision.remedies
             else:
-                decision = with_(tally.base, determining, warnings, tuple(map(dict, tally.obligations)),
-                                 Trace(policy, None, tally.outcomes, None, item[2]), item[1])
+                decision = with_(tally.base, determining, warnings, obligations, Trace(policy, None, tally.outcomes, None, item[2]), item[1])
             out.append(decision)
             continue
         fields, clock, outcomes = item

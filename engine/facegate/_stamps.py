@@ -46,6 +46,7 @@ def _batch() -> list[str]:
 
 
 _second: tuple[float, str] = (math.nan, "")
+_DIGITS = tuple(f"{i:03d}" for i in range(1000))  # the microseconds as two groups of three digits, looked up
 
 
 def utc_iso(clock: float) -> str:
@@ -63,4 +64,4 @@ def utc_iso(clock: float) -> str:
     if second != whole:
         text = _dt.datetime.fromtimestamp(whole, _dt.UTC).replace(tzinfo=None).isoformat()
         _second = (whole, text)  # one tuple: a thread sees an old second or the new one, whole
-    return f"{text}.{micro:06d}+00:00" if micro else f"{text}+00:00"
+    return f"{text}.{_DIGITS[micro // 1000]}{_DIGITS[micro % 1000]}+00:00" if micro else f"{text}+00:00"
