@@ -23,7 +23,8 @@ comes first, and the server is stopped at the end.  Only 127.0.0.1 is contacted.
   same photos decoded from the same JPEGs by the service's own ``decode_image``, same store
   settings; one HTTP call and one in-process call alternate, so both see the same load.
   Ratio = HTTP median / in-process median: what the HTTP exchange, the multipart parse and the
-  service's threads add.
+  service's threads add.  The service's own mean time per answer and in ``Gate.process`` (from
+  ``/metrics``, over the same calls) say how much of the difference is inside the server.
 """
 
 from __future__ import annotations
@@ -209,8 +210,12 @@ async def _process_interleaved(port: int, key: str, folder: Path, rounds: int) -
     req = _request()
     limits = Limits()
     http_times, local_times = [], []
+    server: dict[str, float] = {}
     try:
         for i in range(rounds + 3):
+            if i == 3:  # the first calls warm both sides; the server's own times from here on
+                time.sleep(1.5)  # every worker hands its samples to /metrics once a second
+                server = _process_seconds(port, key)
             t0 = time.perf_counter()
             status, out = await conn.call(raw)
             t1 = time.perf_counter()
@@ -223,10 +228,30 @@ async def _process_interleaved(port: int, key: str, folder: Path, rounds: int) -
             if i >= 3:  # the first calls warm both sides
                 http_times.append(t1 - t0)
                 local_times.append(t2 - t1)
+        time.sleep(1.5)
+        after = _process_seconds(port, key)
+        server = {k: (after[k] - server.get(k, 0.0)) / max(1.0, after["calls"] - server.get("calls", 0.0)) for k in ("request", "gate")}
     finally:
         conn.close()
         rt.store.close()
-    return http_times, local_times
+    return http_times, local_times, server
+
+
+def _process_seconds(port: int, key: str) -> dict[str, float]:
+    """Seconds the service spent on ``/v1/process`` answers and in ``Gate.process`` so far, and the calls, from /metrics."""
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {key}"}, timeout=30).text
+    out = {"request": 0.0, "gate": 0.0, "calls": 0.0}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.startswith("facegate_http_request_duration_seconds_sum") and 'route="/v1/process"' in name:
+            out["request"] += float(value)
+        elif name.startswith("facegate_http_request_duration_seconds_count") and 'route="/v1/process"' in name:
+            out["calls"] += float(value)
+        elif name.startswith("facegate_gate_process_seconds_sum"):
+            out["gate"] += float(value)
+    return out
 
 
 def _run(coro: Any) -> Any:
@@ -325,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
                 "mean_ms": round((before["sync"]["mean_ms"] + after["sync"]["mean_ms"]) / 2, 3),
                 "async64_per_second": round((before["async64"]["per_second"] + after["async64"]["per_second"]) / 2, 1),
                 "async64_cpu_us": round((before["async64"]["cpu_us"] + after["async64"]["cpu_us"]) / 2, 1)}
-            http_times, local_times = _run(_process_interleaved(port, key, base_folder, args.process_rounds))
+            http_times, local_times, server_process = _run(_process_interleaved(port, key, base_folder, args.process_rounds))
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(120)
@@ -333,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     h, p = statistics.median(http_times), statistics.median(local_times)
     results["process"] = {"rounds": args.process_rounds, "http_median_ms": round(1000 * h, 1), "in_process_median_ms": round(1000 * p, 1),
-                          "ratio": round(h / p, 3)}
+                          "ratio": round(h / p, 3), "server_request_mean_ms": round(1000 * server_process["request"], 1),
+                          "server_gate_process_mean_ms": round(1000 * server_process["gate"], 1)}
     dip = results["decide_in_process"]
     base = dip["async64_per_second"]
     print(f"facegate serve on 127.0.0.1, {args.workers} worker(s), --http {args.http}, {results['cpus']} CPUs (client on the same machine); "
@@ -351,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{dip['before']['async64']['per_second']:,}/s before, {dip['after']['async64']['per_second']:,}/s after)")
     pr = results["process"]
     print(f"process (ONNX verify obama vs obama2, multipart, 1 client): HTTP median {pr['http_median_ms']} ms, "
-          f"in-process Gate.process (JPEG decode included), calls interleaved, {pr['in_process_median_ms']} ms: ratio {pr['ratio']}×")
+          f"in-process Gate.process (JPEG decode included), calls interleaved, {pr['in_process_median_ms']} ms: ratio {pr['ratio']}×; "
+          f"the server's own means: request {pr['server_request_mean_ms']} ms, of which Gate.process {pr['server_gate_process_mean_ms']} ms")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
     return 0

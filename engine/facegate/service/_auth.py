@@ -5,9 +5,11 @@ listings, logs and audit records.  The secret (32 random bytes) is shown once at
 stored only as its SHA-256 digest; a stolen key file lets nobody call the service.  A plain hash
 (not a slow password hash) is enough because the secret has 256 bits of entropy: there is nothing
 to guess.  A revocation from ``facegate keys revoke`` takes effect on the next request, without a
-restart: keys found valid are cached per thread, but every check first asks SQLite for the file's
-``PRAGMA data_version``, which changes whenever another connection (the CLI, another worker)
-commits to it, and the cache is dropped then -- as it is on this store's own writes.
+restart: keys found valid are cached per thread, but every check first looks whether anything was
+committed to the file since the cache was filled -- in the WAL-index header SQLite keeps in shared
+memory (``store._walwatch``: no query, so the event loop keeps the interpreter lock), or, where
+there is none, with ``PRAGMA data_version`` -- and the cache is dropped then.  Any commit counts:
+the CLI's, another worker's, this store's own.
 
 The same layer serves the legal teams' console: an authenticator is any callable from a request
 to a :class:`Principal` (or ``None`` to let the next one try).  Keys come first; the console adds
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..store._walwatch import CommitWatch
 
 #: Every scope a key can hold.  ``admin`` reloads packs, ``metrics`` reads /metrics; the rest name their routes.
 SCOPES = ("decide", "process", "audit:read", "consent:read", "consent:write", "metrics", "admin")
@@ -89,6 +92,7 @@ class KeyStore:
         self.path = Path(path)
         self._local = threading.local()
         self._writes = 0  # this store's own creates/revokes: they do not change its connections' data_version
+        self._watch = CommitWatch(self.path)  # opened by the first check after its thread's connection read the file
         try:
             conn = self._conn()
             conn.execute(
@@ -140,7 +144,12 @@ class KeyStore:
         key_id, secret = m.groups()
         try:
             conn = self._conn()
-            stamp = (conn.execute("PRAGMA data_version").fetchone()[0], self._writes)
+            # The header stamp only once this thread's connection has read the file (it keeps the
+            # `-shm` file in place); before that, and without a watch, SQLite's data_version.
+            stamp: Any = self._watch.stamp() if getattr(self._local, "read", False) else None
+            if stamp is None:
+                stamp = (conn.execute("PRAGMA data_version").fetchone()[0], self._writes)
+                self._local.read = True
         except sqlite3.Error as exc:  # fail closed: no key store, no access
             return Refusal(503, "key_store_unavailable", f"key store unavailable: {exc}")
         cache: dict[str, tuple[str, Principal]] | None = getattr(self._local, "cache", None)
@@ -164,6 +173,7 @@ class KeyStore:
         return principal
 
     def close(self) -> None:
+        self._watch.close()  # before the connection that keeps its `-shm` file in place
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()

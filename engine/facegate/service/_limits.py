@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 import numpy as np
+from starlette.requests import ClientDisconnect
 
 from ._runtime import Limits
 
@@ -43,21 +44,30 @@ async def read_body(request: Any, limits: Limits, *, cap: int | None = None) -> 
             raise HTTPProblem(413, "Body too large", f"the body is {declared} bytes; the limit is {cap}", limit=cap)
     chunks: list[bytes] = []
     size = 0
-
-    async def gather() -> None:
-        nonlocal size
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > cap:
-                raise HTTPProblem(413, "Body too large", f"the body exceeds the limit of {cap} bytes", limit=cap)
-            chunks.append(chunk)
-
+    receive = request.receive
+    # The ASGI messages read directly, as Starlette's ``Request.stream`` reads them -- without an
+    # async generator per request (its creation, finalizer hook and closing cost as much as the rest).
     try:
         async with asyncio.timeout(limits.body_timeout_seconds):  # a timer, not a task per request as wait_for
-            await gather()
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    request._is_disconnected = True
+                    raise ClientDisconnect()
+                if message["type"] != "http.request":
+                    continue
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > cap:
+                    raise HTTPProblem(413, "Body too large", f"the body exceeds the limit of {cap} bytes", limit=cap)
+                if chunk:
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
     except TimeoutError:
         raise HTTPProblem(408, "Body too slow", f"the body did not arrive within {limits.body_timeout_seconds:g} s") from None
-    body = b"".join(chunks)
+    request._stream_consumed = True
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     request._body = body  # Starlette's form parser reads the cached body instead of the consumed stream
     return body
 

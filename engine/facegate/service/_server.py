@@ -13,6 +13,8 @@
 * SIGTERM: uvicorn stops accepting, lets every in-flight request finish (each decision's audit
   record is written before its response), then the lifespan closes the store, which flushes the
   audit writer.  ``graceful_seconds`` bounds the wait.
+* Memory: each worker lets glibc reuse the memory of large allocations (``keep_large_allocations``):
+  decoding photos in the thread pool otherwise faults in fresh pages for every image.
 * TLS: ``ssl_certfile``/``ssl_keyfile``; mutual TLS: also ``ssl_ca_certs`` and
   ``require_client_cert`` (clients without a certificate signed by that CA fail the handshake).
 """
@@ -88,10 +90,40 @@ def _serve_one(opts: ServerOptions, sock: socket.socket | None, restarts: int) -
     # part of the decide latency's tail).
     gc.collect()
     gc.freeze()
+    keep_large_allocations()
     # uvicorn re-raises the SIGTERM/SIGINT it drained on; after a clean drain that is a normal exit
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _exit_cleanly)
     server.run(sockets=[sock] if sock is not None else None)
+
+
+#: glibc ``mallopt`` parameters: allocations up to this size come from the heap, not their own ``mmap`` ...
+MMAP_THRESHOLD = 32 * 1024 * 1024
+#: ... and up to this much free memory stays in the heap instead of going back to the system.
+TRIM_THRESHOLD = 128 * 1024 * 1024
+
+
+def keep_large_allocations() -> bool:
+    """Let this process reuse the memory of large allocations (glibc only; returns whether it applied).
+
+    Decoding a photo allocates several buffers of megabytes (Pillow's image, the RGB array).  glibc
+    gives each its own ``mmap`` until its adaptive threshold has grown -- in a new thread's arena it
+    often never does -- and returns the memory on ``free``: every decode then faults in every page
+    again.  Decoding the benchmark's two photos in a thread of the pool: ≈ 15 ms, ≈ 10.5 ms with these
+    settings.  The cost: a worker keeps up to ``TRIM_THRESHOLD`` of freed memory for reuse.  Images
+    beyond ``MMAP_THRESHOLD`` (e.g. 40-megapixel ones) still get their own mapping.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt): the allocator's defaults
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(mallopt(m_trim_threshold, TRIM_THRESHOLD))
 
 
 def _exit_cleanly(signum: int, _frame: Any) -> None:

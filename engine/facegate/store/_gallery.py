@@ -130,6 +130,7 @@ class SQLiteGallery:
         self._valid_until = _VALID_UNTIL.format(least=store.LEAST)
         self._cache = MatrixCache()
         self._schedules: list[PurgeSchedule] = []
+        self._known_generation: tuple[bytes, int] | None = None  # (commit stamp, generation read after it)
 
     # -- enrolment -----------------------------------------------------------------------------
     def enroll(
@@ -271,8 +272,19 @@ class SQLiteGallery:
 
     # -- matching ------------------------------------------------------------------------------
     def _generation_in_database(self) -> int:
+        """The gallery generation in the file now.  Read again only if anything was committed to the
+        file since the last read (``_walwatch``: no query, so an event loop asking on every request
+        does not hand the interpreter lock to the audit writer on every request)."""
+        watch = getattr(self._store, "commit_watch", None)
+        stamp = None if watch is None or self._store.closed else watch.stamp()
+        known = self._known_generation
+        if stamp is not None and known is not None and known[0] == stamp:
+            return known[1]
         with self._store.reading() as conn:
-            return _generation(conn)
+            generation = _generation(conn)
+        if stamp is not None:  # read after the stamp was taken: current for as long as the stamp is
+            self._known_generation = (stamp, generation)
+        return generation
 
     def _generation_now(self) -> int:
         """The gallery generation identify works at (a backend may know it without asking)."""

@@ -34,6 +34,7 @@ from ._gallery import SQLiteGallery
 from ._interface import LOCATIONS, Timestamp
 from ._masking import Masker, Masking
 from ._matrix import GalleryChange
+from ._walwatch import CommitWatch
 
 SCHEMA_VERSION = 1
 
@@ -212,6 +213,8 @@ class SQLiteStore(StoreLifecycle):
         self._closed = False
         self._fork_orphan = False
         self._scrub_pending = False
+        #: Whether anything committed to the file since a stamp (the gallery asks it before reading its generation).
+        self.commit_watch = CommitWatch(self.path)
         if readonly and not os.path.exists(self.path):
             raise StoreError(f"cannot open store `{self.path}`: no such file")
         if sqlite3.sqlite_version_info < (3, 35):  # RETURNING, JSON1 built in
@@ -399,6 +402,7 @@ class SQLiteStore(StoreLifecycle):
         """
         if self._closed:
             return
+        self.commit_watch.close()  # before the connections that keep its `-shm` file in place
         self.gallery.stop_schedules()
         self.audit.close()
         with self._lock:
@@ -416,6 +420,7 @@ class SQLiteStore(StoreLifecycle):
                 self._close_quietly()
 
     def _close_quietly(self) -> None:
+        self.commit_watch.close()
         conn = getattr(self, "_conn", None)
         if conn is not None:
             try:
@@ -428,5 +433,6 @@ class SQLiteStore(StoreLifecycle):
         its SQLite connections must not be used, nor closed (closing could checkpoint and delete
         the parent's WAL).  Make every call fail closed instead of hanging."""
         self._closed = self._fork_orphan = True
+        self.commit_watch.close()  # the parent's connections keep the `-shm` file; this process may outlive them
         self.audit.forked()
         _INHERITED.append((self._conn, self.audit))  # keep them referenced: never closed here
