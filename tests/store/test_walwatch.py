@@ -125,3 +125,46 @@ def test_key_checks_skip_the_query_until_the_key_file_changes_and_then_see_a_rev
     store._local.conn = counting.conn
     store.close()
     other.close()
+
+
+def test_a_thread_that_opens_the_key_file_after_every_connection_closed_sees_a_revocation(tmp_path):
+    """When every connection to the key file closes, SQLite removes its ``-shm`` file and the next
+    connection makes a new one: a watch mapped before then would read a header no commit changes
+    any more.  So each thread's watch is opened after its own connection read the file, and lives
+    with it."""
+    import threading
+
+    path = tmp_path / "keys.db"
+    admin = KeyStore(path)
+    key_id, key = admin.create("teller", ["decide"])
+    admin.close()
+    store = KeyStore(path)
+    store._local.conn.close()  # the opening thread's connection gone, as a finished thread's goes
+    store._local.conn = None
+
+    def in_a_thread(work):
+        out = []
+        thread = threading.Thread(target=lambda: out.append(work()))
+        thread.start()
+        thread.join()
+        return out[0]
+
+    def check_twice():  # the thread then ends: its connection goes with its thread-local data, unclosed by us
+        return store.check(key), store.check(key)  # the second through the watch
+
+    assert all(isinstance(p, Principal) for p in in_a_thread(check_twice))
+    import gc
+
+    gc.collect()
+    assert not (tmp_path / "keys.db-shm").exists()  # no connection left: SQLite removed the WAL index
+
+    def check_revoke_check():
+        assert isinstance(store.check(key), Principal) and isinstance(store.check(key), Principal)
+        other = KeyStore(path)  # `facegate keys revoke`, another process
+        assert other.revoke(key_id)
+        other.close()
+        result = store.check(key)
+        store.close()
+        return result
+
+    assert in_a_thread(check_revoke_check).reason == "revoked_key"

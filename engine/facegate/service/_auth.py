@@ -92,7 +92,6 @@ class KeyStore:
         self.path = Path(path)
         self._local = threading.local()
         self._writes = 0  # this store's own creates/revokes: they do not change its connections' data_version
-        self._watch = CommitWatch(self.path)  # opened by the first check after its thread's connection read the file
         try:
             conn = self._conn()
             conn.execute(
@@ -106,6 +105,7 @@ class KeyStore:
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
+            self._local.watch = None  # a watch belongs to the connection it was made under
             conn = sqlite3.connect(self.path, timeout=5.0)
             conn.execute("PRAGMA journal_mode=WAL")
             self._local.conn = conn
@@ -144,12 +144,16 @@ class KeyStore:
         key_id, secret = m.groups()
         try:
             conn = self._conn()
-            # The header stamp only once this thread's connection has read the file (it keeps the
-            # `-shm` file in place); before that, and without a watch, SQLite's data_version.
-            stamp: Any = self._watch.stamp() if getattr(self._local, "read", False) else None
+            # The header stamp through this thread's own watch, made once this thread's connection
+            # has read the file and living with it: that connection keeps the `-shm` file in place
+            # (with every connection closed SQLite removes it, and a watch mapped before would read a
+            # header no commit changes).  Before that, and without a watch, SQLite's data_version.
+            watch: CommitWatch | None = getattr(self._local, "watch", None)
+            stamp: Any = watch.stamp() if watch is not None else None
             if stamp is None:
                 stamp = (conn.execute("PRAGMA data_version").fetchone()[0], self._writes)
-                self._local.read = True
+                if watch is None:
+                    self._local.watch = CommitWatch(self.path)
         except sqlite3.Error as exc:  # fail closed: no key store, no access
             return Refusal(503, "key_store_unavailable", f"key store unavailable: {exc}")
         cache: dict[str, tuple[str, Principal]] | None = getattr(self._local, "cache", None)
@@ -173,7 +177,11 @@ class KeyStore:
         return principal
 
     def close(self) -> None:
-        self._watch.close()  # before the connection that keeps its `-shm` file in place
+        """Close this thread's connection (and, first, the watch its connection keeps valid)."""
+        watch = getattr(self._local, "watch", None)
+        if watch is not None:
+            watch.close()
+            self._local.watch = None
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
