@@ -17,7 +17,10 @@ The answer errs only towards asking.
 
 Safety: the map is opened only while the caller holds an open connection that has read the
 database (so the ``-shm`` file exists and no other process will truncate it: SQLite rebuilds it
-only when no connection anywhere has it open), and must be closed before that connection is.
+only when no connection anywhere has it open), and must be closed before that connection is --
+one watch per connection that keeps it valid: when the last connection closes SQLite removes the
+file, the next connection makes a new one, and a map made earlier would read a header no commit
+changes any more (``KeyStore`` keeps one per thread, with that thread's connection).
 Where there is no ``-shm`` file (another journal mode, an in-memory database, heap-memory
 WAL-index), :meth:`CommitWatch.stamp` answers ``None``: always ask the database.
 """
