@@ -32,7 +32,7 @@ next to the face recognition it guards.  Every figure below comes from one run o
 one machine, and is quoted as a ratio against a baseline measured in the same run:
 
     .venv/bin/pip install -r benchmarks/requirements.txt   # the peers: cedarpy, regopy, casbin, faiss-cpu
-    .venv/bin/python benchmarks/run.py                     # about 3 minutes; rewrites this file below the marker
+    .venv/bin/python benchmarks/run.py                     # about 6 minutes; rewrites this file below the marker
 
 **What is compared.**  The CAC-2023 pack (`policies/cn-cac-2023-draft`) decided by facegate on each
 CEL backend it has (`facegate._compile.BACKENDS`: cel-python's interpreter, the semantic
