@@ -285,7 +285,7 @@ def test_fused_unmet_items_have_each_items_own_value(name):
             trace = decision._trace
             if trace.activation is None:  # invalid or not in force: no items were evaluated
                 continue
-            permits, _, order = _permits_of(policy._procedure.candidates(request["operation"]))
+            permits, _, order = _permits_of(policy, policy._procedure.candidates(request["operation"]))
             plan = _plan(table, permits, order, trace.activation)
             fused = plan.run(trace.activation, _compile.new_budget())
             own = [i.run(trace.activation, _compile.new_budget()) for i in plan.flat]  # each item's own program
@@ -336,3 +336,19 @@ def _containers(value):
     if isinstance(value, (dict, list, tuple)):
         for v in value.values() if isinstance(value, dict) else value:
             yield from _containers(v)
+
+
+def test_a_policy_no_longer_used_is_not_kept_alive_by_the_unmet_report():
+    """What the report keeps per candidates lives on the policy, not in the module: a pack
+    reloaded many times (a service's hot reload) leaves no old rules behind, nor fills a shared
+    table that would make every later report recompute."""
+    import gc
+    import weakref
+
+    policy = facegate.load_policy(CAC)
+    assert policy.decide(SHOP).unmet  # the report ran: its permits are kept
+    assert policy.__dict__["_unmet_permits"]
+    rule = weakref.ref(policy.pack.rules[0])
+    del policy
+    gc.collect()
+    assert rule() is None

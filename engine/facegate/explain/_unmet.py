@@ -43,7 +43,7 @@ def unmet_permits(policy: Any, candidates: Iterable[Any], activation: Any, budge
     optimistic function may compute the values (:mod:`facegate.cel._optimistic`).  ``budget``:
     the evaluation budget, or ``None`` for a fresh one when there is something to evaluate.
     """
-    permits, _ids, order = _permits_of(candidates)
+    permits, _ids, order = _permits_of(policy, candidates)
     if not permits:
         return ()
     for rule_id in order:
@@ -80,18 +80,20 @@ def unmet_permits(policy: Any, candidates: Iterable[Any], activation: Any, budge
 _lock = threading.Lock()
 _BOOLEANS = frozenset((id(True), id(False)))
 _REPORTS_KEPT = 256  # reports kept per plan, by the items' values and the permits' outcomes (a few KiB of code each)
-_PERMITS: dict[int, tuple[Any, tuple[Any, ...], frozenset[str], tuple[str, ...]]] = {}  # id(candidates) -> (candidates, permits, ids)
 
 
-def _permits_of(candidates: Iterable[Any]) -> tuple[tuple[Any, ...], frozenset[str], tuple[str, ...]]:
-    """The enforce-mode permits among ``candidates``; kept per candidates tuple (the procedure
-    keeps one per operation), which the entry holds so its id cannot be reused."""
-    found = _PERMITS.get(id(candidates))
+def _permits_of(policy: Any, candidates: Iterable[Any]) -> tuple[tuple[Any, ...], frozenset[str], tuple[str, ...]]:
+    """The enforce-mode permits among ``candidates``; kept on the policy per candidates tuple (its
+    procedure keeps one per operation), the entry holding the tuple so its id cannot be reused --
+    per policy, so a reloaded pack's rules are not kept alive by another's cache, nor crowd it out."""
+    own = getattr(policy, "__dict__", None)
+    kept: dict[int, Any] | None = own.setdefault("_unmet_permits", {}) if own is not None else None
+    found = kept.get(id(candidates)) if kept is not None else None
     if found is None or found[0] is not candidates:
         permits = tuple(r for r in candidates if r.effect == "permit" and r.mode == "enforce")
         found = (candidates, permits, frozenset(r.id for r in permits), tuple(r.id for r in permits))
-        if isinstance(candidates, tuple) and len(_PERMITS) < 4096:
-            _PERMITS[id(candidates)] = found
+        if kept is not None and isinstance(candidates, tuple) and len(kept) < 256:
+            kept[id(candidates)] = found
     return found[1], found[2], found[3]
 
 
