@@ -161,9 +161,9 @@ class Tally(NamedTuple):
     warning_refs: tuple[dict[str, Any], ...]
     obligations: tuple[dict[str, Any], ...]  # a permit's merged obligations (copied per decision)
     base: dict[str, Any]  # the Decision fields its decisions share: effect, reason, errors, policy, rule outcomes
-    #: a kept tally's generated copier: its decisions' own (determining, warnings, obligations) --
-    #: the first two empty when ``detailed`` (those are evaluated per decision)
-    copies: Callable[[], tuple[tuple[dict[str, Any], ...], ...]] | None = None
+    #: its decisions' own (determining, warnings, obligations): a kept tally's is generated
+    #: (``shallow_copier``; the first two empty when ``detailed``, those are evaluated per decision)
+    copies: Callable[[], tuple[tuple[dict[str, Any], ...], ...]]
 
 
 class Procedure:
@@ -233,13 +233,7 @@ class Procedure:
         else:
             tally = self.compiled_tally(request["operation"], activation, budget, day)
         trace.outcomes = tally.outcomes
-        copies = tally.copies
-        if copies is not None:
-            determining, warnings, obligations = copies()
-        else:
-            determining = tuple(map(dict, tally.determining_refs))
-            warnings = tuple(map(dict, tally.warning_refs)) if tally.warning_refs else ()
-            obligations = tuple(map(dict, tally.obligations)) if tally.obligations else ()
+        determining, warnings, obligations = tally.copies()
         if tally.detailed:  # a message detail is evaluated for this request
             determining, warnings = self.referred(tally.determining, activation, budget), self.referred(tally.warnings, activation, budget)
         if explanation is not None:
@@ -251,6 +245,22 @@ class Procedure:
             decision.__dict__["explanation"] = explanation
         if tally.effect is Effect.DENY:
             decision.__dict__["_origin"] = (self.policy, request, at)  # for Decision.remedies (facegate.explain)
+        return decision
+
+    def rebuilt(self, applied: tuple[int, ...], request: Any, clock: float, duration_us: float,
+                refs: tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]] | None) -> Decision:
+        """A decision another process made with the same policy, from what names its kept tally (the
+        rules that applied), built as :meth:`decide` builds one; ``refs``: its own determining and
+        warning references when they carry a message detail (:mod:`facegate._pool_codec`)."""
+        tally = self._tallies.get(applied) or self.tally_of([(i, True, None) for i in applied])
+        determining, warnings, obligations = tally.copies()
+        if refs is not None:
+            determining, warnings = refs
+        deny = tally.effect is Effect.DENY
+        trace = Trace(self.policy, {"params": self.params, "request": request} if deny else None, tally.outcomes, None, clock)
+        decision = Decision._with(tally.base, determining, warnings, obligations, trace, duration_us)
+        if deny:
+            decision.__dict__["_origin"] = (self.policy, request, None)  # for Decision.remedies
         return decision
 
     def compiled_tally(self, operation: str, activation: Any, budget: Any, day: str) -> Tally:
@@ -352,8 +362,9 @@ class Procedure:
         rule_outcomes = RuleOutcomes(outcomes, self.ids, cast("dict[str, str]", self.template))
         base = {"effect": effect, "reason": reason, "errors": tuple(errors), "violations": (), "policy": self.ident,
                 "explanation": None, "_outcomes": rule_outcomes}  # the fields its decisions share
+        determining_refs, warning_refs, obligations = tuple(refs[i] for i in determining), tuple(refs[i] for i in warnings), self.merged(tuple(attached))
         return Tally(effect, outcomes, tuple(determining), tuple(warnings), any(details[i] for i in (*determining, *warnings)),
-                     tuple(refs[i] for i in determining), tuple(refs[i] for i in warnings), self.merged(tuple(attached)), base)
+                     determining_refs, warning_refs, obligations, base, _copying((determining_refs, warning_refs, obligations)))
 
     def referred(self, indices: tuple[int, ...], activation: Any, budget: Any) -> tuple[dict[str, Any], ...]:
         """The rules' references for one decision, each rule's message detail evaluated if it has one."""
@@ -514,6 +525,11 @@ class Procedure:
             found.append({"rule": rule.id, "provision": rule.provision, "outcome": outcomes.get(rule.id, NOT_APPLICABLE),
                           "unmet": unmet, "excepted_by": lifted})
         return {**explanation, "blocked_permits": found}
+
+
+def _copying(groups: tuple[tuple[dict[str, Any], ...], ...]) -> Callable[[], tuple[tuple[dict[str, Any], ...], ...]]:
+    """A tally's copier before it is kept (or when it is not): ``dict(d)`` of each, no code generated."""
+    return lambda: tuple(tuple(map(dict, group)) if group else () for group in groups)
 
 
 def _never() -> Any:

@@ -147,28 +147,12 @@ def decode(procedure: Any, message: bytes, requests: Sequence[Any], as_json: boo
     items = pickle.loads(memoryview(message)[_HEAD.size:])
     policy, ident, ids, template, params, refs = (procedure.policy, procedure.ident, procedure.ids, procedure.template,
                                                   procedure.params, getattr(procedure, "refs", ()))
-    tallies, with_ = procedure._tallies, Decision._with
     shared: dict[int, RuleOutcomes] = {}  # one per outcomes map of the decisions sent whole
     out = []
     for item, request in zip(items, requests, strict=True):
         head = item[0]
-        if type(head) is tuple:  # as Procedure.decide builds a decision of a kept tally
-            tally = tallies.get(head) or procedure.tally_of([(i, True, None) for i in head])
-            copies = tally.copies
-            if copies is not None:
-                determining, warnings, obligations = copies()
-            else:
-                determining, warnings = tuple(map(dict, tally.determining_refs)), tuple(map(dict, tally.warning_refs))
-                obligations = tuple(map(dict, tally.obligations))
-            if len(item) == 5:
-                determining, warnings = item[3], item[4]
-            if tally.effect == "deny":
-                decision = with_(tally.base, determining, warnings, obligations,
-                                 Trace(policy, {"params": params, "request": request}, tally.outcomes, None, item[2]), item[1])
-                decision.__dict__["_origin"] = (policy, request, None)  # for Decision.remedies
-            else:
-                decision = with_(tally.base, determining, warnings, obligations, Trace(policy, None, tally.outcomes, None, item[2]), item[1])
-            out.append(decision)
+        if type(head) is tuple:  # a kept tally, named by the rules that applied
+            out.append(procedure.rebuilt(head, request, item[2], item[1], (item[3], item[4]) if len(item) == 5 else None))
             continue
         fields, clock, outcomes = item
         for key in _REFERRING:
