@@ -123,6 +123,7 @@ async def _decide_phase(port: int, key: str, clients: int, requests: int, second
 
     for conn in conns:  # warm each connection (and each worker's first decision)
         await conn.call(raw)
+    split = connection_split(port, server_pids)
     server_cpu, client_cpu = _cpu_seconds(server_pids), time.process_time()
     started = time.perf_counter()
     deadline = started + seconds
@@ -138,7 +139,8 @@ async def _decide_phase(port: int, key: str, clients: int, requests: int, second
             "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
             "server_cpu_us": round(1e6 * server_cpu / len(latencies), 1), "client_cpu_us": round(1e6 * client_cpu / len(latencies), 1),
             "server_share": round(server_cpu / (elapsed * (os.cpu_count() or 1)), 3),
-            "client_share": round(client_cpu / (elapsed * (os.cpu_count() or 1)), 3)}
+            "client_share": round(client_cpu / (elapsed * (os.cpu_count() or 1)), 3),
+            "split": sorted(split.values(), reverse=True)}
 
 
 def _in_process_decide(folder: Path, requests: int, seconds: float) -> dict[str, Any]:
@@ -274,6 +276,35 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def connection_split(port: int, pids: list[int]) -> dict[int, int]:
+    """Established connections to ``port`` held by each of these processes (Linux ``/proc``), by pid;
+    processes holding none are left out.  Measured from the kernel's tables, not from the server."""
+    inodes: dict[int, int] = {}  # socket inode -> pid
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    target = os.readlink(fd)
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inodes[int(target[8:-1])] = pid
+        except OSError:
+            continue
+    out: dict[int, int] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], int(fields[9])
+            if state == "01" and int(local.rpartition(":")[2], 16) == port and inode in inodes:
+                out[inodes[inode]] = out.get(inodes[inode], 0) + 1
+    return out
+
+
 def _server_pids(root: int) -> list[int]:
     """The server process and its children (the workers)."""
     pids = [root]
@@ -296,6 +327,78 @@ def _audit_counts(port: int, key: str) -> tuple[float, float]:
     return values.get("facegate_audit_records", 0.0), values.get("facegate_audit_commits", 0.0)
 
 
+def _start_server(config: Path, port: int, args: argparse.Namespace, accept: str, metrics_dir: Path, log: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", "import sys; from facegate.cli import main; sys.exit(main())", "serve",
+                             "--config", str(config), "--port", str(port), "--workers", str(args.workers),
+                             "--http", args.http, "--accept", accept],
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+
+
+def _wait_workers(port: int, key: str, workers: int) -> None:
+    """Until every worker serves: each reports its open connections in /metrics (one series per pid).
+    A connection opened before then would go to the workers already up."""
+    import httpx
+
+    for _ in range(1200):  # up to 2 min for start-up
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {key}"}, timeout=5).text
+        except httpx.HTTPError:
+            text = ""
+        if (workers <= 1 and "facegate_http_connections_open" in text) or \
+                sum(line.startswith("facegate_http_connections_open{") for line in text.splitlines()) >= workers:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the server's workers did not all start")
+
+
+def _ab(args: argparse.Namespace) -> int:
+    """Decide phases only, one server per mode and round, the modes interleaved: the accept modes' A/B."""
+    from fg_service import make_key
+
+    rows: dict[str, list[dict[str, Any]]] = {mode: [] for mode in args.accept}
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    with tempfile.TemporaryDirectory(prefix="facegate-load-") as tmp:
+        folder = Path(tmp)
+        config = _config(folder)
+        key = make_key(config, "decide", "metrics")
+        for rnd in range(args.rounds):
+            for mode in args.accept if rnd % 2 == 0 else list(reversed(args.accept)):
+                metrics_dir = folder / f"metrics-{rnd}-{mode}"
+                metrics_dir.mkdir()
+                port = _free_port()
+                with open(folder / f"serve-{rnd}-{mode}.log", "wb") as log:
+                    server = _start_server(config, port, args, mode, metrics_dir, log)
+                    try:
+                        _wait_workers(port, key, args.workers)
+                        pids = _server_pids(server.pid)
+                        for c in args.clients:
+                            row = _run(_decide_phase(port, key, c, args.requests, args.seconds, pids))
+                            row["round"], row["accept"] = rnd + 1, mode
+                            rows[mode].append(row)
+                            print(f"round {rnd + 1} {mode:>9}: {c} clients {row['per_second']:,}/s p50 {row['p50_ms']} ms "
+                                  f"p99 {row['p99_ms']} ms split {'/'.join(map(str, row['split']))} server CPU "
+                                  f"{row['server_cpu_us']} µs/answer failed {row['failed']}", flush=True)
+                    finally:
+                        server.send_signal(signal.SIGTERM)
+                        server.wait(120)
+    load_after = [round(x, 2) for x in os.getloadavg()]
+    print(f"\n{args.rounds} rounds, modes interleaved (order alternating); load average (1/5/15 min) {load_before} before, {load_after} after\n")
+    print("| accept | clients | rounds | decisions/s (median) | p50 ms (median) | p99 ms (median) | p99 ms per round | p99 ≤ 20 ms "
+          "| splits | server CPU µs/answer (median) |")
+    print("|---|---:|---:|---:|---:|---:|---|---:|---|---:|")
+    for mode, mode_rows in rows.items():
+        for c in args.clients:
+            r = [row for row in mode_rows if row["clients"] == c]
+            med = {k: statistics.median(row[k] for row in r) for k in ("per_second", "p50_ms", "p99_ms", "server_cpu_us")}
+            print(f"| {mode} | {c} | {len(r)} | {med['per_second']:,.0f} | {med['p50_ms']:.1f} | {med['p99_ms']:.1f} | "
+                  f"{', '.join(str(row['p99_ms']) for row in r)} | {sum(row['p99_ms'] <= 20 for row in r)}/{len(r)} | "
+                  f"{', '.join('/'.join(map(str, row['split'])) for row in r)} | {med['server_cpu_us']:.1f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"load_average_before": load_before, "load_average_after": load_after, "rows": rows}, indent=2),
+                                   encoding="utf-8")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
@@ -304,12 +407,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=10.0, help="longest decide phase")
     ap.add_argument("--process-rounds", type=int, default=15)
     ap.add_argument("--http", choices=("h11", "httptools"), default="httptools", help="the server's HTTP parser")
+    ap.add_argument("--accept", nargs="+", choices=("balanced", "reuseport"), default=["balanced"],
+                    help="how the workers share the port (serve --accept); two modes: an interleaved A/B of the decide phases")
+    ap.add_argument("--rounds", type=int, default=3, help="A/B rounds (with two --accept modes)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
+    if len(args.accept) > 1:
+        return _ab(args)
 
     from fg_service import make_key
 
-    results: dict[str, Any] = {"cpus": os.cpu_count(), "workers": args.workers, "http": args.http,
+    results: dict[str, Any] = {"cpus": os.cpu_count(), "workers": args.workers, "http": args.http, "accept": args.accept[0],
                                "load_average_before": [round(x, 2) for x in os.getloadavg()]}
     with tempfile.TemporaryDirectory(prefix="facegate-load-") as tmp:
         folder = Path(tmp)
@@ -319,18 +427,9 @@ def main(argv: list[str] | None = None) -> int:
         metrics_dir.mkdir()
         port = _free_port()
         log = open(folder / "serve.log", "wb")  # noqa: SIM115 -- closed below, after the server
-        server = subprocess.Popen([sys.executable, "-c", "import sys; from facegate.cli import main; sys.exit(main())", "serve",
-                                   "--config", str(config), "--port", str(port), "--workers", str(args.workers),
-                                   "--http", args.http],
-                                  stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+        server = _start_server(config, port, args, args.accept[0], metrics_dir, log)
         try:
-            for _ in range(1200):  # wait up to 2 min for start-up
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=1):
-                        break
-                except OSError:
-                    time.sleep(0.1)
-            time.sleep(2.0)  # let every worker finish loading (they share the socket)
+            _wait_workers(port, key, args.workers)
             base_folder = folder / "inproc"
             base_folder.mkdir()
             before = _in_process_decide(base_folder, args.requests, args.seconds)
@@ -362,13 +461,13 @@ def main(argv: list[str] | None = None) -> int:
                           "server_gate_process_mean_ms": round(1000 * server_process["gate"], 1)}
     dip = results["decide_in_process"]
     base = dip["async64_per_second"]
-    print(f"facegate serve on 127.0.0.1, {args.workers} worker(s), --http {args.http}, {results['cpus']} CPUs (client on the same machine); "
+    print(f"facegate serve on 127.0.0.1, {args.workers} worker(s), --http {args.http}, --accept {args.accept[0]}, {results['cpus']} CPUs (client on the same machine); "
           f"load average (1/5/15 min) {results['load_average_before']} before, {results['load_average_after']} after\n")
-    print("| clients | answered | decisions/s | p50 ms | p99 ms | failed | records/commit | server CPU µs/answer | client CPU µs/answer "
+    print("| clients | answered | decisions/s | p50 ms | p99 ms | connections per worker | failed | records/commit | server CPU µs/answer | client CPU µs/answer "
           "| server / client share of the machine | vs in-process decide_async ×64 |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in results["decide"]:
-        print(f"| {row['clients']} | {row['answered']} | {row['per_second']:,} | {row['p50_ms']} | {row['p99_ms']} | {row['failed']} | "
+        print(f"| {row['clients']} | {row['answered']} | {row['per_second']:,} | {row['p50_ms']} | {row['p99_ms']} | {'/'.join(map(str, row['split']))} | {row['failed']} | "
               f"{row['records_per_commit']} | {row['server_cpu_us']} | {row['client_cpu_us']} | "
               f"{100 * row['server_share']:.0f} % / {100 * row['client_share']:.0f} % | {row['per_second'] / base:.2f}× |")
     print(f"\nin process, same machine: Gate.decide one thread {dip['per_second']:,}/s ({dip['mean_ms']} ms each, its own commit; "

@@ -34,7 +34,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config=args.config, host=args.host, port=args.port, workers=args.workers,
         ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, ssl_ca_certs=args.ssl_ca_certs,
         require_client_cert=args.require_client_cert, log_json=True if args.log_json else None,
-        graceful_seconds=args.graceful_seconds, http=args.http,
+        graceful_seconds=args.graceful_seconds, http=args.http, accept=args.accept,
     )
     try:
         return serve(opts)
@@ -76,6 +76,9 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--workers", type=int, default=1, help="worker processes (each its own gate); use the machine's core count")
+    p.add_argument("--accept", choices=("balanced", "reuseport"), default="balanced",
+                   help="with --workers > 1: balanced (one shared socket, every worker holds an even share of the "
+                        "connections; default) or reuseport (a socket per worker, the kernel hashes connections; Linux)")
     p.add_argument("--ssl-certfile", help="TLS certificate chain (PEM)")
     p.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
     p.add_argument("--ssl-ca-certs", help="CA bundle that signs client certificates (mutual TLS)")

@@ -63,6 +63,12 @@ class Metrics:
         self.audit_commits = Gauge("facegate_audit_commits", "Commits (each one fsync) this process's audit writer made since start",
                                    registry=reg, multiprocess_mode="livesum")
         self._audit_counts = audit_counts
+        self._registry_arg = reg
+        # One series per worker (``pid`` label) in multiprocess mode: how evenly the workers share the clients.
+        # Made on the first refresh after the server sets ``connections_open``: a worker's series appears
+        # once it serves (a gauge's series exists, at 0, from the moment it is made).
+        self.connections: Gauge | None = None
+        self.connections_open: Callable[[], int] | None = None
 
         self._children: dict[tuple[Any, ...], Any] = {}  # labelled series, looked up once (``labels`` takes a lock each call)
         self.in_flight = 0  # requests being handled now; ``refresh`` copies it to the gauge
@@ -115,6 +121,11 @@ class Metrics:
         self._hand_over()
         self.inflight.set(self.in_flight)
         self.audit_pending.set(self._audit_pending())
+        if self.connections_open is not None:
+            if self.connections is None:
+                self.connections = Gauge("facegate_http_connections_open", "HTTP connections this worker process holds open",
+                                         registry=self._registry_arg, multiprocess_mode="liveall")
+            self.connections.set(self.connections_open())
         if self._audit_counts is not None:
             records, commits = self._audit_counts()
             self.audit_records.set(records)

@@ -3,13 +3,21 @@
 * One worker: uvicorn serves the app in this process.
 * ``workers > 1``: this process supervises that many worker processes (each its own gate, store
   connection and recognizer), restarting any that dies and forwarding SIGHUP (reload, each worker
-  keeping its last good pack) and SIGTERM/SIGINT (drain) to all.  On Linux each worker listens on
-  its own socket bound with ``SO_REUSEPORT``, and the kernel spreads new connections evenly
-  across them; the supervisor holds the port bound (not listening) so nothing else takes it.
-  (One shared listening socket let whichever worker woke first accept a whole burst of
-  connections: under a benchmark's 64 connections one worker often got all of them and one core
-  idled.)  A connection still in a dying worker's accept queue is reset; the client retries.
-  Elsewhere, the workers share one socket the supervisor binds.
+  keeping its last good pack) and SIGTERM/SIGINT (drain) to all.  How the workers share the port
+  (``accept``):
+
+  - ``balanced`` (the default): the supervisor binds and listens on one socket; every worker
+    accepts from it, one connection per wake-up and only while it holds no more open connections
+    than the least-loaded live peer (counts in shared memory; ``_balance``).  64 keep-alive
+    connections opened at once end up 32/32.  TLS handshakes happen in the workers.
+  - ``reuseport`` (Linux): each worker listens on its own socket bound with ``SO_REUSEPORT``; the
+    kernel hashes each connection to one (64 connections split 26/38 to 31/33), and a connection
+    still in a dying worker's accept queue is reset.  The supervisor holds the port bound (not
+    listening) so nothing else takes it.  Kept for comparison (``benchmarks/service_load.py``).
+  - Windows (no ``add_reader`` on its event loop): one shared socket, uvicorn's own accepting.
+
+  (A plain shared socket, uvicorn accepting, lets whichever worker wakes first accept a whole
+  burst of connections: under a benchmark's 64 connections one worker often got all of them.)
 * SIGTERM: uvicorn stops accepting, lets every in-flight request finish (each decision's audit
   record is written before its response), then the lifespan closes the store, which flushes the
   audit writer.  ``graceful_seconds`` bounds the wait.
@@ -48,6 +56,7 @@ class ServerOptions:
     graceful_seconds: float = 30.0
     http: str = "httptools"  # llhttp with the head bound of ``_http``; h11: the same bound in pure Python, slower
     keep_alive_seconds: float = 5.0
+    accept: str = "balanced"  # with workers > 1: "balanced" (one shared socket, even shares) or "reuseport" (Linux)
 
 
 def _uvicorn_config(app: Any, opts: ServerOptions) -> Any:
@@ -72,7 +81,7 @@ def _protocol(http: str) -> Any:
     return http
 
 
-def _serve_one(opts: ServerOptions, sock: socket.socket | None, restarts: int) -> None:
+def _serve_one(opts: ServerOptions, sock: socket.socket | None, restarts: int, balance: tuple[Any, int] | None = None) -> None:
     import uvicorn
 
     from .._config import read_config
@@ -84,7 +93,15 @@ def _serve_one(opts: ServerOptions, sock: socket.socket | None, restarts: int) -
     json_logs = read_settings(config, base).log_json if opts.log_json is None else opts.log_json
     _logs.configure(json_logs)
     app = create_app(opts.config, worker_restarts=restarts, install_signals=True)
-    server = uvicorn.Server(_uvicorn_config(app, opts))
+    if balance is not None and sock is not None:
+        from ._balance import BalancedServer
+
+        server: uvicorn.Server = BalancedServer(_uvicorn_config(app, opts), sock, *balance)
+        sockets: list[socket.socket] | None = []  # the acceptor has the socket; uvicorn opens none of its own
+    else:
+        server = uvicorn.Server(_uvicorn_config(app, opts))
+        sockets = [sock] if sock is not None else None
+    app.state.service.metrics.connections_open = lambda: len(server.server_state.connections)
     # What start-up built (modules, the pack, compiled functions) lives as long as the worker: moved
     # out of the collector's generations, a full collection no longer walks it (its pauses were
     # part of the decide latency's tail).
@@ -94,7 +111,7 @@ def _serve_one(opts: ServerOptions, sock: socket.socket | None, restarts: int) -
     # uvicorn re-raises the SIGTERM/SIGINT it drained on; after a clean drain that is a normal exit
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _exit_cleanly)
-    server.run(sockets=[sock] if sock is not None else None)
+    server.run(sockets=sockets)
 
 
 #: glibc ``mallopt`` parameters: allocations up to this size come from the heap, not their own ``mmap`` ...
@@ -130,9 +147,9 @@ def _exit_cleanly(signum: int, _frame: Any) -> None:
     raise SystemExit(0)
 
 
-def _worker_main(opts: ServerOptions, sock: socket.socket | None, restarts: int) -> None:
+def _worker_main(opts: ServerOptions, sock: socket.socket | None, restarts: int, balance: tuple[Any, int] | None) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the app installs its reload handler
-    _serve_one(opts, sock if sock is not None else _bind(opts, reuse_port=True), restarts)
+    _serve_one(opts, sock if sock is not None else _bind(opts, reuse_port=True), restarts, balance)
 
 
 def serve(opts: ServerOptions) -> int:
@@ -141,6 +158,10 @@ def serve(opts: ServerOptions) -> int:
         raise ValueError("mutual TLS needs --ssl-ca-certs (the CA that signs client certificates)")
     if (opts.ssl_certfile is None) != (opts.ssl_keyfile is None):
         raise ValueError("TLS needs both --ssl-certfile and --ssl-keyfile")
+    if opts.accept not in ("balanced", "reuseport"):
+        raise ValueError(f"--accept is balanced or reuseport, not {opts.accept!r}")
+    if opts.accept == "reuseport" and not REUSE_PORT:
+        raise ValueError("--accept reuseport needs Linux (elsewhere SO_REUSEPORT does not spread connections)")
     if opts.workers <= 1:
         _serve_one(opts, None, 0)
         return 0
@@ -149,6 +170,8 @@ def serve(opts: ServerOptions) -> int:
 
 #: One listening socket per worker, spread by the kernel (Linux; elsewhere SO_REUSEPORT does not balance).
 REUSE_PORT = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+#: Workers accept from the shared socket themselves (``_balance``): needs the event loop's ``add_reader``.
+BALANCE = sys.platform != "win32"
 
 
 def _bind(opts: ServerOptions, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
@@ -165,19 +188,28 @@ def _bind(opts: ServerOptions, *, reuse_port: bool = False, listen: bool = True)
 
 
 def _supervise(opts: ServerOptions) -> int:
-    # With REUSE_PORT the supervisor's socket only holds the port (bound, never listening: it gets
-    # no connections); each worker binds and listens on its own.
-    sock = _bind(opts, reuse_port=REUSE_PORT, listen=not REUSE_PORT)
-    shared = None if REUSE_PORT else sock
+    # reuseport: the supervisor's socket only holds the port (bound, never listening: it gets no
+    # connections); each worker binds and listens on its own.  Otherwise the workers share this one.
+    reuse_port = opts.accept == "reuseport"
+    sock = _bind(opts, reuse_port=reuse_port, listen=not reuse_port)
+    shared = None if reuse_port else sock
     opts = dataclasses.replace(opts, port=sock.getsockname()[1])  # `--port 0`: the workers join the port it drew
     os.environ["FACEGATE_SUPERVISOR_PID"] = str(os.getpid())
     ctx = multiprocessing.get_context("spawn")
+    shares = None
+    if not reuse_port and BALANCE:
+        from ._balance import Shares
+
+        shares = Shares(opts.workers)
     stopping = False
     restarts = 0
     procs: list[Any] = []
 
-    def start() -> Any:
-        p = ctx.Process(target=_worker_main, args=(opts, shared, restarts), daemon=False)
+    def start(slot: int) -> Any:
+        if shares is not None:
+            shares.clear(slot)  # a dead worker's count must not hold its peers back
+        balance = (shares, slot) if shares is not None else None
+        p = ctx.Process(target=_worker_main, args=(opts, shared, restarts, balance), daemon=False)
         p.start()
         return p
 
@@ -191,8 +223,9 @@ def _supervise(opts: ServerOptions) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
-    procs.extend(start() for _ in range(opts.workers))
-    print(f"facegate: serving on {opts.host}:{opts.port} with {opts.workers} workers (supervisor {os.getpid()})", file=sys.stderr)
+    procs.extend(start(slot) for slot in range(opts.workers))
+    how = "balanced accepting" if shares is not None else "SO_REUSEPORT" if reuse_port else "a shared socket"
+    print(f"facegate: serving on {opts.host}:{opts.port} with {opts.workers} workers, {how} (supervisor {os.getpid()})", file=sys.stderr)
     recent: list[float] = []
     while True:
         for i, p in enumerate(procs):
@@ -206,10 +239,21 @@ def _supervise(opts: ServerOptions) -> int:
                     break
                 restarts += 1
                 print(f"facegate: worker {p.pid} exited with {p.exitcode}; restarting ({restarts} so far)", file=sys.stderr)
-                procs[i] = start()
+                _forget_metrics(p.pid)
+                procs[i] = start(i)
         if stopping:
             for p in procs:
                 p.join()
+                _forget_metrics(p.pid)
             sock.close()
             return 1 if len(recent) > 5 * opts.workers else 0
         time.sleep(0.2)
+
+
+def _forget_metrics(pid: int | None) -> None:
+    """Drop a worker's live gauges from the multiprocess metrics (``PROMETHEUS_MULTIPROC_DIR``): a dead
+    worker's open connections, queue depth and the like are no longer true."""
+    if pid is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
