@@ -139,12 +139,13 @@ def pki(tmp_path_factory):
     return d
 
 
-def test_mutual_tls_admits_only_clients_with_a_certificate_from_the_ca(tmp_path, pki):
+@pytest.mark.parametrize("workers", [1, 2])  # 2: balanced accepting, the handshake in the worker
+def test_mutual_tls_admits_only_clients_with_a_certificate_from_the_ca(tmp_path, pki, workers):
     config = write_config(tmp_path / "svc")
     key = make_key(config, "decide")
     tls = ("--ssl-certfile", str(pki / "server.pem"), "--ssl-keyfile", str(pki / "server.key"),
            "--ssl-ca-certs", str(pki / "ca.pem"), "--require-client-cert")
-    server = Server(config, extra=tls)
+    server = Server(config, workers=workers, extra=tls)
 
     def context(cert: str | None) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
