@@ -167,3 +167,70 @@ async def _still_open(conns, raw: bytes) -> list:
         assert status == 200
         out.append(conn)
     return out
+
+
+def test_port_0_short_connections_and_closed_ones_leave_the_shares(tmp_path):
+    """``--port 0``: the workers share the port the supervisor drew.  Connections opened and closed one
+    after another (both workers woken for each; one accepts) are all answered, and once closed no
+    worker counts them any more."""
+    config = write_config(tmp_path / "svc")
+    key = make_key(config, "decide", "metrics")
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    server = Server(config, workers=2, extra=("--port", "0"), env={"PROMETHEUS_MULTIPROC_DIR": str(metrics)})
+    decide = _request("POST", "/v1/decide", key, json.dumps(counter_request()).encode())
+
+    async def scenario(port: int) -> None:
+        await _all_serving(port, key, 2)
+        for _ in range(60):
+            conn = await _open(port)
+            status, body = await _call(conn, decide)
+            assert status == 200 and b'"decision":"permit"' in body
+            conn[1].close()
+            await conn[1].wait_closed()
+        held = [await _open(port) for _ in range(10)]
+        for conn in held:
+            assert (await _call(conn, decide))[0] == 200
+        shares = await _shares(held[0], key, total=10)  # the 60 closed ones are gone from both counts
+        assert sorted(shares.values()) == [5, 5], shares
+        for _, writer in held:
+            writer.close()
+
+    try:
+        deadline = time.monotonic() + 120
+        while not (found := re.search(r"serving on 127\.0\.0\.1:(\d+) with 2 workers, balanced accepting", server.output())):
+            assert time.monotonic() < deadline and server.proc.poll() is None, server.output()
+            time.sleep(0.05)  # polling for start-up
+        port = int(found.group(1))
+        assert port != 0
+        asyncio.run(scenario(port))
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_hung_worker_does_not_hold_its_peer_back(tmp_path):
+    """A stopped worker (SIGSTOP: alive to the supervisor, silent to its peers) with fewer connections
+    than its peer: once its heartbeat is stale the peer accepts every new connection."""
+    server, key = _two_workers(tmp_path)
+    decide = _request("POST", "/v1/decide", key, json.dumps(counter_request()).encode())
+
+    async def scenario() -> None:
+        pids = await _all_serving(server.port, key, 2)
+        hung, peer = sorted(pids)
+        os.kill(int(hung), signal.SIGSTOP)
+        try:
+            conns = await asyncio.gather(*(_open(server.port) for _ in range(10)))
+            answers = await asyncio.wait_for(asyncio.gather(*(_call(c, decide) for c in conns)), 60)
+            assert all(status == 200 for status, _ in answers)
+            status, body = await _call(conns[0], _request("GET", "/metrics", key))
+            held = re.search(rf'^facegate_http_connections_open\{{pid="{peer}"\}} (\S+)$', body.decode(), re.M)
+            assert held is not None and float(held.group(1)) == 10  # the answering worker's own count, at the scrape
+        finally:
+            os.kill(int(hung), signal.SIGCONT)
+        for _, writer in conns:
+            writer.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        assert server.stop() == 0
