@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/service_load.py                      # workers=2, 1/8/64 clients, ~1-2 minutes
     .venv/bin/python benchmarks/service_load.py --seconds 5 --requests 3000 --workers 2 --clients 1 8 64
     .venv/bin/python benchmarks/service_load.py --http h11 --json out.json
+    .venv/bin/python benchmarks/service_load.py --accept reuseport balanced --rounds 5 --clients 64 --seconds 6 --requests 30000
 
 Bounded and self-stopping: every phase ends at ``--requests`` answers or ``--seconds``, whichever
 comes first, and the server is stopped at the end.  Only 127.0.0.1 is contacted.
@@ -17,7 +18,15 @@ comes first, and the server is stopped at the end.  Only 127.0.0.1 is contacted.
   per commit (fsync) come from the service's own ``/metrics`` (workers summed).  Baselines in the
   same run, measured before and after the HTTP phases: ``Gate.decide`` in process, one thread
   (each decision waits for its own commit), and ``Gate.decide_async`` with 64 concurrent callers
-  on one event loop (what the service does, without HTTP).
+  on one event loop (what the service does, without HTTP).  Each phase also records how its
+  connections split across the workers -- from the kernel's socket tables (``/proc``: which
+  worker process holds each connection), not from the server -- and the p99 of each worker's
+  connections.  The phases start once every worker serves (each reports its
+  ``facegate_http_connections_open`` series).
+* **accept modes**: two ``--accept`` modes (``serve --accept``: ``balanced``, the default, and
+  ``reuseport``) run the decide phases only, one fresh server per mode and round, the modes
+  alternating (the order flips every round) for ``--rounds`` rounds; a table of medians and of
+  every round's p99 and split follows.
 * **process**: ``POST /v1/process`` (multipart: request + two JPEGs) running ONNX verify on real
   photos (obama.jpg vs obama2.jpg), one client, against ``Gate.process`` in this process on the
   same photos decoded from the same JPEGs by the service's own ``decode_image``, same store
@@ -111,27 +120,37 @@ async def _decide_phase(port: int, key: str, clients: int, requests: int, second
     issued = 0
     deadline = 0.0
 
+    by_conn: dict[RawClient, list[float]] = {conn: [] for conn in conns}
+
     async def worker(conn: RawClient) -> None:
         nonlocal issued, bad
+        mine = by_conn[conn]
         while issued < requests and time.perf_counter() < deadline:
             issued += 1
             t0 = time.perf_counter()
             status, body = await conn.call(raw)
-            latencies.append(time.perf_counter() - t0)
+            latency = time.perf_counter() - t0
+            latencies.append(latency)
+            mine.append(latency)
             if status != 200 or b'"decision":"permit"' not in body:
                 bad += 1
 
     for conn in conns:  # warm each connection (and each worker's first decision)
         await conn.call(raw)
-    split = connection_split(port, server_pids)
+    owners = connection_owners(port, server_pids)  # the client's port of each connection -> the worker holding it
     server_cpu, client_cpu = _cpu_seconds(server_pids), time.process_time()
     started = time.perf_counter()
     deadline = started + seconds
     await asyncio.gather(*(worker(c) for c in conns))
     elapsed = time.perf_counter() - started
     server_cpu, client_cpu = _cpu_seconds(server_pids) - server_cpu, time.process_time() - client_cpu
+    by_worker: dict[int | None, list[float]] = {}
     for conn in conns:
+        by_worker.setdefault(owners.get(conn.writer.get_extra_info("sockname")[1]), []).extend(by_conn[conn])
         conn.close()
+    # per worker, the one holding most connections first: (connections, p99 ms of their answers)
+    workers = sorted(((sum(owners.get(c.writer.get_extra_info("sockname")[1]) == pid for c in conns), pid) for pid in by_worker),
+                     key=lambda x: -x[0])
     latencies.sort()
     return {"clients": clients, "answered": len(latencies), "failed": bad, "seconds": round(elapsed, 2),
             "per_second": round(len(latencies) / elapsed, 1),
@@ -140,7 +159,12 @@ async def _decide_phase(port: int, key: str, clients: int, requests: int, second
             "server_cpu_us": round(1e6 * server_cpu / len(latencies), 1), "client_cpu_us": round(1e6 * client_cpu / len(latencies), 1),
             "server_share": round(server_cpu / (elapsed * (os.cpu_count() or 1)), 3),
             "client_share": round(client_cpu / (elapsed * (os.cpu_count() or 1)), 3),
-            "split": sorted(split.values(), reverse=True)}
+            "split": [n for n, _ in workers], "p99_ms_by_worker": [round(1000 * _p99(by_worker[pid]), 2) for _, pid in workers]}
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else float("nan")
 
 
 def _in_process_decide(folder: Path, requests: int, seconds: float) -> dict[str, Any]:
@@ -276,9 +300,9 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def connection_split(port: int, pids: list[int]) -> dict[int, int]:
-    """Established connections to ``port`` held by each of these processes (Linux ``/proc``), by pid;
-    processes holding none are left out.  Measured from the kernel's tables, not from the server."""
+def connection_owners(port: int, pids: list[int]) -> dict[int, int]:
+    """Which of these processes holds each established connection to ``port``: the client's port ->
+    pid (Linux ``/proc``).  Measured from the kernel's tables, not from the server."""
     inodes: dict[int, int] = {}  # socket inode -> pid
     for pid in pids:
         try:
@@ -299,9 +323,9 @@ def connection_split(port: int, pids: list[int]) -> dict[int, int]:
             continue
         for line in lines:
             fields = line.split()
-            local, state, inode = fields[1], fields[3], int(fields[9])
+            local, remote, state, inode = fields[1], fields[2], fields[3], int(fields[9])
             if state == "01" and int(local.rpartition(":")[2], 16) == port and inode in inodes:
-                out[inodes[inode]] = out.get(inodes[inode], 0) + 1
+                out[int(remote.rpartition(":")[2], 16)] = inodes[inode]
     return out
 
 
@@ -376,7 +400,8 @@ def _ab(args: argparse.Namespace) -> int:
                             row["round"], row["accept"] = rnd + 1, mode
                             rows[mode].append(row)
                             print(f"round {rnd + 1} {mode:>9}: {c} clients {row['per_second']:,}/s p50 {row['p50_ms']} ms "
-                                  f"p99 {row['p99_ms']} ms split {'/'.join(map(str, row['split']))} server CPU "
+                                  f"p99 {row['p99_ms']} ms split {'/'.join(map(str, row['split']))} (p99 by worker "
+                                  f"{' / '.join(map(str, row['p99_ms_by_worker']))} ms) server CPU "
                                   f"{row['server_cpu_us']} µs/answer failed {row['failed']}", flush=True)
                     finally:
                         server.send_signal(signal.SIGTERM)
@@ -463,11 +488,11 @@ def main(argv: list[str] | None = None) -> int:
     base = dip["async64_per_second"]
     print(f"facegate serve on 127.0.0.1, {args.workers} worker(s), --http {args.http}, --accept {args.accept[0]}, {results['cpus']} CPUs (client on the same machine); "
           f"load average (1/5/15 min) {results['load_average_before']} before, {results['load_average_after']} after\n")
-    print("| clients | answered | decisions/s | p50 ms | p99 ms | connections per worker | failed | records/commit | server CPU µs/answer | client CPU µs/answer "
+    print("| clients | answered | decisions/s | p50 ms | p99 ms | connections per worker (their p99) | failed | records/commit | server CPU µs/answer | client CPU µs/answer "
           "| server / client share of the machine | vs in-process decide_async ×64 |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in results["decide"]:
-        print(f"| {row['clients']} | {row['answered']} | {row['per_second']:,} | {row['p50_ms']} | {row['p99_ms']} | {'/'.join(map(str, row['split']))} | {row['failed']} | "
+        print(f"| {row['clients']} | {row['answered']} | {row['per_second']:,} | {row['p50_ms']} | {row['p99_ms']} | {'/'.join(map(str, row['split']))} ({' / '.join(map(str, row['p99_ms_by_worker']))} ms) | {row['failed']} | "
               f"{row['records_per_commit']} | {row['server_cpu_us']} | {row['client_cpu_us']} | "
               f"{100 * row['server_share']:.0f} % / {100 * row['client_share']:.0f} % | {row['per_second'] / base:.2f}× |")
     print(f"\nin process, same machine: Gate.decide one thread {dip['per_second']:,}/s ({dip['mean_ms']} ms each, its own commit; "

@@ -88,7 +88,7 @@ def uvicorn_protocol_factory(server: uvicorn.Server) -> Callable[[], asyncio.Pro
     config = server.config
 
     def create_protocol() -> asyncio.Protocol:
-        return config.http_protocol_class(  # type: ignore[call-arg,no-any-return]
+        return config.http_protocol_class(  # type: ignore[call-arg]
             config=config, server_state=server.server_state, app_state=server.lifespan.state)
 
     return create_protocol
