@@ -395,6 +395,12 @@ class Procedure:
             duration_us=(time.perf_counter() - started) * 1e6,
         )
 
+    def unreadable(self, why: str) -> Decision:
+        """The deny for a request that could not be read (``why``: "is not valid JSON: ..."): an invalid request."""
+        started = time.perf_counter()
+        return self.finish(Effect.DENY, Reason.INVALID_REQUEST, started, Trace(self.policy, None, None, None, time.time()),
+                           violations=({"pointer": "", "message": f"request {why}"},))
+
     def refer(self, index: int, activation: Any, budget: Any) -> dict[str, Any]:
         """The rule's reference for a decision, with its message detail evaluated if it has one."""
         ref = {**self.refs[index]}
