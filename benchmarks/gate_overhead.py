@@ -101,6 +101,8 @@ def measure(photos: Sequence[str] = PHOTOS, *, rounds: int = 12, block: int = 4,
             print(f"  {name:<45} {fmt(row['ms'])} ms  × direct {fmt(row['ratio'], 3)}  "
                   f"{row['extra_ms']['median']:+.2f} ms, decision {row['decision_ms']['median']:.2f} ms")
     finally:
+        for gate in gates.values():  # its recognizer and hand-off threads end with it: later sections run without them
+            gate.close()
         store.close()
         tmp.cleanup()
     return {"status": "ok", "photos": list(photos), "rounds": rounds, "block": block, "settle": settle,

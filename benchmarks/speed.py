@@ -223,13 +223,19 @@ def processes(policy: facegate.Policy, count: int, repeats: int) -> dict[str, An
     for the batch, after the requests are known) and a kept ``DecisionPool(policy, processes=1)``
     (the caller and one worker, requests sent over a pipe), as ``Decision`` objects and as JSON
     bytes.  The ceiling: two independent forked processes, each deciding half and returning nothing."""
+    import orjson
+
+    from facegate import _pool_codec
     from facegate._pool import DecisionPool
 
     base = [r for _, r in case_requests()]
     requests = (base * (count // len(base) + 1))[:count]
-    rows: dict[str, list[float]] = {k: [] for k in ("one", "forked", "pool", "one_json", "forked_json", "pool_json", "ceiling")}
+    documents = [orjson.dumps(r) for r in requests]  # the same requests as JSON documents (a JSON Lines file's lines)
+    rows: dict[str, list[float]] = {k: [] for k in ("one", "forked", "pool", "one_json", "forked_json", "pool_json", "ceiling",
+                                                    "one_documents", "pool_documents")}
     with DecisionPool(policy, processes=1) as pool:
         pool.decide_many(requests[:512], chunksize=64)  # the worker started and warm
+        pool.decide_json(documents[:512], chunksize=64)
         calls: dict[str, Callable[[], Any]] = {
             "one": lambda: policy.decide_many(requests),
             "forked": lambda: policy.decide_many(requests, processes=2),
@@ -238,6 +244,9 @@ def processes(policy: facegate.Policy, count: int, repeats: int) -> dict[str, An
             "forked_json": lambda: policy.decide_many(requests, processes=2, as_json=True),
             "pool_json": lambda: pool.decide_many(requests, chunksize=64, as_json=True),
             "ceiling": lambda: _independent(policy, requests, 2),
+            # documents in, JSON bytes out: one process reads, decides and encodes each (what the pool's caller does with its own chunks)
+            "one_documents": lambda: _pool_codec.decide_documents(policy._procedure, documents),
+            "pool_documents": lambda: pool.decide_json(documents, chunksize=64),
         }
         cpu: dict[str, list[float]] = {k: [] for k in ("one", "forked", "one_json", "forked_json")}
         for block in range(repeats):
@@ -261,6 +270,7 @@ def processes(policy: facegate.Policy, count: int, repeats: int) -> dict[str, An
     return {"requests": count, **{k: spread(v) for k, v in rows.items() if not k.endswith("_ratio")}, "copy_on_write": cow,
             "forked_ratio": ratio("forked", "one"), "pool_ratio": ratio("pool", "one"),
             "forked_json_ratio": ratio("forked_json", "one_json"), "pool_json_ratio": ratio("pool_json", "one_json"),
+            "pool_documents_ratio": ratio("pool_documents", "one_documents"),
             "ceiling_ratio": ratio("ceiling", "one"), "forked_cpu_ratio": spread(rows["forked_cpu_ratio"]),
             "forked_json_cpu_ratio": spread(rows["forked_json_cpu_ratio"]),
             "cores": len(os.sched_getaffinity(0)), "load_average": list(os.getloadavg())}
@@ -306,7 +316,8 @@ def measure(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
     print(f"  decisions/s: 1 process {fmt(p['one'], 0)}; 2 processes, decide_many(processes=2) {fmt(p['forked'], 0)} "
           f"({fmt(p['forked_ratio'], 2)}×), a kept DecisionPool {fmt(p['pool'], 0)} ({fmt(p['pool_ratio'], 2)}×); as JSON bytes: "
           f"1 process {fmt(p['one_json'], 0)}, decide_many(processes=2, as_json=True) {fmt(p['forked_json'], 0)} "
-          f"({fmt(p['forked_json_ratio'], 2)}×), the pool {fmt(p['pool_json'], 0)} ({fmt(p['pool_json_ratio'], 2)}×); "
+          f"({fmt(p['forked_json_ratio'], 2)}×), the pool {fmt(p['pool_json'], 0)} ({fmt(p['pool_json_ratio'], 2)}×); JSON documents in and out: "
+          f"1 process {fmt(p['one_documents'], 0)}, the pool's decide_json {fmt(p['pool_documents'], 0)} ({fmt(p['pool_documents_ratio'], 2)}×); "
           f"ceiling, 2 independent processes {fmt(p['ceiling_ratio'], 2)}×; load average {p['load_average']}")
     return result
 
@@ -353,6 +364,10 @@ def render(s: Mapping[str, Any]) -> list[str]:
                 f"| two processes ÷ one, as JSON bytes | {f(p['forked_json_ratio'], 2)} | × |",
                 f"| … a kept pool, as JSON bytes ÷ one process | {f(p['pool_json_ratio'], 2)} | × |",
                 f"| the ceiling: two independent forked processes, each deciding half and returning nothing, ÷ one | {f(p['ceiling_ratio'], 2)} | × |",
+                *([f"| requests as JSON documents in, decisions as JSON bytes out, one process (read, decide, `to_json()`) | {f(p['one_documents'], 0)} | /s |",
+                   f"| … a kept pool: `DecisionPool(policy, processes=1).decide_json(documents)` (the caller and one worker) | {f(p['pool_documents'], 0)} | /s |",
+                   f"| kept pool ÷ one process, JSON documents in and out | {f(p['pool_documents_ratio'], 2)} | × |"]
+                  if "pool_documents_ratio" in p else []),
                 f"| CPU time, one process ÷ the busier of the two (`processes=2`): the ratio with a core each | {f(p['forked_cpu_ratio'], 2)} | × |",
                 f"| … the same, as JSON bytes | {f(p['forked_json_cpu_ratio'], 2)} | × |"]
         if "copy_on_write" in p:
@@ -389,8 +404,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         policy = facegate.load_policy(PACK)
         policy._procedure.prepare()
         p = processes(policy, args.processes, args.repeats)
-        for key in ("forked_ratio", "pool_ratio", "forked_json_ratio", "pool_json_ratio", "ceiling_ratio", "forked_cpu_ratio",
-                    "forked_json_cpu_ratio"):
+        for key in ("forked_ratio", "pool_ratio", "forked_json_ratio", "pool_json_ratio", "pool_documents_ratio", "ceiling_ratio",
+                    "forked_cpu_ratio", "forked_json_cpu_ratio"):
             print(f"  {key}: {fmt(p[key], 2)}")
         cow = p["copy_on_write"]
         print(f"  copy on write, deciding with a forked process alive ÷ alone: first batch {fmt(cow['first_ratio'], 2)}, "

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from facegate.cli import main
 from fg_paths import EXAMPLE
 
@@ -49,6 +51,27 @@ def test_decide_bad_request_file_is_usage_error(tmp_path, capsys):
     bad.write_text("{not json")
     assert main(["decide", "--policy", str(EXAMPLE), "--request", str(bad)]) == 2
     assert capsys.readouterr().err.startswith("facegate: error: cannot read request")
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_decide_a_json_lines_file_one_decision_per_line_in_order(tmp_path, capsysbinary, processes):
+    requests = [PERMIT, {**PERMIT, "place": {"type": "private_space"}}] * 150
+    lines = tmp_path / "requests.jsonl"
+    lines.write_text("\n".join(json.dumps(r) for r in requests) + "\n\n{not json\n", encoding="utf-8")
+    args = ["decide", "--policy", str(EXAMPLE), "--requests", str(lines), "--processes", str(processes)]
+    assert main(args) == 0
+    out = [json.loads(line) for line in capsysbinary.readouterr().out.splitlines()]
+    assert [d["decision"] for d in out] == ["permit", "deny"] * 150 + ["deny"]  # the blank line skipped
+    assert out[1]["determining"][0]["rule"] == "ex2-no-private-spaces" and len({d["decision_id"] for d in out}) == len(out)
+    assert out[-1]["reason"] == "invalid_request" and out[-1]["violations"][0]["message"].startswith("request is not valid JSON")
+    assert main([*args, "--fail-on-deny"]) == 1
+
+
+def test_decide_needs_one_request_or_a_file_of_them(tmp_path, capsys):
+    assert main(["decide", "--policy", str(EXAMPLE), "--request", "a.json", "--requests", "b.jsonl"]) == 2
+    assert "not allowed with argument --request" in capsys.readouterr().err
+    assert main(["decide", "--policy", str(EXAMPLE), "--requests", str(tmp_path / "missing.jsonl")]) == 2
+    assert "cannot read requests" in capsys.readouterr().err
 
 
 def test_usage_error_exit_2(capsys):

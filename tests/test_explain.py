@@ -285,8 +285,8 @@ def test_fused_unmet_items_have_each_items_own_value(name):
             trace = decision._trace
             if trace.activation is None:  # invalid or not in force: no items were evaluated
                 continue
-            permits, _, order = _permits_of(policy, policy._procedure.candidates(request["operation"]))
-            plan = _plan(table, permits, order, trace.activation)
+            permits, _, order = _permits_of(policy, policy._procedure.candidates(request["operation"]), request["operation"])
+            plan = _plan(table, permits, order, request["operation"])
             fused = plan.run(trace.activation, _compile.new_budget())
             own = [i.run(trace.activation, _compile.new_budget()) for i in plan.flat]  # each item's own program
             assert [_values(v) for v in fused] == [_values(v) for v in own], (name, case["id"])

@@ -75,6 +75,44 @@ def test_decisions_as_json_bytes_are_the_decisions_to_json_in_order():
     assert [_comparable(b) for b in pooled] == alone
 
 
+@pytest.mark.parametrize("caller_helps", [True, False])
+def test_json_documents_in_give_the_decisions_json_bytes_out_in_order(caller_helps):
+    """``decide_json``: each document read as the service reads a body, decided, answered as its
+    ``to_json()``; documents that are not JSON, not UTF-8, or carry an integer beyond 64 bits are
+    read as ``json.loads`` reads them (invalid requests saying why, or the exact integer)."""
+    policy = facegate.load_policy(CAC)
+    requests = _requests() * 2
+    big = {**requests[0], "subject_count": 2**70}  # beyond 64 bits: orjson would read a float
+    documents = [json.dumps(r).encode() for r in requests] + [json.dumps(big).encode(), b"{not json", b"\xff\xfe", b"[1, 2]",
+                                                              b'{"a": NaN}', "  {}  "]
+    with DecisionPool(policy, processes=1, caller_helps=caller_helps) as pool:
+        pooled = pool.decide_json(documents, chunksize=8)
+    assert all(type(b) is bytes for b in pooled) and len(pooled) == len(documents)
+    assert [_comparable(b) for b in pooled[:len(requests) + 1]] == [_comparable(policy.decide(r).to_json()) for r in [*requests, big]]
+    unreadable = [json.loads(b) for b in pooled[len(requests) + 1:]]
+    assert [d["decision"] for d in unreadable] == ["deny"] * 5 and {d["reason"] for d in unreadable} == {"invalid_request"}
+    messages = [d["violations"][0]["message"] for d in unreadable]
+    assert messages[0].startswith("request is not valid JSON: Expecting property name") and messages[1] == "request is not UTF-8"
+    assert "json object" in messages[2] and "`NaN` is not JSON" in messages[3] and "`operation` is required" in messages[4]
+    from facegate._json_in import read_json
+
+    assert read_json(json.dumps(big).encode())["subject_count"] == 2**70  # exact, as json.loads reads it
+
+
+def test_a_worker_that_dies_makes_decide_json_raise():
+    policy = facegate.load_policy(CAC)
+    documents = [json.dumps(r).encode() for r in _requests()]
+    pool = DecisionPool(policy, processes=1, caller_helps=False)
+    try:
+        assert len(pool.decide_json(documents[:4])) == 4
+        pool._procs[0].kill()
+        pool._procs[0].join()
+        with pytest.raises(facegate.FacegateError, match="worker died"):
+            pool.decide_json(documents, chunksize=4)
+    finally:
+        pool.close()
+
+
 def test_a_worker_that_dies_makes_decide_many_raise_not_lose_decisions():
     policy = facegate.load_policy(CAC)
     pool = DecisionPool(policy, processes=1, caller_helps=False)

@@ -27,6 +27,8 @@ def register(sub: Any) -> None:
     choices["check"].set_defaults(func=cmd_check)
     p = choices["decide"]
     p.add_argument("--fail-on-deny", action="store_true", help="exit 1 when the decision is deny (for shell pipelines)")
+    p.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="with --requests: decide on N processes (this one and N-1 forked workers; default 1)")
     p.set_defaults(func=cmd_decide)
     p = choices["test"]
     p.add_argument("-k", dest="pattern", metavar="PATTERN",
@@ -95,6 +97,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
         policy = load_policy(args.policy)
     except PolicyError as exc:
         return _problems(exc.problems)
+    if args.requests is not None:
+        return _decide_lines(policy, args)
     try:
         request = _read_request(args.request)
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -106,6 +110,38 @@ def cmd_decide(args: argparse.Namespace) -> int:
     else:
         print(render_decision(decision, _Style(sys.stdout), explain=args.explain))
     return EXIT_FAILED if args.fail_on_deny and not decision.permitted else EXIT_OK
+
+
+def _decide_lines(policy: Any, args: argparse.Namespace) -> int:
+    """``decide --requests FILE``: each non-blank line a request, each decision a line of JSON (in
+    order; a line that is not JSON is an invalid request saying why, as the service answers)."""
+    from . import _pool_codec
+    from .cli import _err
+
+    try:
+        if args.requests == "-":
+            lines = sys.stdin.buffer.read().splitlines()
+        else:
+            with open(args.requests, "rb") as f:
+                lines = f.read().splitlines()
+    except OSError as exc:
+        _err(f"cannot read requests `{args.requests}`: {exc}")
+        return EXIT_USAGE
+    if args.processes < 1:
+        _err("--processes must be at least 1")
+        return EXIT_USAGE
+    lines = [line for line in lines if line.strip()]
+    if args.processes > 1 and len(lines) > 1:
+        from ._pool import DecisionPool
+
+        with DecisionPool(policy, processes=args.processes - 1) as pool:
+            out = pool.decide_json(lines)
+    else:
+        out = _pool_codec.decide_documents(policy._procedure, lines)
+    sys.stdout.buffer.write(b"".join(d + b"\n" for d in out))
+    sys.stdout.flush()
+    denied = args.fail_on_deny and any(json.loads(d)["decision"] != "permit" for d in out)
+    return EXIT_FAILED if denied else EXIT_OK
 
 
 # -- test ------------------------------------------------------------------------------------------

@@ -149,6 +149,14 @@ def merge_obligations(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [merged[k] for k in sorted(merged)]
 
 
+class Overruled(dict[str, str]):
+    """The rule outcomes of a deny in which an enforced permit applied (a forbid overruled it):
+    such a deny has no unmet permit.  Told apart by its type, which costs no lookup by ``id()`` --
+    an audited builtin, slow whenever an audit hook is installed (the in-process gate's guard is one)."""
+
+    __slots__ = ()
+
+
 class Tally(NamedTuple):
     """What the combining loop found for one decision (kept and shared when only bools were seen)."""
 
@@ -186,9 +194,6 @@ class Procedure:
         self.message_details = Details(pack.rules)
         self.sourced = tuple(tuple({**ob, "sources": [{"rule": r.id, "provision": r.provision}]} for ob in r.obligations) for r in pack.rules)
         self._tallies: dict[tuple[int, ...], Tally] = {}  # the rules that applied -> their tally (see tally_of)
-        #: the outcome maps of kept deny tallies in which an enforced permit applied (a forbid decided),
-        #: by id (held here, so an id stays theirs): such a deny has no unmet permit
-        self._permit_applied: dict[int, dict[str, str]] = {}
         self.on_applied = tuple(COUNTS[(r.effect, r.mode, APPLIED)] for r in pack.rules)
         self.on_error = tuple(COUNTS[(r.effect, r.mode, ERROR)] for r in pack.rules)
         self.windowed = tuple(i for i, r in enumerate(pack.rules) if r.valid_from or r.valid_until)
@@ -318,8 +323,6 @@ class Procedure:
                                              found.detailed)
             if kept:
                 self._tallies[key] = found
-                if found.effect is Effect.DENY and any(self.on_applied[i] == "permit" for i in key):
-                    self._permit_applied[id(found.outcomes)] = found.outcomes
         return found
 
     def tally(self, results: list[tuple[int, Any, Any]]) -> Tally:
@@ -331,6 +334,7 @@ class Procedure:
         warnings: list[int] = []
         attached: list[int] = []  # the rules whose obligations attach, in pack order
         ids = self.ids
+        overruled = False  # an enforced permit applied: if a forbid decides, it overrules the permit
         for index, when, unless in results:
             if when is SKIPPED:
                 outcomes[ids[index]] = SKIPPED
@@ -350,12 +354,15 @@ class Procedure:
             elif counted == "permit":
                 permits.append(index)
                 attached.append(index)
+                overruled = overruled or result is APPLIED
             elif counted == "attach":
                 attached.append(index)
             elif counted == "warn":
                 warnings.append(index)
         if deny or not permits:  # forbid overrides permit; no permit is a deny (default deny)
             effect, reason, determining, attached = Effect.DENY, Reason.FORBIDDEN if deny else Reason.NO_PERMIT, deny, []
+            if overruled:
+                outcomes = Overruled(outcomes)
         else:
             effect, reason, determining = Effect.PERMIT, Reason.PERMITTED, permits
         details, refs = self.details, self.refs
@@ -387,6 +394,12 @@ class Procedure:
             _trace=trace, _outcomes=outcomes if outcomes is not None else RuleOutcomes({}, self.ids, cast("dict[str, str]", self.template)),
             duration_us=(time.perf_counter() - started) * 1e6,
         )
+
+    def unreadable(self, why: str) -> Decision:
+        """The deny for a request that could not be read (``why``: "is not valid JSON: ..."): an invalid request."""
+        started = time.perf_counter()
+        return self.finish(Effect.DENY, Reason.INVALID_REQUEST, started, Trace(self.policy, None, None, None, time.time()),
+                           violations=({"pointer": "", "message": f"request {why}"},))
 
     def refer(self, index: int, activation: Any, budget: Any) -> dict[str, Any]:
         """The rule's reference for a decision, with its message detail evaluated if it has one."""
@@ -444,8 +457,7 @@ class Procedure:
     def unmet(self, trace: Trace) -> tuple[dict[str, Any], ...]:
         """For a deny decided by the rules: the permits of its operation that did not apply, and why
         (:mod:`facegate.explain`; on demand, with a fresh budget)."""
-        outcomes = trace.outcomes
-        if self._permit_applied.get(id(outcomes)) is outcomes:  # what unmet_permits would find first: no permit is unmet
+        if type(trace.outcomes) is Overruled:  # what unmet_permits would find first: no permit is unmet
             return ()
         report = _EXPLAIN.get("unmet_permits")
         if report is None:  # imported on the first deny read (deciding alone does not need it), then kept

@@ -74,17 +74,36 @@ class DecisionPool:
         ``as_json``: each decision as its JSON bytes (``Decision.to_json()``, encoded where it was
         decided) instead of a :class:`Decision`: what a batch answer or a file of decisions needs,
         and less for this process to receive."""
-        chunks = list(_chunks(iter(requests), chunksize))
+        return self._spread(list(_chunks(iter(requests), chunksize)), as_json)
+
+    def decide_json(self, documents: Iterable[bytes], *, chunksize: int = 128) -> list[bytes]:
+        """Decide every request given as its JSON document (bytes; a JSON Lines file's lines), in
+        order; each decision as its JSON bytes.  A document that is not JSON is decided as an
+        invalid request saying why, as ``facegate serve`` refuses such a body.
+
+        The workers read the documents themselves: to send a chunk, this process only copies its
+        bytes -- nothing is pickled either way -- so the pool comes closest to a core's worth of
+        decisions per worker here (docs/performance.md)."""
+        documents = (d if type(d) is bytes else d.encode("utf-8") if isinstance(d, str) else bytes(d) for d in documents)
+        return self._spread(list(_chunks(documents, chunksize)), codec.DOCUMENTS)
+
+    def _spread(self, chunks: list[list[Any]], form: bool | str) -> list[Any]:
+        """The chunks decided on the workers (fed from the front) and on this process (from the back)."""
         done: list[Any] = [None] * len(chunks)
         front, back = 0, len(chunks) - 1
         waiting: dict[Connection, int] = dict.fromkeys(self._conns, 0)
         procedure = self.policy._procedure
+        documents = form == codec.DOCUMENTS
+        as_json = documents or bool(form)
+
+        def here(chunk: list[Any]) -> list[Any]:
+            return codec.decide_documents(procedure, chunk) if documents else codec.decide_here(procedure, chunk, as_json)
 
         def feed(conn: Connection) -> None:
             nonlocal front
             while waiting[conn] < _IN_FLIGHT and front <= back:
                 try:
-                    conn.send((front, as_json, chunks[front]))
+                    conn.send((front, form, codec.pack_documents(chunks[front]) if documents else chunks[front]))
                 except OSError as exc:
                     raise FacegateError(f"a decision worker died ({exc}); its chunk was not decided") from exc
                 front += 1
@@ -111,7 +130,7 @@ class DecisionPool:
                     collect(wait(self._conns, timeout=0))  # answers in: send those workers more first
                     if front > back:
                         continue
-                    done[back] = codec.decide_here(procedure, chunks[back], as_json)
+                    done[back] = here(chunks[back])
                     back -= 1
                 else:
                     collect(wait([c for c, n in waiting.items() if n]))
@@ -183,10 +202,13 @@ def _serve(conn: Connection, args: tuple[Any, ...]) -> None:
             return
         if item is None:
             return
-        index, as_json, requests = item
+        index, form, payload = item
         try:
             if policy is None:
                 raise FacegateError(failure)
-            conn.send_bytes(codec.encode(policy._procedure, index, requests, as_json))
+            if form == codec.DOCUMENTS:
+                conn.send_bytes(codec.encode_documents(policy._procedure, index, payload))
+            else:
+                conn.send_bytes(codec.encode(policy._procedure, index, payload, form))
         except Exception as exc:  # noqa: BLE001 - the caller raises it, naming the worker
             conn.send_bytes(codec.failure(f"{type(exc).__name__}: {exc}"))

@@ -80,6 +80,45 @@ def decide_here(procedure: Any, requests: Iterable[Any], as_json: bool) -> list[
     return [decide(r, False, None) for r in requests]
 
 
+#: a chunk of requests given as their JSON documents (``DecisionPool.decide_json``), answered as JSON bytes
+DOCUMENTS = "documents"
+
+
+def decide_documents(procedure: Any, documents: Iterable[bytes]) -> list[bytes]:
+    """Each request given as its JSON document, decided; each decision as its JSON bytes.  A
+    document that is not JSON is decided as an invalid request saying why (:mod:`facegate._json_in`)."""
+    from ._json_in import NotJSON, read_json  # here: deciding dicts does not import orjson
+
+    decide, out = procedure.decide, []
+    for document in documents:
+        try:
+            request = read_json(document)
+        except NotJSON as exc:
+            out.append(procedure.unreadable(str(exc)).to_json())
+            continue
+        out.append(decide(request, False, None).to_json())
+    return out
+
+
+def pack_documents(documents: Sequence[bytes]) -> bytes:
+    """A chunk of documents as one message: their lengths, then their bytes."""
+    return b"".join((struct.pack("<I", len(documents)), array("I", map(len, documents)).tobytes(), *documents))
+
+
+def unpack_documents(message: bytes) -> list[bytes]:
+    (count,) = struct.unpack_from("<I", message)
+    lengths = array("I")
+    lengths.frombytes(message[4:4 + 4 * count])
+    ends = list(accumulate(lengths, initial=4 + 4 * count))
+    return [message[a:b] for a, b in zip(ends, ends[1:])]
+
+
+def encode_documents(procedure: Any, index_: int, message: bytes) -> bytes:
+    """Decide a chunk of documents (in a worker); the answer as ``encode`` sends JSON bytes."""
+    blobs = decide_documents(procedure, unpack_documents(message))
+    return b"".join((_HEAD.pack(index_, len(blobs), -1), array("I", map(len, blobs)).tobytes(), *blobs))
+
+
 def encode(procedure: Any, index_: int, requests: Sequence[Any], as_json: bool, shelf: Shelf | None = None) -> bytes:
     """Decide a chunk (in a worker) and encode its results as one message; JSON bytes go on the
     ``shelf`` (memory shared with the caller) when one is given and they fit there."""

@@ -43,16 +43,19 @@ def unmet_permits(policy: Any, candidates: Iterable[Any], activation: Any, budge
     optimistic function may compute the values (:mod:`facegate.cel._optimistic`).  ``budget``:
     the evaluation budget, or ``None`` for a fresh one when there is something to evaluate.
     """
-    permits, _ids, order = _permits_of(policy, candidates)
+    request = activation.get("request") if isinstance(activation, dict) else None
+    operation = request.get("operation") if isinstance(request, dict) else None
+    operation = operation if isinstance(operation, str) else ""
+    permits, _ids, order = _permits_of(policy, candidates, operation)
     if not permits:
         return ()
     for rule_id in order:
         if outcomes.get(rule_id) == APPLIED:
             return ()
-    plan = _plan(_items_for(policy), permits, order, activation)
+    plan = _plan(_items_for(policy), permits, order, operation)
     values = plan.run(activation, new_budget() if budget is None else budget, validated)
     key = None
-    if set(map(id, values)) <= _BOOLEANS:  # every item true or false: the report is fixed by them and the outcomes
+    if set(map(type, values)) <= _BOOLEAN:  # every item true or false: the report is fixed by them and the outcomes
         key = (tuple(values), tuple(map(outcomes.get, order)))
         made = plan.reports.get(key)
         if made is not None:
@@ -78,22 +81,24 @@ def unmet_permits(policy: Any, candidates: Iterable[Any], activation: Any, budge
 
 
 _lock = threading.Lock()
-_BOOLEANS = frozenset((id(True), id(False)))
+_BOOLEAN = frozenset((bool,))  # by type, not by id(): id() is an audited builtin, slow under an audit hook
 _REPORTS_KEPT = 256  # reports kept per plan, by the items' values and the permits' outcomes (a few KiB of code each)
 
 
-def _permits_of(policy: Any, candidates: Iterable[Any]) -> tuple[tuple[Any, ...], frozenset[str], tuple[str, ...]]:
-    """The enforce-mode permits among ``candidates``; kept on the policy per candidates tuple (its
-    procedure keeps one per operation), the entry holding the tuple so its id cannot be reused --
-    per policy, so a reloaded pack's rules are not kept alive by another's cache, nor crowd it out."""
+def _permits_of(policy: Any, candidates: Iterable[Any], operation: str) -> tuple[tuple[Any, ...], frozenset[str], tuple[str, ...]]:
+    """The enforce-mode permits among ``candidates``; kept on the policy per operation, with the
+    candidates tuple they came from (its procedure keeps one per operation: other candidates for the
+    same operation are counted afresh) -- per policy, so a reloaded pack's rules are not kept alive
+    by another's cache, nor crowd it out.  Looked up by the operation, not by ``id(candidates)``:
+    ``id()`` is an audited builtin, slow whenever an audit hook is installed."""
     own = getattr(policy, "__dict__", None)
-    kept: dict[int, Any] | None = own.setdefault("_unmet_permits", {}) if own is not None else None
-    found = kept.get(id(candidates)) if kept is not None else None
+    kept: dict[str, Any] | None = own.setdefault("_unmet_permits", {}) if own is not None else None
+    found = kept.get(operation) if kept is not None else None
     if found is None or found[0] is not candidates:
         permits = tuple(r for r in candidates if r.effect == "permit" and r.mode == "enforce")
         found = (candidates, permits, frozenset(r.id for r in permits), tuple(r.id for r in permits))
-        if kept is not None and isinstance(candidates, tuple) and len(kept) < 256:
-            kept[id(candidates)] = found
+        if kept is not None and isinstance(candidates, tuple) and (operation in kept or len(kept) < 256):
+            kept[operation] = found
     return found[1], found[2], found[3]
 
 
@@ -146,11 +151,9 @@ class _Plan:
         return [i.run(activation, budget) for i in self.flat]
 
 
-def _plan(table: PolicyItems, permits: Sequence[Any], order: tuple[str, ...], activation: Any) -> _Plan:
+def _plan(table: PolicyItems, permits: Sequence[Any], order: tuple[str, ...], operation: str) -> _Plan:
     """The plan for ``permits`` of the request's operation, built once and kept on the policy's items."""
-    request = activation.get("request") if isinstance(activation, dict) else None
-    operation = request.get("operation") if isinstance(request, dict) else None
-    key = (operation if isinstance(operation, str) else "", order)
+    key = (operation, order)
     found = table.fused.get(key)
     if found is None:
         with _lock:

@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 import datetime as _dt
 import itertools
-import json
-import math
 import signal
 import time
 import uuid
@@ -28,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from .._json_in import NotJSON, read_json
 from ..errors import FacegateError
 from . import _logs
 from ._auth import Authenticator, KeyStore, Principal, Refusal, authorize, key_authenticator
@@ -130,39 +129,13 @@ def _any(request: Request, authenticators: list[Authenticator]) -> Principal | R
     return authenticate(request, authenticators)
 
 
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number `{text[:20]}` is not finite")
-    return value
-
-
-def _constant(name: str) -> Any:
-    raise ValueError(f"`{name}` is not JSON")
-
-
-#: Digits as one byte, to find a run of 20 (an integer that may exceed 64 bits, which orjson reads as a float).
-_DIGITS = bytes(0x30 if 0x30 <= i <= 0x39 else i for i in range(256))
-_LONG_NUMBER = b"0" * 20
-
-
 def parse_json(body: bytes) -> Any:
-    """The body as JSON.  orjson first (about a third of ``json.loads``' time); whenever it refuses a
-    body, or the body may hold an integer beyond 64 bits, the standard parser decides -- so every
-    body is read exactly as ``json.loads`` reads it, and refused with the same message."""
-    if _LONG_NUMBER not in body.translate(_DIGITS):
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            pass
+    """The body as JSON, read exactly as ``json.loads`` reads it (:mod:`facegate._json_in`: orjson
+    where it reads the same), or a 400 saying why."""
     try:
-        return json.loads(body.decode("utf-8"), parse_float=_finite, parse_constant=_constant)
-    except UnicodeDecodeError:
-        raise HTTPProblem(400, "Malformed JSON", "the body is not UTF-8") from None
-    except RecursionError:
-        raise HTTPProblem(400, "Malformed JSON", "the body nests too deeply") from None
-    except ValueError as exc:
-        raise HTTPProblem(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from None
+        return read_json(body)
+    except NotJSON as exc:
+        raise HTTPProblem(400, "Malformed JSON", f"the body {exc}") from None
 
 
 _ID_PREFIX = uuid.uuid4().hex[:16]  # per process: ids stay unique across workers and restarts
