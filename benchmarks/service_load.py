@@ -26,7 +26,8 @@ comes first, and the server is stopped at the end.  Only 127.0.0.1 is contacted.
 * **accept modes**: two ``--accept`` modes (``serve --accept``: ``balanced``, the default, and
   ``reuseport``) run the decide phases only, one fresh server per mode and round, the modes
   alternating (the order flips every round) for ``--rounds`` rounds; a table of medians and of
-  every round's p99 and split follows.
+  every round's p99 and split follows.  ``--new-connections``: every request on a new connection
+  instead, to see what accepting costs each mode.
 * **process**: ``POST /v1/process`` (multipart: request + two JPEGs) running ONNX verify on real
   photos (obama.jpg vs obama2.jpg), one client, against ``Gate.process`` in this process on the
   same photos decoded from the same JPEGs by the service's own ``decode_image``, same store
@@ -160,6 +161,37 @@ async def _decide_phase(port: int, key: str, clients: int, requests: int, second
             "server_share": round(server_cpu / (elapsed * (os.cpu_count() or 1)), 3),
             "client_share": round(client_cpu / (elapsed * (os.cpu_count() or 1)), 3),
             "split": [n for n, _ in workers], "p99_ms_by_worker": [round(1000 * _p99(by_worker[pid]), 2) for _, pid in workers]}
+
+
+async def _fresh_phase(port: int, key: str, clients: int, requests: int, seconds: float, server_pids: list[int]) -> dict[str, Any]:
+    """Like the decide phase, but every request on a new connection (opened, one request, closed):
+    what accepting costs, which balanced accepting does once per connection in every worker."""
+    raw = _raw_post("/v1/decide", key, json.dumps(_request()).encode())
+    latencies: list[float] = []
+    issued = bad = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal issued, bad
+        while issued < requests and time.perf_counter() < deadline:
+            issued += 1
+            t0 = time.perf_counter()
+            conn = await RawClient.open(port)
+            status, body = await conn.call(raw)
+            conn.close()
+            latencies.append(time.perf_counter() - t0)
+            if status != 200 or b'"decision":"permit"' not in body:
+                bad += 1
+
+    server_cpu = _cpu_seconds(server_pids)
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    server_cpu = _cpu_seconds(server_pids) - server_cpu
+    latencies.sort()
+    return {"clients": clients, "answered": len(latencies), "failed": bad, "per_second": round(len(latencies) / elapsed, 1),
+            "p50_ms": round(1000 * latencies[len(latencies) // 2], 2), "p99_ms": round(1000 * _p99(latencies), 2),
+            "server_cpu_us": round(1e6 * server_cpu / len(latencies), 1), "split": [], "p99_ms_by_worker": []}
 
 
 def _p99(values: list[float]) -> float:
@@ -396,7 +428,8 @@ def _ab(args: argparse.Namespace) -> int:
                         _wait_workers(port, key, args.workers)
                         pids = _server_pids(server.pid)
                         for c in args.clients:
-                            row = _run(_decide_phase(port, key, c, args.requests, args.seconds, pids))
+                            phase = _fresh_phase if args.new_connections else _decide_phase
+                            row = _run(phase(port, key, c, args.requests, args.seconds, pids))
                             row["round"], row["accept"] = rnd + 1, mode
                             rows[mode].append(row)
                             print(f"round {rnd + 1} {mode:>9}: {c} clients {row['per_second']:,}/s p50 {row['p50_ms']} ms "
@@ -435,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--accept", nargs="+", choices=("balanced", "reuseport"), default=["balanced"],
                     help="how the workers share the port (serve --accept); two modes: an interleaved A/B of the decide phases")
     ap.add_argument("--rounds", type=int, default=3, help="A/B rounds (with two --accept modes)")
+    ap.add_argument("--new-connections", action="store_true", help="A/B only: every request on a new connection (the cost of accepting)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
     if len(args.accept) > 1:
