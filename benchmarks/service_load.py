@@ -433,8 +433,8 @@ def _ab(args: argparse.Namespace) -> int:
                             row["round"], row["accept"] = rnd + 1, mode
                             rows[mode].append(row)
                             print(f"round {rnd + 1} {mode:>9}: {c} clients {row['per_second']:,}/s p50 {row['p50_ms']} ms "
-                                  f"p99 {row['p99_ms']} ms split {'/'.join(map(str, row['split']))} (p99 by worker "
-                                  f"{' / '.join(map(str, row['p99_ms_by_worker']))} ms) server CPU "
+                                  f"p99 {row['p99_ms']} ms split {'/'.join(map(str, row['split'])) or '-'} (p99 by worker "
+                                  f"{' / '.join(map(str, row['p99_ms_by_worker'])) or '-'} ms) server CPU "
                                   f"{row['server_cpu_us']} µs/answer failed {row['failed']}", flush=True)
                     finally:
                         server.send_signal(signal.SIGTERM)
@@ -450,7 +450,7 @@ def _ab(args: argparse.Namespace) -> int:
             med = {k: statistics.median(row[k] for row in r) for k in ("per_second", "p50_ms", "p99_ms", "server_cpu_us")}
             print(f"| {mode} | {c} | {len(r)} | {med['per_second']:,.0f} | {med['p50_ms']:.1f} | {med['p99_ms']:.1f} | "
                   f"{', '.join(str(row['p99_ms']) for row in r)} | {sum(row['p99_ms'] <= 20 for row in r)}/{len(r)} | "
-                  f"{', '.join('/'.join(map(str, row['split'])) for row in r)} | {med['server_cpu_us']:.1f} |")
+                  f"{', '.join('/'.join(map(str, row['split'])) for row in r) if r[0]['split'] else '-'} | {med['server_cpu_us']:.1f} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"load_average_before": load_before, "load_average_after": load_after, "rows": rows}, indent=2),
                                    encoding="utf-8")
