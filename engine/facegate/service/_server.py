@@ -39,7 +39,10 @@ import ssl
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._balance import Shares
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ def _protocol(http: str) -> Any:
     return http
 
 
-def _serve_one(opts: ServerOptions, sock: socket.socket | None, restarts: int, balance: tuple[Any, int] | None = None) -> None:
+def _serve_one(opts: ServerOptions, sock: socket.socket | None, restarts: int, balance: tuple[Shares, int] | None = None) -> None:
     import uvicorn
 
     from .._config import read_config
@@ -147,7 +150,7 @@ def _exit_cleanly(signum: int, _frame: Any) -> None:
     raise SystemExit(0)
 
 
-def _worker_main(opts: ServerOptions, sock: socket.socket | None, restarts: int, balance: tuple[Any, int] | None) -> None:
+def _worker_main(opts: ServerOptions, sock: socket.socket | None, restarts: int, balance: tuple[Shares, int] | None) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the app installs its reload handler
     _serve_one(opts, sock if sock is not None else _bind(opts, reuse_port=True), restarts, balance)
 
