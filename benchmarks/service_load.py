@@ -139,12 +139,13 @@ async def _decide_phase(port: int, key: str, clients: int, requests: int, second
     for conn in conns:  # warm each connection (and each worker's first decision)
         await conn.call(raw)
     owners = connection_owners(port, server_pids)  # the client's port of each connection -> the worker holding it
-    server_cpu, client_cpu = _cpu_seconds(server_pids), time.process_time()
+    server_cpu, client_cpu, machine = _cpu_seconds(server_pids), time.process_time(), _machine_busy_seconds()
     started = time.perf_counter()
     deadline = started + seconds
     await asyncio.gather(*(worker(c) for c in conns))
     elapsed = time.perf_counter() - started
     server_cpu, client_cpu = _cpu_seconds(server_pids) - server_cpu, time.process_time() - client_cpu
+    others = max(0.0, _machine_busy_seconds() - machine - server_cpu - client_cpu)
     by_worker: dict[int | None, list[float]] = {}
     for conn in conns:
         by_worker.setdefault(owners.get(conn.writer.get_extra_info("sockname")[1]), []).extend(by_conn[conn])
@@ -160,6 +161,7 @@ async def _decide_phase(port: int, key: str, clients: int, requests: int, second
             "server_cpu_us": round(1e6 * server_cpu / len(latencies), 1), "client_cpu_us": round(1e6 * client_cpu / len(latencies), 1),
             "server_share": round(server_cpu / (elapsed * (os.cpu_count() or 1)), 3),
             "client_share": round(client_cpu / (elapsed * (os.cpu_count() or 1)), 3),
+            "others_share": round(others / (elapsed * (os.cpu_count() or 1)), 3),
             "split": [n for n, _ in workers], "p99_ms_by_worker": [round(1000 * _p99(by_worker[pid]), 2) for _, pid in workers]}
 
 
@@ -320,6 +322,15 @@ def _run(coro: Any) -> Any:
     return uvloop.run(coro)
 
 
+def _machine_busy_seconds() -> float:
+    """CPU time all of the machine's cores spent busy so far (Linux ``/proc/stat``: all but idle and iowait)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # user nice system idle iowait irq softirq steal
+
+
 def _cpu_seconds(pids: list[int]) -> float:
     """utime + stime of these processes (Linux /proc), in seconds."""
     total = 0.0
@@ -435,22 +446,25 @@ def _ab(args: argparse.Namespace) -> int:
                             print(f"round {rnd + 1} {mode:>9}: {c} clients {row['per_second']:,}/s p50 {row['p50_ms']} ms "
                                   f"p99 {row['p99_ms']} ms split {'/'.join(map(str, row['split'])) or '-'} (p99 by worker "
                                   f"{' / '.join(map(str, row['p99_ms_by_worker'])) or '-'} ms) server CPU "
-                                  f"{row['server_cpu_us']} µs/answer failed {row['failed']}", flush=True)
+                                  f"{row['server_cpu_us']} µs/answer, other processes {100 * row.get('others_share', 0):.0f} % "
+                                  f"of the machine, failed {row['failed']}", flush=True)
                     finally:
                         server.send_signal(signal.SIGTERM)
                         server.wait(120)
     load_after = [round(x, 2) for x in os.getloadavg()]
     print(f"\n{args.rounds} rounds, modes interleaved (order alternating); load average (1/5/15 min) {load_before} before, {load_after} after\n")
     print("| accept | clients | rounds | decisions/s (median) | p50 ms (median) | p99 ms (median) | p99 ms per round | p99 ≤ 20 ms "
-          "| splits | server CPU µs/answer (median) |")
-    print("|---|---:|---:|---:|---:|---:|---|---:|---|---:|")
+          "| splits | server CPU µs/answer (median) | other processes' share of the machine per round |")
+    print("|---|---:|---:|---:|---:|---:|---|---:|---|---:|---|")
     for mode, mode_rows in rows.items():
         for c in args.clients:
             r = [row for row in mode_rows if row["clients"] == c]
             med = {k: statistics.median(row[k] for row in r) for k in ("per_second", "p50_ms", "p99_ms", "server_cpu_us")}
+            others = ", ".join(f"{100 * row.get('others_share', 0):.0f} %" for row in r)
             print(f"| {mode} | {c} | {len(r)} | {med['per_second']:,.0f} | {med['p50_ms']:.1f} | {med['p99_ms']:.1f} | "
                   f"{', '.join(str(row['p99_ms']) for row in r)} | {sum(row['p99_ms'] <= 20 for row in r)}/{len(r)} | "
-                  f"{', '.join('/'.join(map(str, row['split'])) for row in r) if r[0]['split'] else '-'} | {med['server_cpu_us']:.1f} |")
+                  f"{', '.join('/'.join(map(str, row['split'])) for row in r) if r[0]['split'] else '-'} | {med['server_cpu_us']:.1f} | "
+                  f"{others} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"load_average_before": load_before, "load_average_after": load_after, "rows": rows}, indent=2),
                                    encoding="utf-8")
