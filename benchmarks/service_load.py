@@ -26,7 +26,9 @@ comes first, and the server is stopped at the end.  Only 127.0.0.1 is contacted.
 * **accept modes**: two ``--accept`` modes (``serve --accept``: ``balanced``, the default, and
   ``reuseport``) run the decide phases only, one fresh server per mode and round, the modes
   alternating (the order flips every round) for ``--rounds`` rounds; a table of medians and of
-  every round's p99 and split follows.  ``--new-connections``: every request on a new connection
+  every round's p99, split and the other processes' share of the machine during the phase (from
+  ``/proc/stat`` minus the server's and the client's CPU: other people's work on a shared machine,
+  which tells the quiet rounds from the disturbed ones) follows.  ``--new-connections``: every request on a new connection
   instead, to see what accepting costs each mode.
 * **process**: ``POST /v1/process`` (multipart: request + two JPEGs) running ONNX verify on real
   photos (obama.jpg vs obama2.jpg), one client, against ``Gate.process`` in this process on the

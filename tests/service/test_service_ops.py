@@ -36,14 +36,15 @@ def example_request(**over):
     return req
 
 
-def test_sighup_and_admin_reload_keep_the_last_good_pack(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])  # 2: the supervisor forwards SIGHUP to balanced workers
+def test_sighup_and_admin_reload_keep_the_last_good_pack(tmp_path, workers):
     pack = tmp_path / "pack"
     shutil.copytree(EXAMPLE, pack)
     config = write_config(tmp_path / "svc", policy=pack, consent="request-only", log_json=True)
     key = make_key(config, "decide", "admin")
     rules = pack / "rules" / "rules.yaml"
     good = rules.read_text(encoding="utf-8")
-    with running(config) as server, httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+    with running(config, workers=workers) as server, httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
         def revision() -> str:
             return client.get("/v1/packs").json()["packs"][0]["revision"]
 
