@@ -97,6 +97,10 @@ def test_json_documents_in_give_the_decisions_json_bytes_out_in_order(caller_hel
     from facegate._json_in import read_json
 
     assert read_json(json.dumps(big).encode())["subject_count"] == 2**70  # exact, as json.loads reads it
+    with DecisionPool(policy, processes=1) as pool:
+        assert _comparable(pool.decide_json([bytearray(documents[0])])[0]) == _comparable(pooled[0])  # any bytes-like
+        with pytest.raises(TypeError):
+            pool.decide_json([5])  # not a document (bytes(5) would be five zero bytes)
 
 
 def test_a_worker_that_dies_makes_decide_json_raise():

@@ -84,7 +84,7 @@ class DecisionPool:
         The workers read the documents themselves: to send a chunk, this process only copies its
         bytes -- nothing is pickled either way -- so the pool comes closest to a core's worth of
         decisions per worker here (docs/performance.md)."""
-        documents = (d if type(d) is bytes else d.encode("utf-8") if isinstance(d, str) else bytes(d) for d in documents)
+        documents = (d if type(d) is bytes else d.encode("utf-8") if isinstance(d, str) else memoryview(d).tobytes() for d in documents)
         return self._spread(list(_chunks(documents, chunksize)), codec.DOCUMENTS)
 
     def _spread(self, chunks: list[list[Any]], form: bool | str) -> list[Any]:
