@@ -51,18 +51,30 @@ class Shelf:
     """Memory a worker shares with the caller (mapped before the fork) for its answers as JSON
     bytes: the worker writes each chunk's documents after the last, the caller copies each out
     once -- instead of both copying them through a pipe.  Only the pages written are ever
-    allocated; a chunk that no longer fits goes through the pipe."""
+    allocated; a chunk that no longer fits goes through the pipe.
 
-    def __init__(self, size: int) -> None:
+    ``slots``: a kept worker's shelf is cut into that many equal slots, used in turn, one chunk
+    each (:class:`facegate._pool.DecisionPool` gives it as many as it has chunks in flight: a
+    slot is written again only after the caller took the chunk that was in it out)."""
+
+    def __init__(self, size: int, slots: int = 1) -> None:
         import mmap
 
         self.memory = mmap.mmap(-1, size)
         self.end = 0  # the worker's: where the next chunk goes
+        self.limit = size  # ... and where its room ends
+        self.slots, self.turn = slots, -1
+
+    def next_slot(self) -> None:
+        """A kept worker's next chunk goes into the next slot, from its start."""
+        size = len(self.memory) // self.slots
+        self.turn = (self.turn + 1) % self.slots
+        self.end, self.limit = self.turn * size, (self.turn + 1) * size
 
     def put(self, blobs: list[bytes]) -> int:
         total = sum(map(len, blobs))
         at = self.end
-        if at + total > len(self.memory):
+        if at + total > self.limit:
             return -1
         self.memory[at:at + total] = b"".join(blobs)
         self.end = at + total
@@ -113,10 +125,19 @@ def unpack_documents(message: bytes) -> list[bytes]:
     return [message[a:b] for a, b in zip(ends, ends[1:])]
 
 
-def encode_documents(procedure: Any, index_: int, message: bytes) -> bytes:
+def encode_documents(procedure: Any, index_: int, message: bytes, shelf: Shelf | None = None) -> bytes:
     """Decide a chunk of documents (in a worker); the answer as ``encode`` sends JSON bytes."""
-    blobs = decide_documents(procedure, unpack_documents(message))
-    return b"".join((_HEAD.pack(index_, len(blobs), -1), array("I", map(len, blobs)).tobytes(), *blobs))
+    return _answer(index_, decide_documents(procedure, unpack_documents(message)), shelf)
+
+
+def _answer(index_: int, blobs: list[bytes], shelf: Shelf | None) -> bytes:
+    """A chunk's JSON bytes as one message: on the shelf when they fit there (the message says
+    where), else after the table of their lengths."""
+    lengths = array("I", map(len, blobs)).tobytes()
+    at = shelf.put(blobs) if shelf is not None else -1
+    if at >= 0:
+        return _HEAD.pack(index_, len(blobs), at) + lengths
+    return b"".join((_HEAD.pack(index_, len(blobs), -1), lengths, *blobs))
 
 
 def encode(procedure: Any, index_: int, requests: Sequence[Any], as_json: bool, shelf: Shelf | None = None) -> bytes:
@@ -124,12 +145,7 @@ def encode(procedure: Any, index_: int, requests: Sequence[Any], as_json: bool, 
     ``shelf`` (memory shared with the caller) when one is given and they fit there."""
     decide = procedure.decide
     if as_json:
-        blobs = [decide(r, False, None).to_json() for r in requests]
-        lengths = array("I", map(len, blobs)).tobytes()
-        at = shelf.put(blobs) if shelf is not None else -1
-        if at >= 0:
-            return _HEAD.pack(index_, len(blobs), at) + lengths
-        return b"".join((_HEAD.pack(index_, len(blobs), -1), lengths, *blobs))
+        return _answer(index_, [decide(r, False, None).to_json() for r in requests], shelf)
     refs, index = _references(procedure)
     out: list[Any] = []
     for request in requests:
