@@ -97,10 +97,17 @@ def test_json_documents_in_give_the_decisions_json_bytes_out_in_order(caller_hel
     from facegate._json_in import read_json
 
     assert read_json(json.dumps(big).encode())["subject_count"] == 2**70  # exact, as json.loads reads it
+    for number in (-(2**63) - 1, -9999999999999999999, 2**64, -(2**63), 2**64 - 1, 10**18):  # orjson's integers end at -2**63 and 2**64-1
+        assert read_json(str(number).encode()) == number and type(read_json(str(number).encode())) is int
     with DecisionPool(policy, processes=1) as pool:
         assert _comparable(pool.decide_json([bytearray(documents[0])])[0]) == _comparable(pooled[0])  # any bytes-like
+        with pytest.raises(TypeError, match="decide_many takes requests as dicts"):
+            pool.decide_json([requests[0]])  # a dict, not its document
         with pytest.raises(TypeError):
             pool.decide_json([5])  # not a document (bytes(5) would be five zero bytes)
+        lone = pool.decide_json(['{"operation": "\ud800"}', documents[0]])  # a str with a lone surrogate: that document alone is refused
+        assert json.loads(lone[0])["violations"][0]["message"] == "request is not UTF-8"
+        assert _comparable(lone[1]) == _comparable(pooled[0])
 
 
 @pytest.mark.parametrize("shelf_bytes", [2 * 1024 * 1024, 8192, 0])  # room for every chunk; for some; none (the pipe)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import pickle
 from collections.abc import Iterable, Mapping
 from itertools import islice
 from multiprocessing.connection import Connection, wait
@@ -98,8 +99,7 @@ class DecisionPool:
         The workers read the documents themselves: to send a chunk, this process only copies its
         bytes -- nothing is pickled either way -- so the pool comes closest to a core's worth of
         decisions per worker here (docs/performance.md)."""
-        documents = (d if type(d) is bytes else d.encode("utf-8") if isinstance(d, str) else memoryview(d).tobytes() for d in documents)
-        return self._spread(list(_chunks(documents, chunksize)), codec.DOCUMENTS)
+        return self._spread(list(_chunks(map(_document, documents), chunksize)), codec.DOCUMENTS)
 
     def _spread(self, chunks: list[list[Any]], form: bool | str) -> list[Any]:
         """The chunks decided on the workers (fed from the front) and on this process (from the back)."""
@@ -117,7 +117,10 @@ class DecisionPool:
             nonlocal front
             while waiting[conn] < _IN_FLIGHT and front <= back:
                 try:
-                    conn.send((front, form, codec.pack_documents(chunks[front]) if documents else chunks[front]))
+                    if documents:  # bytes as they are: nothing to pickle
+                        conn.send_bytes(codec.pack_documents(chunks[front], front))
+                    else:
+                        conn.send((front, form, chunks[front]))
                 except OSError as exc:
                     raise FacegateError(f"a decision worker died ({exc}); its chunk was not decided") from exc
                 front += 1
@@ -184,6 +187,20 @@ class DecisionPool:
         self.close()
 
 
+def _document(value: Any) -> bytes:
+    """A request's JSON document as bytes: bytes as they are, any other bytes-like copied, a ``str``
+    encoded (a lone surrogate kept as its bytes: that document is then read as not UTF-8)."""
+    if type(value) is bytes:
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass")
+    try:
+        return memoryview(value).tobytes()
+    except TypeError:
+        raise TypeError(f"decide_json takes each request as its JSON document (bytes or str), not `{type(value).__name__}`; "
+                        "decide_many takes requests as dicts") from None
+
+
 def _cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
@@ -222,20 +239,25 @@ def _serve(conn: Connection, args: tuple[Any, ...], shelf: codec.Shelf | None = 
         policy, failure = None, f"{type(exc).__name__}: {exc}"
     while True:
         try:
-            item = conn.recv()
+            message = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        if item is None:
-            return
-        index, form, payload = item
+        documents = codec.is_documents(message)
+        if documents:
+            index, as_json, payload = codec.index_of_documents(message), True, message
+        else:
+            item = pickle.loads(message)  # what conn.send pickled: (index, as_json, requests), or None to stop
+            if item is None:
+                return
+            index, as_json, payload = item
         try:
             if policy is None:
                 raise FacegateError(failure)
-            if form and shelf is not None:  # JSON bytes: this chunk's answer in the next slot
+            if as_json and shelf is not None:  # JSON bytes: this chunk's answer in the next slot
                 shelf.next_slot()
-            if form == codec.DOCUMENTS:
+            if documents:
                 conn.send_bytes(codec.encode_documents(policy._procedure, index, payload, shelf))
             else:
-                conn.send_bytes(codec.encode(policy._procedure, index, payload, form, shelf))
+                conn.send_bytes(codec.encode(policy._procedure, index, payload, as_json, shelf))
         except Exception as exc:  # noqa: BLE001 - the caller raises it, naming the worker
             conn.send_bytes(codec.failure(f"{type(exc).__name__}: {exc}"))

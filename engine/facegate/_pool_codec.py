@@ -112,16 +112,31 @@ def decide_documents(procedure: Any, documents: Iterable[bytes]) -> list[bytes]:
     return out
 
 
-def pack_documents(documents: Sequence[bytes]) -> bytes:
+#: a chunk of documents: a mark no pickle starts with (pickles begin with the PROTO opcode, 0x80), the
+#: chunk's index and its number of documents, then their lengths and their bytes
+_DOCS_HEAD = struct.Struct("<cqI")
+_DOCS_MARK = b"D"
+
+
+def pack_documents(documents: Sequence[bytes], index_: int = 0) -> bytes:
     """A chunk of documents as one message: their lengths, then their bytes."""
-    return b"".join((struct.pack("<I", len(documents)), array("I", map(len, documents)).tobytes(), *documents))
+    return b"".join((_DOCS_HEAD.pack(_DOCS_MARK, index_, len(documents)), array("I", map(len, documents)).tobytes(), *documents))
+
+
+def is_documents(message: bytes) -> bool:
+    return message[:1] == _DOCS_MARK
+
+
+def index_of_documents(message: bytes) -> int:
+    return int(_DOCS_HEAD.unpack_from(message)[1])
 
 
 def unpack_documents(message: bytes) -> list[bytes]:
-    (count,) = struct.unpack_from("<I", message)
+    _, _, count = _DOCS_HEAD.unpack_from(message)
+    start = _DOCS_HEAD.size
     lengths = array("I")
-    lengths.frombytes(message[4:4 + 4 * count])
-    ends = list(accumulate(lengths, initial=4 + 4 * count))
+    lengths.frombytes(message[start:start + 4 * count])
+    ends = list(accumulate(lengths, initial=start + 4 * count))
     return [message[a:b] for a, b in zip(ends, ends[1:])]
 
 
