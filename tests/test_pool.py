@@ -73,6 +73,8 @@ def test_decisions_as_json_bytes_are_the_decisions_to_json_in_order():
         pooled = pool.decide_many(requests, chunksize=8, as_json=True)
     assert all(isinstance(b, bytes) for b in pooled)
     assert [_comparable(b) for b in pooled] == alone
+    with pytest.raises(facegate.FacegateError, match="closed"):
+        pool.decide_many(requests)  # a closed pool refuses (its workers are gone)
 
 
 @pytest.mark.parametrize("caller_helps", [True, False])
