@@ -67,6 +67,24 @@ def test_decide_a_json_lines_file_one_decision_per_line_in_order(tmp_path, capsy
     assert main([*args, "--fail-on-deny"]) == 1
 
 
+def test_decide_a_json_lines_file_splits_at_newlines_only(tmp_path, capsysbinary):
+    """A lone carriage return is JSON whitespace inside a line; a CRLF line ending is read too."""
+    lines = tmp_path / "requests.jsonl"
+    lines.write_bytes(json.dumps(PERMIT).replace(", ", ",\r", 1).encode() + b"\r\n" + json.dumps(PERMIT).encode() + b"\r\n")
+    assert main(["decide", "--policy", str(EXAMPLE), "--requests", str(lines)]) == 0
+    assert [json.loads(line)["decision"] for line in capsysbinary.readouterr().out.splitlines()] == ["permit", "permit"]
+
+
+def test_decide_refuses_options_that_do_not_apply_to_a_file_of_requests(tmp_path, capsys):
+    lines = tmp_path / "requests.jsonl"
+    lines.write_text(json.dumps(PERMIT) + "\n", encoding="utf-8")
+    for option in ("--explain", "--json", "--remedies"):
+        assert main(["decide", "--policy", str(EXAMPLE), "--requests", str(lines), option]) == 2
+        assert "are for --request" in capsys.readouterr().err
+    assert main(["decide", "--policy", str(EXAMPLE), "--request", str(lines), "--processes", "2"]) == 2
+    assert "--processes is for --requests" in capsys.readouterr().err
+
+
 def test_decide_needs_one_request_or_a_file_of_them(tmp_path, capsys):
     assert main(["decide", "--policy", str(EXAMPLE), "--request", "a.json", "--requests", "b.jsonl"]) == 2
     assert "not allowed with argument --request" in capsys.readouterr().err

@@ -120,6 +120,21 @@ def test_rule_validity_window_skips(pack_copy):
     assert d.rules["ex2-no-private-spaces"] == "skipped" and d.effect == "permit"
 
 
+def test_an_explained_deny_names_a_permit_not_in_force_that_day(pack_copy):
+    """A permit outside its validity window is skipped, not evaluated: the explanation's blocked
+    permits say so (it once raised KeyError), as the unmet report does."""
+    rules = pack_copy / "rules" / "rules.yaml"
+    text = rules.read_text()
+    rules.write_text(text.replace("    effect: permit\n", "    effect: permit\n    valid_from: 2030-01-01\n", 1))
+    policy = facegate.load_policy(pack_copy)
+    d = policy.decide(_req(), explain=True)
+    assert d.effect == "deny" and d.rules["ex1-verify-with-consent"] == "skipped"
+    blocked = {b["rule"]: b for b in d.explanation["blocked_permits"]}
+    assert blocked["ex1-verify-with-consent"]["unmet"] == ["valid_from/valid_until"]
+    assert blocked["ex1-verify-with-consent"]["outcome"] == "skipped"
+    assert [u for u in d.unmet if u["rule"] == "ex1-verify-with-consent"][0]["failed"][0]["condition"] == "valid_from/valid_until"
+
+
 def test_audit_mode_is_recorded_only(pack_copy):
     rules = pack_copy / "rules" / "rules.yaml"
     rules.write_text(rules.read_text().replace("mode: warn", "mode: audit"))

@@ -67,6 +67,24 @@ def test_no_unmet_permits_when_a_permit_applied_or_for_a_permit(cac):
     assert d.permitted and d.unmet == () and d.to_dict()["unmet"] == []
 
 
+def test_to_dict_before_and_after_unmet_is_read_gives_the_same_report_shared_with_nothing(cac):
+    """``to_dict()`` on a deny whose ``unmet`` was not read builds a report of its own (not kept);
+    after ``unmet`` is read it copies that one: the same document either way, and changing the
+    dict changes neither the decision nor a later dict."""
+    first, second = cac.decide(SHOP), cac.decide(SHOP)
+    early = first.to_dict()  # unmet not read yet
+    assert "unmet" not in first._trace.fixed
+    assert second.unmet and second.to_dict()["unmet"] == early["unmet"] == [
+        {**u, "failed": list(u["failed"]), "excepted_by": list(u["excepted_by"])} for u in first.unmet]
+    early["unmet"][0]["failed"][0]["plain"] = "changed"
+    early["unmet"][0]["rule"] = "changed"
+    assert first.unmet[0]["rule"] == "cn23-05-consent" and first.unmet[0]["failed"][0]["plain"] != "changed"
+    again = first.to_dict()
+    assert again["unmet"] == second.to_dict()["unmet"]
+    again["unmet"][0]["failed"].clear()
+    assert first.unmet[0]["failed"] and first.to_dict()["unmet"][0]["failed"]
+
+
 def test_unmet_permits_are_in_the_dict_the_cli_and_the_gate_record(cac, capsys, tmp_path):
     import json
 

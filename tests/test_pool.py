@@ -73,6 +73,8 @@ def test_decisions_as_json_bytes_are_the_decisions_to_json_in_order():
         pooled = pool.decide_many(requests, chunksize=8, as_json=True)
     assert all(isinstance(b, bytes) for b in pooled)
     assert [_comparable(b) for b in pooled] == alone
+    with pytest.raises(facegate.FacegateError, match="closed"):
+        pool.decide_many(requests)  # a closed pool refuses (its workers are gone)
 
 
 @pytest.mark.parametrize("caller_helps", [True, False])
@@ -97,6 +99,35 @@ def test_json_documents_in_give_the_decisions_json_bytes_out_in_order(caller_hel
     from facegate._json_in import read_json
 
     assert read_json(json.dumps(big).encode())["subject_count"] == 2**70  # exact, as json.loads reads it
+    for number in (-(2**63) - 1, -9999999999999999999, 2**64, -(2**63), 2**64 - 1, 10**18):  # orjson's integers end at -2**63 and 2**64-1
+        assert read_json(str(number).encode()) == number and type(read_json(str(number).encode())) is int
+    with DecisionPool(policy, processes=1) as pool:
+        assert _comparable(pool.decide_json([bytearray(documents[0])])[0]) == _comparable(pooled[0])  # any bytes-like
+        with pytest.raises(TypeError, match="decide_many takes requests as dicts"):
+            pool.decide_json([requests[0]])  # a dict, not its document
+        with pytest.raises(TypeError):
+            pool.decide_json([5])  # not a document (bytes(5) would be five zero bytes)
+        lone = pool.decide_json(['{"operation": "\ud800"}', documents[0]])  # a str with a lone surrogate: that document alone is refused
+        assert json.loads(lone[0])["violations"][0]["message"] == "request is not UTF-8"
+        assert _comparable(lone[1]) == _comparable(pooled[0])
+
+
+@pytest.mark.parametrize("shelf_bytes", [2 * 1024 * 1024, 8192, 0])  # room for every chunk; for some; none (the pipe)
+def test_a_kept_workers_json_answers_on_its_shelf_or_through_the_pipe_are_the_same(monkeypatch, shelf_bytes):
+    from facegate import _pool
+
+    monkeypatch.setattr(_pool, "_SHELF_BYTES", shelf_bytes)
+    policy = facegate.load_policy(CAC)
+    requests = _requests() * 3
+    documents = [json.dumps(r).encode() for r in requests]
+    alone = [_comparable(policy.decide(r).to_json()) for r in requests]
+    with DecisionPool(policy, processes=2, caller_helps=False) as pool:
+        for size in (1, 3, 16):  # a slot reused many times, by chunks of several sizes, batch after batch
+            assert [_comparable(b) for b in pool.decide_json(documents, chunksize=size)] == alone
+            assert [_comparable(b) for b in pool.decide_many(requests, chunksize=size, as_json=True)] == alone
+        shelves = [shelf for shelf in pool._shelves.values() if shelf is not None]
+        assert len(shelves) == (2 if shelf_bytes else 0)
+        assert all(shelf.memory[:1] == b"{" for shelf in shelves)  # the workers did answer there (a decision starts with "{")
 
 
 def test_a_worker_that_dies_makes_decide_json_raise():
@@ -135,9 +166,12 @@ def test_a_worker_that_cannot_load_the_pack_reports_it(tmp_path):
     text = (pack / "pack.yaml").read_text(encoding="utf-8")
     (pack / "pack.yaml").write_text(text.replace("as code\"", "as code, edited\"", 1), encoding="utf-8")
     assert facegate.load_policy(pack).revision != policy.revision
-    with DecisionPool(policy, processes=1, start_method="spawn", caller_helps=False) as pool, \
-            pytest.raises(facegate.FacegateError, match="changed since it was loaded"):
-        pool.decide_many(_requests()[:3])
+    with DecisionPool(policy, processes=1, start_method="spawn", caller_helps=False) as pool:
+        with pytest.raises(facegate.FacegateError, match="changed since it was loaded"):
+            pool.decide_many(_requests()[:3])
+        # its answers to the failed batch may still come: the pool refuses to read them as another batch's
+        with pytest.raises(facegate.FacegateError, match="can no longer decide"):
+            pool.decide_many(_requests()[:3])
 
 
 # -- Policy.decide_many(requests, processes=N): workers forked for the batch -----------------------

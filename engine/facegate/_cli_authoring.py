@@ -98,7 +98,13 @@ def cmd_decide(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         return _problems(exc.problems)
     if args.requests is not None:
+        if args.explain or args.json or getattr(args, "remedies", False):
+            _err("--requests answers each request as its decision's JSON: --json, --explain and --remedies are for --request")
+            return EXIT_USAGE
         return _decide_lines(policy, args)
+    if args.processes != 1:
+        _err("--processes is for --requests (a file of requests)")
+        return EXIT_USAGE
     try:
         request = _read_request(args.request)
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -120,17 +126,17 @@ def _decide_lines(policy: Any, args: argparse.Namespace) -> int:
 
     try:
         if args.requests == "-":
-            lines = sys.stdin.buffer.read().splitlines()
+            data = sys.stdin.buffer.read()
         else:
             with open(args.requests, "rb") as f:
-                lines = f.read().splitlines()
+                data = f.read()
     except OSError as exc:
         _err(f"cannot read requests `{args.requests}`: {exc}")
         return EXIT_USAGE
     if args.processes < 1:
         _err("--processes must be at least 1")
         return EXIT_USAGE
-    lines = [line for line in lines if line.strip()]
+    lines = [line for line in data.split(b"\n") if line.strip()]  # at "\n" only: a lone "\r" is JSON whitespace
     if args.processes > 1 and len(lines) > 1:
         from ._pool import DecisionPool
 

@@ -531,9 +531,12 @@ class Procedure:
         for rule in self.candidates(request["operation"]):
             if rule.effect != "permit" or outcomes.get(rule.id) == APPLIED:
                 continue
-            entry = explanation["rules"][rule.id]
-            unmet = [w["condition"] for w in entry["when"] if w["value"] is not True]
-            lifted = [u["condition"] for u in entry["unless"] if u["value"] is True]
+            entry = explanation["rules"].get(rule.id)
+            if entry is None:  # not in force on the day (skipped): its conditions were not evaluated
+                unmet, lifted = ["valid_from/valid_until"], []
+            else:
+                unmet = [w["condition"] for w in entry["when"] if w["value"] is not True]
+                lifted = [u["condition"] for u in entry["unless"] if u["value"] is True]
             found.append({"rule": rule.id, "provision": rule.provision, "outcome": outcomes.get(rule.id, NOT_APPLICABLE),
                           "unmet": unmet, "excepted_by": lifted})
         return {**explanation, "blocked_permits": found}

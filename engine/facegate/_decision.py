@@ -156,10 +156,7 @@ class Decision:
         trace = self._trace
         found = trace.fixed.get("unmet")
         if found is None:
-            found = ()
-            if self.effect == "deny" and trace.policy is not None and trace.outcomes is not None and trace.activation is not None:
-                found = trace.policy._procedure.unmet(trace)
-            found = trace.fixed.setdefault("unmet", found)
+            found = trace.fixed.setdefault("unmet", _unmet_of(self, trace))
         return found  # type: ignore[no-any-return]
 
     @property
@@ -200,7 +197,12 @@ class Decision:
                 _add_details(shared[1], self.warnings)
         determining, warnings, obligations, errors, policy = shared
         trace = self._trace
-        violations, unmet = self.violations, (trace.fixed.get("unmet") or self.unmet) if self.effect == "deny" else ()
+        violations, unmet = self.violations, trace.fixed.get("unmet") if self.effect == "deny" else ()
+        if unmet is None:  # not read yet: a report of this dict's own, fresh as the report always is (not kept)
+            made: list[dict[str, Any]] = list(_unmet_of(self, trace))
+        else:
+            made = [{**u, "failed": [{**f} for f in u["failed"]], "excepted_by": [{**e} for e in u["excepted_by"]]} for u in unmet] \
+                if unmet else []
         out: dict[str, Any] = {
             "decision": self.effect,
             "reason": self.reason,
@@ -213,8 +215,7 @@ class Decision:
             "decision_id": _id_of(trace),
             "evaluated_at": _time_of(trace),
             "rules": self.rules.as_dict(),
-            "unmet": [{**u, "failed": [{**f} for f in u["failed"]], "excepted_by": [{**e} for e in u["excepted_by"]]} for u in unmet]
-            if unmet else [],
+            "unmet": made,
         }
         if self.explanation is not None:
             out["explanation"] = self.explanation
@@ -262,6 +263,13 @@ def _time_of(trace: Trace) -> str:
     if found is None:
         found = fixed.setdefault("evaluated_at", trace.at.isoformat() if trace.at is not None else utc_iso(trace.clock))
     return found  # type: ignore[no-any-return]
+
+
+def _unmet_of(decision: Decision, trace: Trace) -> tuple[dict[str, Any], ...]:
+    """The unmet-permit report, computed afresh: new dicts and lists each time, shared with nothing."""
+    if decision.effect == "deny" and trace.policy is not None and trace.outcomes is not None and trace.activation is not None:
+        return trace.policy._procedure.unmet(trace)  # type: ignore[no-any-return]
+    return ()
 
 
 def _add_details(made: list[dict[str, Any]], own: tuple[dict[str, Any], ...]) -> None:

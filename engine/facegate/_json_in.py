@@ -2,7 +2,7 @@
 
 orjson parses in about a third of ``json.loads``' time, but differs on two points: it reads an
 integer beyond 64 bits as a float, and its error messages are its own.  So orjson reads a
-document only when it holds no run of 20 digits; otherwise, or when orjson refuses it, the
+document only when it holds no run of 19 digits; otherwise, or when orjson refuses it, the
 standard parser decides -- refusing, as orjson does, numbers that are not finite (``NaN``,
 ``Infinity``, ``1e999``), which JSON does not have.  The service reads request bodies with it
 (``facegate.service``), and ``DecisionPool.decide_json`` reads documents with it.
@@ -16,9 +16,10 @@ from typing import Any
 
 import orjson
 
-#: Digits as one byte, to find a run of 20 (an integer that may exceed 64 bits, which orjson reads as a float).
+#: Digits as one byte, to find a run of 19: an integer that may lie outside orjson's integers (-2**63 to
+#: 2**64 - 1; -9223372036854775809 has 19 digits), which it reads as a float.
 _DIGITS = bytes(0x30 if 0x30 <= i <= 0x39 else i for i in range(256))
-_LONG_NUMBER = b"0" * 20
+_LONG_NUMBER = b"0" * 19
 
 
 class NotJSON(ValueError):

@@ -51,18 +51,30 @@ class Shelf:
     """Memory a worker shares with the caller (mapped before the fork) for its answers as JSON
     bytes: the worker writes each chunk's documents after the last, the caller copies each out
     once -- instead of both copying them through a pipe.  Only the pages written are ever
-    allocated; a chunk that no longer fits goes through the pipe."""
+    allocated; a chunk that no longer fits goes through the pipe.
 
-    def __init__(self, size: int) -> None:
+    ``slots``: a kept worker's shelf is cut into that many equal slots, used in turn, one chunk
+    each (:class:`facegate._pool.DecisionPool` gives it as many as it has chunks in flight: a
+    slot is written again only after the caller took the chunk that was in it out)."""
+
+    def __init__(self, size: int, slots: int = 1) -> None:
         import mmap
 
         self.memory = mmap.mmap(-1, size)
         self.end = 0  # the worker's: where the next chunk goes
+        self.limit = size  # ... and where its room ends
+        self.slots, self.turn = slots, -1
+
+    def next_slot(self) -> None:
+        """A kept worker's next chunk goes into the next slot, from its start."""
+        size = len(self.memory) // self.slots
+        self.turn = (self.turn + 1) % self.slots
+        self.end, self.limit = self.turn * size, (self.turn + 1) * size
 
     def put(self, blobs: list[bytes]) -> int:
         total = sum(map(len, blobs))
         at = self.end
-        if at + total > len(self.memory):
+        if at + total > self.limit:
             return -1
         self.memory[at:at + total] = b"".join(blobs)
         self.end = at + total
@@ -100,23 +112,47 @@ def decide_documents(procedure: Any, documents: Iterable[bytes]) -> list[bytes]:
     return out
 
 
-def pack_documents(documents: Sequence[bytes]) -> bytes:
+#: a chunk of documents: a mark no pickle starts with (pickles begin with the PROTO opcode, 0x80), the
+#: chunk's index and its number of documents, then their lengths and their bytes
+_DOCS_HEAD = struct.Struct("<cqI")
+_DOCS_MARK = b"D"
+
+
+def pack_documents(documents: Sequence[bytes], index_: int = 0) -> bytes:
     """A chunk of documents as one message: their lengths, then their bytes."""
-    return b"".join((struct.pack("<I", len(documents)), array("I", map(len, documents)).tobytes(), *documents))
+    return b"".join((_DOCS_HEAD.pack(_DOCS_MARK, index_, len(documents)), array("I", map(len, documents)).tobytes(), *documents))
+
+
+def is_documents(message: bytes) -> bool:
+    return message[:1] == _DOCS_MARK
+
+
+def index_of_documents(message: bytes) -> int:
+    return int(_DOCS_HEAD.unpack_from(message)[1])
 
 
 def unpack_documents(message: bytes) -> list[bytes]:
-    (count,) = struct.unpack_from("<I", message)
+    _, _, count = _DOCS_HEAD.unpack_from(message)
+    start = _DOCS_HEAD.size
     lengths = array("I")
-    lengths.frombytes(message[4:4 + 4 * count])
-    ends = list(accumulate(lengths, initial=4 + 4 * count))
+    lengths.frombytes(message[start:start + 4 * count])
+    ends = list(accumulate(lengths, initial=start + 4 * count))
     return [message[a:b] for a, b in zip(ends, ends[1:])]
 
 
-def encode_documents(procedure: Any, index_: int, message: bytes) -> bytes:
+def encode_documents(procedure: Any, index_: int, message: bytes, shelf: Shelf | None = None) -> bytes:
     """Decide a chunk of documents (in a worker); the answer as ``encode`` sends JSON bytes."""
-    blobs = decide_documents(procedure, unpack_documents(message))
-    return b"".join((_HEAD.pack(index_, len(blobs), -1), array("I", map(len, blobs)).tobytes(), *blobs))
+    return _answer(index_, decide_documents(procedure, unpack_documents(message)), shelf)
+
+
+def _answer(index_: int, blobs: list[bytes], shelf: Shelf | None) -> bytes:
+    """A chunk's JSON bytes as one message: on the shelf when they fit there (the message says
+    where), else after the table of their lengths."""
+    lengths = array("I", map(len, blobs)).tobytes()
+    at = shelf.put(blobs) if shelf is not None else -1
+    if at >= 0:
+        return _HEAD.pack(index_, len(blobs), at) + lengths
+    return b"".join((_HEAD.pack(index_, len(blobs), -1), lengths, *blobs))
 
 
 def encode(procedure: Any, index_: int, requests: Sequence[Any], as_json: bool, shelf: Shelf | None = None) -> bytes:
@@ -124,12 +160,7 @@ def encode(procedure: Any, index_: int, requests: Sequence[Any], as_json: bool, 
     ``shelf`` (memory shared with the caller) when one is given and they fit there."""
     decide = procedure.decide
     if as_json:
-        blobs = [decide(r, False, None).to_json() for r in requests]
-        lengths = array("I", map(len, blobs)).tobytes()
-        at = shelf.put(blobs) if shelf is not None else -1
-        if at >= 0:
-            return _HEAD.pack(index_, len(blobs), at) + lengths
-        return b"".join((_HEAD.pack(index_, len(blobs), -1), lengths, *blobs))
+        return _answer(index_, [decide(r, False, None).to_json() for r in requests], shelf)
     refs, index = _references(procedure)
     out: list[Any] = []
     for request in requests:

@@ -138,7 +138,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def _decide_with_remedies(args: argparse.Namespace, handler: Any) -> int:
     """``decide --remedies``: the decision as ``decide`` prints it, then its remedies."""
-    if not args.remedies:
+    if not args.remedies or getattr(args, "requests", None) is not None:  # decide refuses --remedies with --requests
         return int(handler(args))
     from ..errors import PolicyError
     from ..explain import find_remedies
