@@ -187,25 +187,27 @@ class Decision:
 
         The parts a decision shares with the others of its tally (the same rules applied) come
         from that tally's generated form (:mod:`facegate._forms`), when it has one."""
-        form = self.__dict__.get("_form")
+        fields = self.__dict__  # read once: to_dict is on the hot path of every recorded decision
+        form = fields.get("_form")
         shared = form.build() if form is not None else None
         if shared is None:
             shared = self._copies()
         elif form is not None and form.detailed:  # the form has the rules' messages as written; a message detail is this decision's own
-            _add_details(shared[0], self.determining)
-            if self.warnings:
-                _add_details(shared[1], self.warnings)
+            _add_details(shared[0], fields["determining"])
+            if fields["warnings"]:
+                _add_details(shared[1], fields["warnings"])
         determining, warnings, obligations, errors, policy = shared
-        trace = self._trace
-        violations, unmet = self.violations, trace.fixed.get("unmet") if self.effect == "deny" else ()
-        if unmet is None:  # not read yet: a report of this dict's own, fresh as the report always is (not kept)
-            made: list[dict[str, Any]] = list(_unmet_of(self, trace))
-        else:
-            made = [{**u, "failed": [{**f} for f in u["failed"]], "excepted_by": [{**e} for e in u["excepted_by"]]} for u in unmet] \
-                if unmet else []
+        trace, effect, violations, outcomes = fields["_trace"], fields["effect"], fields["violations"], fields["_outcomes"]
+        made: list[dict[str, Any]] = []
+        if effect == "deny":
+            unmet = trace.fixed.get("unmet")
+            if unmet is None:  # not read yet: a report of this dict's own, fresh as the report always is (not kept)
+                made = list(_unmet_of(self, trace))
+            elif unmet:
+                made = [{**u, "failed": [{**f} for f in u["failed"]], "excepted_by": [{**e} for e in u["excepted_by"]]} for u in unmet]
         out: dict[str, Any] = {
-            "decision": self.effect,
-            "reason": self.reason,
+            "decision": effect,
+            "reason": fields["reason"],
             "determining": determining,
             "errors": errors,
             "warnings": warnings,
@@ -214,11 +216,12 @@ class Decision:
             "policy": policy,
             "decision_id": _id_of(trace),
             "evaluated_at": _time_of(trace),
-            "rules": self.rules.as_dict(),
+            "rules": outcomes.as_dict() if outcomes is not None else {},
             "unmet": made,
         }
-        if self.explanation is not None:
-            out["explanation"] = self.explanation
+        explanation = fields["explanation"]
+        if explanation is not None:
+            out["explanation"] = explanation
         return out
 
     def _copies(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
