@@ -101,6 +101,37 @@ def serialisation(policy: facegate.Policy, request: Mapping[str, Any], repeats: 
     return out
 
 
+def serialisation_over_cases(policy: facegate.Policy, repeats: int, rounds: int) -> dict[str, Any]:
+    """``to_dict()`` and ``to_json()`` timed alone on the decisions of every case request: each
+    request's median over ``rounds`` decisions made beforehand, then the median over the requests --
+    all of them, and by kind (permits, denies from a forbid, denies that list unmet permits)."""
+    requests = [r for _, r in case_requests()]
+    kinds = []
+    for r in requests:
+        d = policy.decide(r)
+        kinds.append("permit" if d.permitted else "deny with unmet permits" if d.unmet else "deny")
+    out: dict[str, Any] = {}
+    for name, call in (("to_dict", lambda d: d.to_dict()), ("to_json", lambda d: d.to_json())):
+        overall: list[float] = []
+        by_kind: dict[str, list[float]] = {k: [] for k in ("permit", "deny", "deny with unmet permits")}
+        for _ in range(repeats):
+            each = []
+            for r in requests:
+                decisions = [policy.decide(r) for _ in range(rounds)]
+                samples = []
+                for decision in decisions:
+                    t0 = time.perf_counter_ns()
+                    call(decision)
+                    samples.append(time.perf_counter_ns() - t0)
+                each.append(statistics.median(samples) / 1000)
+            overall.append(statistics.median(each))
+            for kind in by_kind:
+                by_kind[kind].append(statistics.median(t for t, k in zip(each, kinds) if k == kind))
+        out[name] = {"all": spread(overall), **{k: spread(v) for k, v in by_kind.items()}}
+    out["counts"] = {k: kinds.count(k) for k in ("permit", "deny", "deny with unmet permits")}
+    return out
+
+
 def startup(repeats: int) -> dict[str, Any]:
     """Wall time of `facegate decide` from a shell, next to a bare Python start, in subprocesses.
 
@@ -306,6 +337,10 @@ def measure(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
         print(f"  {label}: " + ", ".join(f"{k} {fmt(rows[k], 2)} µs" for k in ("decide", "to_dict alone", "to_dict timed", "to_json alone",
                                                                            "to_json timed", "json.dumps alone"))
               + f"; {rows['bytes']} bytes")
+    result["serialisation_cases"] = over = serialisation_over_cases(policy, repeats, 5 if quick else 40)
+    kinds = ", ".join(f"{k} {fmt(over['to_dict'][k], 2)}" for k in over["counts"])
+    print(f"  to_dict on the {len(case_requests())} case decisions, median {fmt(over['to_dict']['all'], 2)} µs ({kinds}); "
+          f"to_json {fmt(over['to_json']['all'], 2)} µs")
     result["memory"] = memory(PACK)
     print(f"  retained: loaded {result['memory']['loaded_kib']:,.0f} KiB, every operation compiled {result['memory']['prepared_kib']:,.0f} KiB")
     result["load"] = load_times(2 if quick else repeats)
@@ -337,6 +372,14 @@ def render(s: Mapping[str, Any]) -> list[str]:
            f"| decide, the fullest permit case ({s['full_permit_facts']} facts) | {f(full)} | µs |"]
     if "floor" in s:
         out.append(f"| hand-written Python (floor: no validation, no `Decision`, no CEL semantics), the same requests | {f(s['floor']['median_us'], 2)} | µs |")
+    if "serialisation_cases" in s:
+        over = s["serialisation_cases"]
+        counts = over["counts"]
+        for name in ("to_dict", "to_json"):
+            out.append(f"| `{name}()` timed alone on the {sum(counts.values())} case decisions (each request's median, then the median over them) "
+                       f"| {f(over[name]['all'], 2)} | µs |")
+            for kind, n in counts.items():
+                out.append(f"| … the {n} {kind if kind != 'deny' else 'denies from a forbid'}{'s' if kind == 'permit' else ''} | {f(over[name][kind], 2)} | µs |")
     for label, rows in s["serialisation"].items():
         unmet = f", {rows['unmet']} unmet permits" if rows.get("unmet") else ""
         out.append(f"| {label}: `to_dict()` (beyond deciding; {rows['rules']} rule outcomes, {rows['determining']} determining{unmet}) | {f(rows['to_dict alone'], 2)} | µs |")
