@@ -62,17 +62,21 @@ def _timed_alone_us(policy: facegate.Policy, request: Mapping[str, Any], call: C
                     number: int) -> dict[str, float]:
     """``call(decision)`` timed by itself, on ``number`` decisions of ``request`` decided beforehand
     (each call the first on its decision: nothing it computes on first read is there yet)."""
-    runs = []
-    for _ in range(repeats):
-        decisions = [policy.decide(request) for _ in range(number)]
+    return spread([_alone_us(policy, request, call, number) for _ in range(repeats)])
+
+
+def _alone_us(policy: facegate.Policy, request: Mapping[str, Any], call: Callable[[Any], Any], number: int,
+              collect: bool = True) -> float:
+    """One pass of :func:`_timed_alone_us`: the median µs of ``call`` on ``number`` fresh decisions."""
+    decisions = [policy.decide(request) for _ in range(number)]
+    if collect:
         gc.collect()
-        samples = []
-        for decision in decisions:
-            t0 = time.perf_counter_ns()
-            call(decision)
-            samples.append(time.perf_counter_ns() - t0)
-        runs.append(statistics.median(samples) / 1000)
-    return spread(runs)
+    samples = []
+    for decision in decisions:
+        t0 = time.perf_counter_ns()
+        call(decision)
+        samples.append(time.perf_counter_ns() - t0)
+    return float(statistics.median(samples)) / 1000
 
 
 def serialisation(policy: facegate.Policy, request: Mapping[str, Any], repeats: int, number: int) -> dict[str, Any]:
@@ -115,15 +119,7 @@ def serialisation_over_cases(policy: facegate.Policy, repeats: int, rounds: int)
         overall: list[float] = []
         by_kind: dict[str, list[float]] = {k: [] for k in ("permit", "deny", "deny with unmet permits")}
         for _ in range(repeats):
-            each = []
-            for r in requests:
-                decisions = [policy.decide(r) for _ in range(rounds)]
-                samples = []
-                for decision in decisions:
-                    t0 = time.perf_counter_ns()
-                    call(decision)
-                    samples.append(time.perf_counter_ns() - t0)
-                each.append(statistics.median(samples) / 1000)
+            each = [_alone_us(policy, r, call, rounds, collect=False) for r in requests]
             overall.append(statistics.median(each))
             for kind in by_kind:
                 by_kind[kind].append(statistics.median(t for t, k in zip(each, kinds) if k == kind))
